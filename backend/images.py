@@ -1,0 +1,68 @@
+"""Image files in and out, and the UV checker used when no texture is given.
+
+Pixel values pass through unchanged: the renderer is colour-space agnostic, so an sRGB-encoded
+texture renders to an sRGB-encoded image. Arrays are float32 in [0, 1], shape (H, W, C), row 0 at
+the top of the picture (as image files store it).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+from .errors import StyleTexError
+
+
+def load_image(path: str | Path, channels: int = 3) -> np.ndarray:
+    """Reads an image file as float32 (H, W, channels) in [0, 1]; StyleTexError if unreadable."""
+    try:
+        with Image.open(path) as image:
+            image.load()
+            mode = {3: "RGB", 4: "RGBA", 1: "L"}[channels]
+            if image.mode in ("I;16", "I;16B", "I"):
+                data = np.asarray(image, dtype=np.float32) / 65535.0
+                data = np.repeat(data[..., None], channels, axis=-1)
+            else:
+                data = np.asarray(image.convert(mode), dtype=np.float32) / 255.0
+    except FileNotFoundError:
+        raise StyleTexError(f"{path}: no such image file") from None
+    except (UnidentifiedImageError, OSError, ValueError) as exc:
+        raise StyleTexError(f"{path}: cannot read the image ({exc})") from None
+    return data.reshape(data.shape[0], data.shape[1], channels)
+
+
+def save_image(path: str | Path, pixels: np.ndarray) -> None:
+    """Writes float (H, W, C) values in [0, 1] as an 8-bit PNG (or any format Pillow knows by suffix)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    data = np.clip(np.asarray(pixels, dtype=np.float32), 0, 1)
+    data = (data * 255 + 0.5).astype(np.uint8)
+    if data.ndim == 3 and data.shape[2] == 1:
+        data = data[..., 0]
+    try:
+        Image.fromarray(data).save(path)
+    except (OSError, ValueError) as exc:
+        raise StyleTexError(f"{path}: cannot write the image ({exc})") from None
+
+
+def uv_checker(size: int = 512, squares: int = 8) -> np.ndarray:
+    """A UV test texture: checker squares tinted red along u and green along v, so orientation and
+    seams are visible. Returned in image layout (row 0 = top = v near 1)."""
+    v, u = np.meshgrid(1 - (np.arange(size) + 0.5) / size, (np.arange(size) + 0.5) / size, indexing="ij")
+    check = ((np.floor(u * squares) + np.floor(v * squares)) % 2).astype(np.float32)
+    shade = 0.35 + 0.5 * check
+    return np.stack([shade * (0.5 + 0.5 * u), shade * (0.5 + 0.5 * v), shade * 0.6 + 0.2], axis=-1).astype(np.float32)
+
+
+def contact_sheet(images: list[np.ndarray], columns: int, gap: int = 4, background: float = 1.0) -> np.ndarray:
+    """Tiles equally sized (H, W, C) images into one grid image."""
+    h, w, c = images[0].shape
+    rows = -(-len(images) // columns)
+    sheet = np.full((rows * h + (rows + 1) * gap, columns * w + (columns + 1) * gap, c), background, np.float32)
+    for k, image in enumerate(images):
+        r, col = divmod(k, columns)
+        y, x = gap + r * (h + gap), gap + col * (w + gap)
+        sheet[y : y + h, x : x + w] = image
+    return sheet

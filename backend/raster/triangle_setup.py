@@ -1,0 +1,147 @@
+"""Triangle setup: clip-space triangles -> snapped screen-space primitives with exact edge functions.
+
+Vertices are projected once per vertex (not per triangle corner), so triangles that share a vertex
+see bit-identical fixed-point coordinates: that, with integer edge functions and a consistent fill
+rule, is what makes the rasterizer watertight. Only the few triangles that cross the near or far
+plane or the guard band are clipped, per corner (see clip.py).
+
+Fixed-point values are held in float64: they are integers below 2^53 (see MAX_SIZE and the guard
+band), so sums and products are exact, and float64 arithmetic is far faster than int64 on CPUs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from .clip import GUARD_BAND, clip_triangles
+
+SUBPIXEL_BITS = 8
+SUBPIXEL = 1 << SUBPIXEL_BITS  # fixed-point steps per pixel
+HALF_PIXEL = SUBPIXEL // 2
+# Largest image side. With the guard band, |X|, |Y| < 2^24 fixed-point steps, so edge coefficients
+# stay below 2^50 and edge values below 2^53: exact in float64.
+MAX_SIZE = 16384
+
+# Vertex outcode bits. The first six are the view frustum (a triangle with all corners beyond one
+# of them is invisible); near, far and the guard band force clipping.
+_RIGHT, _LEFT, _TOP, _BOTTOM, _FAR, _NEAR = (1 << k for k in range(6))
+_GUARD = 0b1111 << 6
+_FRUSTUM = 0b111111
+_MUST_CLIP = _NEAR | _FAR | _GUARD
+
+
+@dataclass(frozen=True)
+class Primitives:
+    """Screen-space triangles ready for scan conversion (P of them), positively oriented.
+
+    coef:    (P, 9) float64 holding integers: A(3), B(3), C(3) of the edge functions E_i = A_i X + B_i Y + C_i in
+             fixed-point units, edge i opposite corner i, so E_i / area is corner i's screen
+             barycentric. C has the fill-rule bias folded in: a centre is covered when all E_i > 0.
+    bias:    (P, 3) float64, that fill-rule bias (0 or 1), to recover exact barycentrics.
+    area:    (P,) float64, twice the area (> 0) in fixed-point units squared.
+    q:       (P, 3) float64, 1 / clip w of each corner.
+    corner0: (P, 2) float64, corner 0 in pixels.
+    bbox:    (P, 4) int64, first and last candidate pixel column and row, clamped to the image.
+    face:    (P,) int64, source face index.
+    clipped_bary: (Pc, 3, 3) float64, for the last Pc primitives (made by clipping): row k gives the
+             barycentrics of primitive corner k in its source face. The others are the face itself.
+    """
+
+    coef: torch.Tensor
+    bias: torch.Tensor
+    area: torch.Tensor
+    q: torch.Tensor
+    corner0: torch.Tensor
+    bbox: torch.Tensor
+    face: torch.Tensor
+    clipped_bary: torch.Tensor
+
+    @property
+    def first_clipped(self) -> int:
+        return len(self.face) - len(self.clipped_bary)
+
+
+def _outcodes(clip: torch.Tensor) -> torch.Tensor:
+    x, y, z, w = clip.unbind(-1)
+    g = GUARD_BAND * w
+    tests = (x > w, x < -w, y > w, y < -w, z > w, z < -w, x > g, x < -g, y > g, y < -g)
+    code = torch.zeros(clip.shape[:-1], dtype=torch.int32, device=clip.device)
+    for bit, test in enumerate(tests):
+        code |= test.to(torch.int32) << bit
+    return code
+
+
+def _snap(clip: torch.Tensor, size: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Clip positions (..., 4) float64 -> fixed-point X, Y (integers, row 0 at the top) and 1/w."""
+    q = 1.0 / clip[..., 3]
+    scale = 0.5 * size * SUBPIXEL
+    x = ((clip[..., 0] * q + 1) * scale).round()
+    y = ((1 - clip[..., 1] * q) * scale).round()
+    return x, y, q
+
+
+def _pixel_range(lo: torch.Tensor, hi: torch.Tensor, size: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Pixels whose centres p * 256 + 128 lie in [lo, hi], clamped to the image (may be empty)."""
+    first = torch.ceil((lo - HALF_PIXEL) / SUBPIXEL).clamp(min=0).to(torch.int64)
+    last = torch.floor((hi - HALF_PIXEL) / SUBPIXEL).clamp(max=size - 1).to(torch.int64)
+    return first, last
+
+
+def setup_triangles(clip: torch.Tensor, faces: torch.Tensor, size: int) -> Primitives:
+    """Culls, clips, snaps and orients the triangles of one view; see Primitives."""
+    device = clip.device
+    clip = clip.to(torch.float64)
+    code = _outcodes(clip)[faces]  # (F, 3)
+    every = code[:, 0] & code[:, 1] & code[:, 2]
+    either = code[:, 0] | code[:, 1] | code[:, 2]
+    visible = (every & _FRUSTUM) == 0
+    plain = torch.nonzero(visible & ((either & _MUST_CLIP) == 0)).squeeze(1)
+    crossing = torch.nonzero(visible & ((either & _MUST_CLIP) != 0)).squeeze(1)
+
+    vx, vy, vq = _snap(clip, size)
+    plain_faces = faces[plain]
+    cut, clipped_bary, source = clip_triangles(clip[faces[crossing]])
+    cx, cy, cq = _snap(cut, size)
+    x = torch.cat([vx[plain_faces], cx])
+    y = torch.cat([vy[plain_faces], cy])
+    q = torch.cat([vq[plain_faces], cq])
+    face = torch.cat([plain, crossing[source]])
+    is_clipped = torch.cat([torch.zeros(len(plain), dtype=torch.bool, device=device), torch.ones(len(source), dtype=torch.bool, device=device)])
+
+    # Drop triangles whose bounding box holds no pixel centre before any further work: on dense
+    # meshes most triangles are smaller than a pixel.
+    col0, col1 = _pixel_range(x.min(dim=1).values, x.max(dim=1).values, size)
+    row0, row1 = _pixel_range(y.min(dim=1).values, y.max(dim=1).values, size)
+    area = (x[:, 1] - x[:, 0]) * (y[:, 2] - y[:, 0]) - (y[:, 1] - y[:, 0]) * (x[:, 2] - x[:, 0])
+    keep = torch.nonzero((col0 <= col1) & (row0 <= row1) & (area != 0)).squeeze(1)
+    x, y, q, face, area, is_clipped = x[keep], y[keep], q[keep], face[keep], area[keep], is_clipped[keep]
+    bbox = torch.stack([col0[keep], col1[keep], row0[keep], row1[keep]], dim=1)
+    clipped_bary = clipped_bary[keep[is_clipped] - len(plain)]
+
+    # Edge i runs from corner i+1 to corner i+2: E_i(X, Y) = A_i X + B_i Y + C_i, E_i(corner i) = area.
+    # Negating all three for clockwise triangles is the same as walking their edges the other way:
+    # every triangle is then positively oriented (one fill rule serves front and back faces alike)
+    # while E_i / area, the barycentrics, are unchanged.
+    sign = torch.where(area < 0, -1.0, 1.0)[:, None]
+    ax, ay = x.roll(-1, dims=1), y.roll(-1, dims=1)
+    bx, by = x.roll(-2, dims=1), y.roll(-2, dims=1)
+    a_coef, b_coef = (ay - by) * sign, (bx - ax) * sign
+    c_coef = ((by - ay) * ax - (bx - ax) * ay) * sign
+    area = area.abs()
+    # Fill rule: an edge owns the centres on it when it points down (dy > 0) or, if horizontal,
+    # right. Neighbours traverse a shared edge in opposite directions, so exactly one owns it, and
+    # the owning directions form a half-circle, so a centre on a shared vertex has one owner too.
+    bias = ((a_coef < 0) | ((a_coef == 0) & (b_coef > 0))).to(torch.float64)
+    corner0 = torch.stack([x[:, 0], y[:, 0]], dim=1) / SUBPIXEL
+    return Primitives(
+        coef=torch.cat([a_coef, b_coef, c_coef + bias], dim=1),
+        bias=bias,
+        area=area,
+        q=q,
+        corner0=corner0,
+        bbox=bbox,
+        face=face,
+        clipped_bary=clipped_bary,
+    )

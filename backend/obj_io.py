@@ -57,7 +57,9 @@ def read_obj(path: str | Path, up_axis: str = "Y") -> Mesh:
     texcoords: list[list[float]] = []
     faces: list[tuple[int, int, int]] = []
     corner_uvs: list[tuple[int, int, int]] = []
-    for number, raw in enumerate(text.splitlines(), start=1):
+    # read_text already turned \r\n and \r into \n; splitlines() would also break at form feeds and
+    # other Unicode separators (say in a comment), throwing the reported line numbers off.
+    for number, raw in enumerate(text.split("\n"), start=1):
         line = raw.split("#", 1)[0].strip()
         if not line:
             continue

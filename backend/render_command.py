@@ -64,5 +64,10 @@ def run(args: argparse.Namespace) -> int:
             fragments = rasterize_view(mesh_t, camera, args.size)
         uv = interpolate(mesh_t.uvs, fragments)
         coverage = fragments.mask.to(torch.float32)[..., None]
-        np.save(Path(args.uv_out), torch.cat([uv, coverage], dim=-1).cpu().numpy().astype(np.float32))
+        uv_path = Path(args.uv_out)
+        try:
+            uv_path.parent.mkdir(parents=True, exist_ok=True)
+            np.save(uv_path, torch.cat([uv, coverage], dim=-1).cpu().numpy().astype(np.float32))
+        except OSError as exc:
+            raise StyleTexError(f"{uv_path}: cannot write the UV file ({exc.strerror or exc})") from None
     return 0

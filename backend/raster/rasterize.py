@@ -33,23 +33,22 @@ def _row_spans(prims: Primitives, size: int) -> tuple[torch.Tensor, torch.Tensor
     Returns (prim, row, first, count) for every nonempty span.
     """
     bbox = prims.bbox
-    height = bbox[:, 3] - bbox[:, 2] + 1
-    prim = torch.repeat_interleave(torch.arange(len(bbox), device=bbox.device), height)
+    height = bbox[3] - bbox[2] + 1
+    prim = torch.repeat_interleave(torch.arange(bbox.shape[1], device=bbox.device), height)
     start = torch.repeat_interleave(torch.cumsum(height, 0) - height, height)
-    row = bbox[prim, 2] + torch.arange(len(prim), device=bbox.device) - start
-    coef = prims.coef[prim]  # (N, 9)
-    a = coef[:, 0:3]
-    k = coef[:, 3:6] * (row * SUBPIXEL + HALF_PIXEL)[:, None] + coef[:, 6:9]
+    row = bbox[2].index_select(0, prim) + torch.arange(len(prim), device=bbox.device) - start
+    coef = prims.coef.index_select(1, prim)  # (9, N)
+    a = coef[0:3]
+    k = coef[3:6] * (row * SUBPIXEL + HALF_PIXEL) + coef[6:9]
     # a (256 px + 128) + k > 0  <=>  d px > r  with d = 256 a, r = -k - 128 a.
     d = a * SUBPIXEL
-    r = -k - HALF_PIXEL * a
-    quotient = r / d  # +-inf or nan where d == 0; those edges are handled by `blocked`
-    lower = torch.where(d > 0, torch.floor(quotient) + 1, 0.0).amax(dim=1)
-    upper = torch.where(d < 0, torch.ceil(quotient) - 1, size - 1.0).amin(dim=1)
+    quotient = (-k - HALF_PIXEL * a) / d  # +-inf or nan where d == 0: those edges are `blocked` below
+    lower = torch.where(d > 0, torch.floor(quotient) + 1, 0.0).amax(dim=0)
+    upper = torch.where(d < 0, torch.ceil(quotient) - 1, size - 1.0).amin(dim=0)
     # A horizontal edge does not bound px: its row is wholly in or out.
-    blocked = ((d == 0) & (k <= 0)).any(dim=1)
-    first = torch.maximum(lower, bbox[prim, 0].to(torch.float64))
-    last = torch.minimum(upper, bbox[prim, 1].to(torch.float64))
+    blocked = ((d == 0) & (k <= 0)).any(dim=0)
+    first = torch.maximum(lower, bbox[0].index_select(0, prim).to(torch.float64))
+    last = torch.minimum(upper, bbox[1].index_select(0, prim).to(torch.float64))
     count = torch.where(blocked, 0.0, (last - first + 1).clamp(min=0)).to(torch.int64)
     keep = torch.nonzero(count).squeeze(1)
     return prim[keep], row[keep], first[keep].to(torch.int64), count[keep]
@@ -73,48 +72,45 @@ def _zbuffer(prims: Primitives, size: int, chunk: int) -> torch.Tensor:
     # 1/depth is affine in screen space (d/dpx and d/dpy from the edge functions); it is expanded
     # around corner 0 so large constant terms never cancel.
     scale = SUBPIXEL / prims.area
-    a, b = prims.coef[:, 0:3], prims.coef[:, 3:6]
-    step_x = (a * prims.q).sum(dim=1) * scale
-    step_y = (b * prims.q).sum(dim=1) * scale
-    base = (
-        prims.q[prim, 0]
-        + (first + 0.5 - prims.corner0[prim, 0]) * step_x[prim]
-        + (row + 0.5 - prims.corner0[prim, 1]) * step_y[prim]
-    )
-    step = step_x[prim]
+    step_x = ((prims.coef[0:3] * prims.q).sum(dim=0) * scale).index_select(0, prim)
+    step_y = ((prims.coef[3:6] * prims.q).sum(dim=0) * scale).index_select(0, prim)
+    corner = prims.corner0.index_select(1, prim)
+    base = prims.q[0].index_select(0, prim) + (first + 0.5 - corner[0]) * step_x + (row + 0.5 - corner[1]) * step_y
     pixel = row * size + first
     for lo, hi in _chunks(count, chunk):
         n = count[lo:hi]
         span = torch.repeat_interleave(torch.arange(lo, hi, device=device), n)
         offset = torch.arange(len(span), device=device) - torch.repeat_interleave(torch.cumsum(n, 0) - n, n)
-        depth = (1.0 / (base[span] + offset * step[span])).to(torch.float32)
-        key = (depth.view(torch.int32).to(torch.int64) << 32) | prim[span]
-        zbuf.scatter_reduce_(0, pixel[span] + offset, key, reduce="amin")
+        depth = (1.0 / (base.index_select(0, span) + offset * step_x.index_select(0, span))).to(torch.float32)
+        key = (depth.view(torch.int32).to(torch.int64) << 32) | prim.index_select(0, span)
+        zbuf.scatter_reduce_(0, pixel.index_select(0, span) + offset, key, reduce="amin")
     return zbuf
 
 
 def _face_barycentrics(prims: Primitives, prim: torch.Tensor, px: torch.Tensor, py: torch.Tensor):
     """Perspective-correct face barycentrics (N, 3), their pixel derivatives (N, 3, 2) and depth (N,)."""
-    coef = prims.coef[prim]
-    cx = (px * SUBPIXEL + HALF_PIXEL)[:, None]
-    cy = (py * SUBPIXEL + HALF_PIXEL)[:, None]
-    edges = coef[:, 0:3] * cx + coef[:, 3:6] * cy + coef[:, 6:9] - prims.bias[prim]
-    area = prims.area[prim, None]
-    lam = edges / area
-    dlam = torch.stack([coef[:, 0:3], coef[:, 3:6]], dim=-1) * (SUBPIXEL / area[..., None])
-    q = prims.q[prim]
-    s = (lam * q).sum(dim=1, keepdim=True)
+    coef = prims.coef.index_select(1, prim)  # (9, N)
+    cx = px * SUBPIXEL + HALF_PIXEL
+    cy = py * SUBPIXEL + HALF_PIXEL
+    area = prims.area.index_select(0, prim)
+    lam = (coef[0:3] * cx + coef[3:6] * cy + coef[6:9] - prims.bias.index_select(1, prim)) / area
+    dlam = torch.stack([coef[0:3], coef[3:6]]) * (SUBPIXEL / area)  # (2, 3, N): d/dx, d/dy
+    q = prims.q.index_select(1, prim)  # (3, N)
+    s = (lam * q).sum(dim=0)
     bary = lam * q / s
     # Quotient rule on b_i = lam_i q_i / sum_j lam_j q_j.
-    ds = (dlam * q[..., None]).sum(dim=1, keepdim=True)  # (N, 1, 2)
-    dbary = (q[..., None] * dlam - bary[..., None] * ds) / s[..., None]
+    ds = (dlam * q).sum(dim=1, keepdim=True)  # (2, 1, N)
+    dbary = (q * dlam - bary * ds) / s  # (2, 3, N)
+    bary, dbary = bary.T, dbary.permute(2, 1, 0)  # (N, 3), (N, 3, 2)
     # Primitives made by clipping map back onto their source faces.
     clipped = torch.nonzero(prim >= prims.first_clipped).squeeze(1)
     if len(clipped):
         corner = prims.clipped_bary[prim[clipped] - prims.first_clipped]  # (Nc, 3, 3)
+        bary = bary.clone()
+        dbary = dbary.clone()
         bary[clipped] = torch.einsum("nk,nkj->nj", bary[clipped], corner)
         dbary[clipped] = torch.einsum("nkd,nkj->njd", dbary[clipped], corner)
-    return bary, dbary, 1.0 / s.squeeze(1)
+    return bary, dbary, 1.0 / s
 
 
 @torch.no_grad()
@@ -138,7 +134,7 @@ def rasterize(clip: torch.Tensor, faces: torch.Tensor, size: int, chunk: int = D
     bary, dbary, depth = _face_barycentrics(prims, prim, covered % size, torch.div(covered, size, rounding_mode="floor"))
 
     face_ids = torch.full((size * size,), -1, dtype=torch.int64, device=device)
-    face_ids[covered] = prims.face[prim]
+    face_ids[covered] = prims.face.index_select(0, prim)
     bary_out = torch.zeros(size * size, 3, dtype=torch.float32, device=device)
     bary_out[covered] = bary.to(torch.float32)
     depth_out = torch.full((size * size,), float("inf"), dtype=torch.float32, device=device)

@@ -36,14 +36,18 @@ _MUST_CLIP = _NEAR | _FAR | _GUARD
 class Primitives:
     """Screen-space triangles ready for scan conversion (P of them), positively oriented.
 
-    coef:    (P, 9) float64 holding integers: A(3), B(3), C(3) of the edge functions E_i = A_i X + B_i Y + C_i in
-             fixed-point units, edge i opposite corner i, so E_i / area is corner i's screen
-             barycentric. C has the fill-rule bias folded in: a centre is covered when all E_i > 0.
-    bias:    (P, 3) float64, that fill-rule bias (0 or 1), to recover exact barycentrics.
+    Fields are laid out per quantity, (k, P) with P last, so every row is a contiguous vector:
+    elementwise work on rows is several times faster on CPUs than on (P, k) columns.
+
+    coef:    (9, P) float64 holding integers: A(3), B(3), C(3) of the edge functions
+             E_i = A_i X + B_i Y + C_i in fixed-point units, edge i opposite corner i, so E_i / area
+             is corner i's screen barycentric. C has the fill-rule bias folded in: a pixel centre
+             is covered when all three E_i > 0.
+    bias:    (3, P) float64, that fill-rule bias (0 or 1), to recover exact barycentrics.
     area:    (P,) float64, twice the area (> 0) in fixed-point units squared.
-    q:       (P, 3) float64, 1 / clip w of each corner.
-    corner0: (P, 2) float64, corner 0 in pixels.
-    bbox:    (P, 4) int64, first and last candidate pixel column and row, clamped to the image.
+    q:       (3, P) float64, 1 / clip w of each corner.
+    corner0: (2, P) float64, corner 0 in pixels.
+    bbox:    (4, P) int64, first and last candidate pixel column, then row, clamped to the image.
     face:    (P,) int64, source face index.
     clipped_bary: (Pc, 3, 3) float64, for the last Pc primitives (made by clipping): row k gives the
              barycentrics of primitive corner k in its source face. The others are the face itself.
@@ -64,6 +68,7 @@ class Primitives:
 
 
 def _outcodes(clip: torch.Tensor) -> torch.Tensor:
+    """(V, 4) -> (V,) int32 bit set of the planes each vertex lies beyond."""
     x, y, z, w = clip.unbind(-1)
     g = GUARD_BAND * w
     tests = (x > w, x < -w, y > w, y < -w, z > w, z < -w, x > g, x < -g, y > g, y < -g)
@@ -73,74 +78,82 @@ def _outcodes(clip: torch.Tensor) -> torch.Tensor:
     return code
 
 
-def _snap(clip: torch.Tensor, size: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Clip positions (..., 4) float64 -> fixed-point X, Y (integers, row 0 at the top) and 1/w."""
+def _snap(clip: torch.Tensor, size: int) -> torch.Tensor:
+    """Clip positions (..., 4) float64 -> (3, ...): fixed-point X, Y (integers, row 0 at the top), 1/w."""
     q = 1.0 / clip[..., 3]
     scale = 0.5 * size * SUBPIXEL
     x = ((clip[..., 0] * q + 1) * scale).round()
     y = ((1 - clip[..., 1] * q) * scale).round()
-    return x, y, q
+    return torch.stack([x, y, q])
 
 
 def _pixel_range(lo: torch.Tensor, hi: torch.Tensor, size: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Pixels whose centres p * 256 + 128 lie in [lo, hi], clamped to the image (may be empty)."""
-    first = torch.ceil((lo - HALF_PIXEL) / SUBPIXEL).clamp(min=0).to(torch.int64)
-    last = torch.floor((hi - HALF_PIXEL) / SUBPIXEL).clamp(max=size - 1).to(torch.int64)
+    first = torch.ceil((lo - HALF_PIXEL) / SUBPIXEL).clamp(min=0)
+    last = torch.floor((hi - HALF_PIXEL) / SUBPIXEL).clamp(max=size - 1)
     return first, last
+
+
+def _corner_values(per_vertex: torch.Tensor, corners: torch.Tensor) -> torch.Tensor:
+    """per_vertex (k, V), corners (3, P) vertex indices -> (k, 3, P)."""
+    flat = per_vertex.index_select(1, corners.reshape(-1))
+    return flat.view(per_vertex.shape[0], 3, -1)
 
 
 def setup_triangles(clip: torch.Tensor, faces: torch.Tensor, size: int) -> Primitives:
     """Culls, clips, snaps and orients the triangles of one view; see Primitives."""
     device = clip.device
     clip = clip.to(torch.float64)
-    code = _outcodes(clip)[faces]  # (F, 3)
-    every = code[:, 0] & code[:, 1] & code[:, 2]
-    either = code[:, 0] | code[:, 1] | code[:, 2]
+    corners = faces.T.contiguous()  # (3, F)
+    code = _outcodes(clip).index_select(0, corners.reshape(-1)).view(3, -1)
+    every = code[0] & code[1] & code[2]
+    either = code[0] | code[1] | code[2]
     visible = (every & _FRUSTUM) == 0
-    plain = torch.nonzero(visible & ((either & _MUST_CLIP) == 0)).squeeze(1)
-    crossing = torch.nonzero(visible & ((either & _MUST_CLIP) != 0)).squeeze(1)
+    must_clip = (either & _MUST_CLIP) != 0
+    plain = torch.nonzero(visible & ~must_clip).squeeze(1)
+    crossing = torch.nonzero(visible & must_clip).squeeze(1)
 
-    vx, vy, vq = _snap(clip, size)
-    plain_faces = faces[plain]
-    cut, clipped_bary, source = clip_triangles(clip[faces[crossing]])
-    cx, cy, cq = _snap(cut, size)
-    x = torch.cat([vx[plain_faces], cx])
-    y = torch.cat([vy[plain_faces], cy])
-    q = torch.cat([vq[plain_faces], cq])
-    face = torch.cat([plain, crossing[source]])
-    is_clipped = torch.cat([torch.zeros(len(plain), dtype=torch.bool, device=device), torch.ones(len(source), dtype=torch.bool, device=device)])
+    xyq = _corner_values(_snap(clip, size), corners.index_select(1, plain))  # (3 quantities, 3 corners, P)
+    face = plain
+    clipped_bary = clip.new_zeros((0, 3, 3))
+    if len(crossing):
+        cut, clipped_bary, source = clip_triangles(clip[faces[crossing]])
+        xyq = torch.cat([xyq, _snap(cut, size).transpose(1, 2)], dim=2)
+        face = torch.cat([plain, crossing[source]])
+    x, y, q = xyq.unbind(0)  # each (3, P)
 
     # Drop triangles whose bounding box holds no pixel centre before any further work: on dense
     # meshes most triangles are smaller than a pixel.
-    col0, col1 = _pixel_range(x.min(dim=1).values, x.max(dim=1).values, size)
-    row0, row1 = _pixel_range(y.min(dim=1).values, y.max(dim=1).values, size)
-    area = (x[:, 1] - x[:, 0]) * (y[:, 2] - y[:, 0]) - (y[:, 1] - y[:, 0]) * (x[:, 2] - x[:, 0])
+    col0, col1 = _pixel_range(x.amin(dim=0), x.amax(dim=0), size)
+    row0, row1 = _pixel_range(y.amin(dim=0), y.amax(dim=0), size)
+    area = (x[1] - x[0]) * (y[2] - y[0]) - (y[1] - y[0]) * (x[2] - x[0])
     keep = torch.nonzero((col0 <= col1) & (row0 <= row1) & (area != 0)).squeeze(1)
-    x, y, q, face, area, is_clipped = x[keep], y[keep], q[keep], face[keep], area[keep], is_clipped[keep]
-    bbox = torch.stack([col0[keep], col1[keep], row0[keep], row1[keep]], dim=1)
-    clipped_bary = clipped_bary[keep[is_clipped] - len(plain)]
+    x, y, q = (t.index_select(1, keep) for t in (x, y, q))
+    area, face = area.index_select(0, keep), face.index_select(0, keep)
+    bbox = torch.stack([col0, col1, row0, row1]).index_select(1, keep).to(torch.int64)
+    clipped = keep[keep >= len(plain)] - len(plain)
+    clipped_bary = clipped_bary[clipped]
 
     # Edge i runs from corner i+1 to corner i+2: E_i(X, Y) = A_i X + B_i Y + C_i, E_i(corner i) = area.
     # Negating all three for clockwise triangles is the same as walking their edges the other way:
     # every triangle is then positively oriented (one fill rule serves front and back faces alike)
     # while E_i / area, the barycentrics, are unchanged.
-    sign = torch.where(area < 0, -1.0, 1.0)[:, None]
-    ax, ay = x.roll(-1, dims=1), y.roll(-1, dims=1)
-    bx, by = x.roll(-2, dims=1), y.roll(-2, dims=1)
-    a_coef, b_coef = (ay - by) * sign, (bx - ax) * sign
-    c_coef = ((by - ay) * ax - (bx - ax) * ay) * sign
-    area = area.abs()
+    sign = torch.where(area < 0, -1.0, 1.0)
+    ax, ay = x.roll(-1, dims=0), y.roll(-1, dims=0)
+    bx, by = x.roll(-2, dims=0), y.roll(-2, dims=0)
+    dx, dy = (bx - ax) * sign, (by - ay) * sign
+    a_coef, b_coef = -dy, dx
+    c_coef = dy * ax - dx * ay
     # Fill rule: an edge owns the centres on it when it points down (dy > 0) or, if horizontal,
     # right. Neighbours traverse a shared edge in opposite directions, so exactly one owns it, and
     # the owning directions form a half-circle, so a centre on a shared vertex has one owner too.
-    bias = ((a_coef < 0) | ((a_coef == 0) & (b_coef > 0))).to(torch.float64)
-    corner0 = torch.stack([x[:, 0], y[:, 0]], dim=1) / SUBPIXEL
+    bias = ((dy > 0) | ((dy == 0) & (dx > 0))).to(torch.float64)
     return Primitives(
-        coef=torch.cat([a_coef, b_coef, c_coef + bias], dim=1),
+        coef=torch.cat([a_coef, b_coef, c_coef + bias]),
         bias=bias,
-        area=area,
+        area=area.abs(),
         q=q,
-        corner0=corner0,
+        corner0=torch.stack([x[0], y[0]]) / SUBPIXEL,
         bbox=bbox,
         face=face,
         clipped_bary=clipped_bary,

@@ -7,6 +7,7 @@ import math
 import sys
 
 from .errors import StyleTexError
+from .tuning import tune_allocator
 
 EXIT_USAGE = 2
 
@@ -62,6 +63,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    tune_allocator()
     try:
         return args.run(args)
     except StyleTexError as exc:

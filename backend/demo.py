@@ -13,6 +13,7 @@ from .devices import pick_device
 from .images import contact_sheet, load_image, save_image
 from .obj_io import read_obj
 from .render import MeshTensors, render
+from .tuning import tune_allocator
 from .views import ring_cameras
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -26,6 +27,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--size", type=int, default=256)
     parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
     args = parser.parse_args(argv)
+    tune_allocator()
 
     start = time.perf_counter()
     device = pick_device(args.device)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import sys
 import time
@@ -11,18 +12,31 @@ from pathlib import Path
 
 import torch
 
+from backend.tuning import tune_allocator
+
 from . import render_bench
 
 ROOT = Path(__file__).resolve().parent.parent
 SUITES = [render_bench]
 
 
+def cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
 def machine() -> dict:
     info = {
         "python": platform.python_version(),
         "torch": torch.__version__,
-        "cpu": platform.processor() or platform.machine(),
-        "cpu_threads": torch.get_num_threads(),
+        "cpu": cpu_name(),
+        "cpu_cores": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
     }
     if torch.cuda.is_available():
         info["gpu"] = torch.cuda.get_device_name(0)
@@ -35,6 +49,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="fewer repeats")
     parser.add_argument("--device", choices=("all", "cpu", "cuda"), default="all")
     args = parser.parse_args(argv)
+    tune_allocator()
 
     devices = [] if args.device == "cuda" else [torch.device("cpu")]
     if args.device != "cpu" and torch.cuda.is_available():

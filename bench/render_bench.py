@@ -14,7 +14,7 @@ from backend.raster import rasterize
 from backend.texture import sample
 from backend.views import orbit_camera
 
-from .timing import median_seconds
+from .timing import interleaved_medians, median_seconds
 
 ROOT = Path(__file__).resolve().parent.parent
 VIEW = (1.0, -1.0, 0.4)  # an oblique view direction
@@ -34,16 +34,6 @@ def vgg16_to_relu5_1(device: torch.device) -> torch.nn.Module:
     return net
 
 
-def network_seconds(net: torch.nn.Module, size: int, device: torch.device, repeats: int) -> float:
-    image = torch.rand(1, 3, size, size, device=device)
-
-    def step() -> None:
-        x = image.clone().requires_grad_()
-        net(x).square().mean().backward()
-
-    return median_seconds(step, device, repeats)
-
-
 def run(device: torch.device, quick: bool) -> list[dict]:
     repeats = 3 if quick else 5
     rows: list[dict] = []
@@ -59,32 +49,36 @@ def run(device: torch.device, quick: bool) -> list[dict]:
     gen = torch.Generator().manual_seed(0)
     uv = torch.rand(512 * 512, 2, generator=gen).to(device)
     for tex_size in (1024, 2048):
-        texture = torch.rand(tex_size, tex_size, 3, generator=gen).to(device)
+        texture = torch.rand(tex_size, tex_size, 3, generator=gen).to(device).requires_grad_()
         uv_dxy = torch.full((len(uv), 2, 2), 2.0 / tex_size, device=device)
         for filt in ("linear", "linear-mipmap-linear"):
 
             def step() -> None:
-                t = texture.clone().requires_grad_()
-                sample(t, uv, uv_dxy, filter=filt).sum().backward()
+                texture.grad = None
+                sample(texture, uv, uv_dxy, filter=filt).sum().backward()
 
             seconds = median_seconds(step, device, repeats)
             rows.append({"name": f"sample fwd+bwd {filt}, {tex_size}^2 texture, 512^2 lookups", "seconds": seconds})
 
     net = vgg16_to_relu5_1(device)
-    vgg = network_seconds(net, 512, device, repeats)
-    rows.append({"name": "VGG-16 to relu5_1 fwd+bwd to input, 512^2", "seconds": vgg})
+    image = torch.rand(1, 3, 512, 512, device=device).requires_grad_()
+
+    def network_step() -> None:
+        image.grad = None
+        net(image).square().mean().backward()
 
     # The renderer's whole share of one training view: rasterize, interpolate UVs, sample + backward.
     dense = MeshTensors.from_mesh(meshes["sphere510k"], device)
     dense_clip = clip_positions(dense, orbit_camera(meshes["sphere510k"].center, meshes["sphere510k"].radius, VIEW))
-    texture = torch.rand(1024, 1024, 3, generator=gen).to(device)
+    texture = torch.rand(1024, 1024, 3, generator=gen).to(device).requires_grad_()
 
     def view_step() -> None:
-        t = texture.clone().requires_grad_()
+        texture.grad = None
         fragments = rasterize(dense_clip, dense.faces, 512)
-        shade(fragments, dense.uvs, t).sum().backward()
+        shade(fragments, dense.uvs, texture).sum().backward()
 
-    render = median_seconds(view_step, device, repeats)
+    render, vgg = interleaved_medians([view_step, network_step], device, 2 * repeats + 1)
+    rows.append({"name": "VGG-16 to relu5_1 fwd+bwd to input, 512^2", "seconds": vgg})
     rows.append({"name": "render view 510k tris 512^2 (raster+interp+sample fwd/bwd)", "seconds": render})
     rows.append({"name": "raster_sample_over_vgg16_512", "ratio": render / vgg})
     return rows

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import torch
 
 from .clip import GUARD_BAND, clip_triangles
+from ..gather import take
 
 SUBPIXEL_BITS = 8
 SUBPIXEL = 1 << SUBPIXEL_BITS  # fixed-point steps per pixel
@@ -51,6 +52,7 @@ class Primitives:
     face:    (P,) int64, source face index.
     clipped_bary: (Pc, 3, 3) float64, for the last Pc primitives (made by clipping): row k gives the
              barycentrics of primitive corner k in its source face. The others are the face itself.
+    single_rows: the first `single_rows` primitives have a bounding box one pixel row tall.
     """
 
     coef: torch.Tensor
@@ -61,6 +63,7 @@ class Primitives:
     bbox: torch.Tensor
     face: torch.Tensor
     clipped_bary: torch.Tensor
+    single_rows: int
 
     @property
     def first_clipped(self) -> int:
@@ -94,18 +97,12 @@ def _pixel_range(lo: torch.Tensor, hi: torch.Tensor, size: int) -> tuple[torch.T
     return first, last
 
 
-def _corner_values(per_vertex: torch.Tensor, corners: torch.Tensor) -> torch.Tensor:
-    """per_vertex (k, V), corners (3, P) vertex indices -> (k, 3, P)."""
-    flat = per_vertex.index_select(1, corners.reshape(-1))
-    return flat.view(per_vertex.shape[0], 3, -1)
-
-
 def setup_triangles(clip: torch.Tensor, faces: torch.Tensor, size: int) -> Primitives:
     """Culls, clips, snaps and orients the triangles of one view; see Primitives."""
     device = clip.device
     clip = clip.to(torch.float64)
     corners = faces.T.contiguous()  # (3, F)
-    code = _outcodes(clip).index_select(0, corners.reshape(-1)).view(3, -1)
+    code = take(_outcodes(clip), corners.reshape(-1)).view(3, -1)
     every = code[0] & code[1] & code[2]
     either = code[0] | code[1] | code[2]
     visible = (every & _FRUSTUM) == 0
@@ -113,7 +110,7 @@ def setup_triangles(clip: torch.Tensor, faces: torch.Tensor, size: int) -> Primi
     plain = torch.nonzero(visible & ~must_clip).squeeze(1)
     crossing = torch.nonzero(visible & must_clip).squeeze(1)
 
-    xyq = _corner_values(_snap(clip, size), corners.index_select(1, plain))  # (3 quantities, 3 corners, P)
+    xyq = take(_snap(clip, size), take(corners, plain).reshape(-1)).view(3, 3, -1)  # (quantity, corner, P)
     face = plain
     clipped_bary = clip.new_zeros((0, 3, 3))
     if len(crossing):
@@ -127,10 +124,16 @@ def setup_triangles(clip: torch.Tensor, faces: torch.Tensor, size: int) -> Primi
     col0, col1 = _pixel_range(x.amin(dim=0), x.amax(dim=0), size)
     row0, row1 = _pixel_range(y.amin(dim=0), y.amax(dim=0), size)
     area = (x[1] - x[0]) * (y[2] - y[0]) - (y[1] - y[0]) * (x[2] - x[0])
-    keep = torch.nonzero((col0 <= col1) & (row0 <= row1) & (area != 0)).squeeze(1)
-    x, y, q = (t.index_select(1, keep) for t in (x, y, q))
-    area, face = area.index_select(0, keep), face.index_select(0, keep)
-    bbox = torch.stack([col0, col1, row0, row1]).index_select(1, keep).to(torch.int64)
+    live = (col0 <= col1) & (row0 <= row1) & (area != 0)
+    # Order: unclipped triangles one pixel row tall first (most of them on dense meshes; the scan
+    # converter handles them in place), then the other unclipped ones, then the clipped pieces.
+    unclipped = torch.arange(len(live), device=device) < len(plain)
+    one_row = row0 == row1
+    keep = torch.cat([torch.nonzero(live & unclipped & m).squeeze(1) for m in (one_row, ~one_row)] + [torch.nonzero(live & ~unclipped).squeeze(1)])
+    single_rows = int((live & unclipped & one_row).sum())
+    x, y, q = (take(t, keep) for t in (x, y, q))
+    area, face = take(area, keep), take(face, keep)
+    bbox = take(torch.stack([col0, col1, row0, row1]), keep).to(torch.int64)
     clipped = keep[keep >= len(plain)] - len(plain)
     clipped_bary = clipped_bary[clipped]
 
@@ -139,17 +142,21 @@ def setup_triangles(clip: torch.Tensor, faces: torch.Tensor, size: int) -> Primi
     # every triangle is then positively oriented (one fill rule serves front and back faces alike)
     # while E_i / area, the barycentrics, are unchanged.
     sign = torch.where(area < 0, -1.0, 1.0)
-    ax, ay = x.roll(-1, dims=0), y.roll(-1, dims=0)
-    bx, by = x.roll(-2, dims=0), y.roll(-2, dims=0)
-    dx, dy = (bx - ax) * sign, (by - ay) * sign
-    a_coef, b_coef = -dy, dx
-    c_coef = dy * ax - dx * ay
-    # Fill rule: an edge owns the centres on it when it points down (dy > 0) or, if horizontal,
-    # right. Neighbours traverse a shared edge in opposite directions, so exactly one owns it, and
-    # the owning directions form a half-circle, so a centre on a shared vertex has one owner too.
-    bias = ((dy > 0) | ((dy == 0) & (dx > 0))).to(torch.float64)
+    coef = x.new_empty((9, len(area)))
+    bias = x.new_empty((3, len(area)))
+    for i in range(3):
+        j, k = (i + 1) % 3, (i + 2) % 3
+        dx = torch.sub(x[k], x[j], out=coef[3 + i]).mul_(sign)  # B_i = dx
+        dy = torch.sub(y[k], y[j]).mul_(sign)
+        torch.neg(dy, out=coef[i])  # A_i = -dy
+        torch.mul(dy, x[j], out=coef[6 + i]).addcmul_(dx, y[j], value=-1)  # C_i = dy x_j - dx y_j
+        # Fill rule: an edge owns the centres on it when it points down (dy > 0) or, if horizontal,
+        # right. Neighbours traverse a shared edge in opposite directions, so exactly one owns it,
+        # and the owning directions form a half-circle, so a centre on a shared vertex has one owner.
+        torch.logical_or(dy > 0, (dy == 0) & (dx > 0), out=bias[i])
+    coef[6:9] += bias
     return Primitives(
-        coef=torch.cat([a_coef, b_coef, c_coef + bias]),
+        coef=coef,
         bias=bias,
         area=area.abs(),
         q=q,
@@ -157,4 +164,5 @@ def setup_triangles(clip: torch.Tensor, faces: torch.Tensor, size: int) -> Primi
         bbox=bbox,
         face=face,
         clipped_bary=clipped_bary,
+        single_rows=single_rows,
     )

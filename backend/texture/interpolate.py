@@ -25,10 +25,10 @@ def surface_uv(uvs: torch.Tensor, fragments: Fragments) -> tuple[torch.Tensor, t
     uv_dxy (N, 2, 2) with uv_dxy[n, c, 0] = d uv_c / dx and [n, c, 1] = d uv_c / dy in pixels).
     """
     pixel = torch.nonzero(fragments.face_ids.reshape(-1) >= 0).squeeze(1)
-    face = fragments.face_ids.reshape(-1)[pixel]
-    corners = uvs[face]  # (N, 3, 2)
-    bary = fragments.bary.reshape(-1, 3)[pixel]
-    dxy = fragments.bary_dxy.reshape(-1, 3, 2)[pixel]
+    face = torch.take(fragments.face_ids, pixel)
+    corners = uvs.reshape(-1, 6).index_select(0, face).view(-1, 3, 2)
+    bary = fragments.bary.reshape(-1, 3).index_select(0, pixel)
+    dxy = fragments.bary_dxy.reshape(-1, 6).index_select(0, pixel).view(-1, 3, 2)
     uv = torch.einsum("nk,nkc->nc", bary, corners)
     uv_dxy = torch.einsum("nkd,nkc->ncd", dxy, corners)
     return pixel, uv, uv_dxy

@@ -39,10 +39,10 @@ class _WeightedGather(torch.autograd.Function):
 
 def _bilinear_taps(pyramid: MipPyramid, level: torch.Tensor, uv: torch.Tensor, boundary: str):
     """Indices (N, 4) into pyramid.texels and weights (N, 4) at mip `level` (N,)."""
-    size = pyramid.sizes[level].to(uv.dtype)  # (N, 2) height, width
-    h, w = pyramid.sizes[level].unbind(1)
-    x = uv[:, 0] * size[:, 1] - 0.5
-    y = (1 - uv[:, 1]) * size[:, 0] - 0.5
+    h = torch.take(pyramid.sizes[:, 0].contiguous(), level)
+    w = torch.take(pyramid.sizes[:, 1].contiguous(), level)
+    x = uv[:, 0] * w - 0.5
+    y = (1 - uv[:, 1]) * h - 0.5
     x0, y0 = torch.floor(x), torch.floor(y)
     fx, fy = x - x0, y - y0
     x0, y0 = x0.to(torch.int64), y0.to(torch.int64)
@@ -53,7 +53,7 @@ def _bilinear_taps(pyramid: MipPyramid, level: torch.Tensor, uv: torch.Tensor, b
     else:
         xs = torch.minimum(xs.clamp(min=0), w[:, None] - 1)
         ys = torch.minimum(ys.clamp(min=0), h[:, None] - 1)
-    base = pyramid.offsets[level][:, None]
+    base = torch.take(pyramid.offsets, level)[:, None]
     index = torch.cat([base + ys[:, :1] * w[:, None] + xs, base + ys[:, 1:] * w[:, None] + xs], dim=1)
     wx = torch.stack([1 - fx, fx], dim=1)
     weight = torch.cat([wx * (1 - fy)[:, None], wx * fy[:, None]], dim=1)

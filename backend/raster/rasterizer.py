@@ -18,26 +18,21 @@ from __future__ import annotations
 import torch
 
 from .fragments import Fragments
+from ..gather import take
 from .triangle_setup import HALF_PIXEL, MAX_SIZE, SUBPIXEL, Primitives, setup_triangles
 
 EMPTY_KEY = torch.iinfo(torch.int64).max
 DEFAULT_CHUNK = 1 << 21  # fragments per chunk; bounds the temporaries to about 100 MB
 
 
-def _row_spans(prims: Primitives, size: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Exact covered pixel span of every (primitive, row) of the bounding boxes.
+def _spans(coef: torch.Tensor, row: torch.Tensor, col0: torch.Tensor, col1: torch.Tensor, size: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Covered columns [first, first + count) of pixel rows `row` (N,) of triangles with edge
+    coefficients coef (9, N), within the candidate columns [col0, col1].
 
     For row Y the test A X + (B Y + C) > 0 is linear in X = 256 px + 128, so each edge bounds px
     from one side. r and d are exact integers (see triangle_setup) and |d| < 2^34, so the float64
     quotient is never rounded across an integer within the image: floor() gives the exact bound.
-    Returns (prim, row, first, count) for every nonempty span.
     """
-    bbox = prims.bbox
-    height = bbox[3] - bbox[2] + 1
-    prim = torch.repeat_interleave(torch.arange(bbox.shape[1], device=bbox.device), height)
-    start = torch.repeat_interleave(torch.cumsum(height, 0) - height, height)
-    row = bbox[2].index_select(0, prim) + torch.arange(len(prim), device=bbox.device) - start
-    coef = prims.coef.index_select(1, prim)  # (9, N)
     a = coef[0:3]
     k = coef[3:6] * (row * SUBPIXEL + HALF_PIXEL) + coef[6:9]
     # a (256 px + 128) + k > 0  <=>  d px > r  with d = 256 a, r = -k - 128 a.
@@ -47,11 +42,30 @@ def _row_spans(prims: Primitives, size: int) -> tuple[torch.Tensor, torch.Tensor
     upper = torch.where(d < 0, torch.ceil(quotient) - 1, size - 1.0).amin(dim=0)
     # A horizontal edge does not bound px: its row is wholly in or out.
     blocked = ((d == 0) & (k <= 0)).any(dim=0)
-    first = torch.maximum(lower, bbox[0].index_select(0, prim).to(torch.float64))
-    last = torch.minimum(upper, bbox[1].index_select(0, prim).to(torch.float64))
-    count = torch.where(blocked, 0.0, (last - first + 1).clamp(min=0)).to(torch.int64)
+    first = torch.maximum(lower, col0.to(torch.float64))
+    last = torch.minimum(upper, col1.to(torch.float64))
+    count = torch.where(blocked, 0.0, (last - first + 1).clamp(min=0))
+    return first.to(torch.int64), count.to(torch.int64)
+
+
+def _row_spans(prims: Primitives, size: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Exact covered pixel span of every (primitive, row) of the bounding boxes.
+
+    Returns (prim, row, first, count) for every nonempty span. Triangles one row tall, most of
+    them on dense meshes and placed first by triangle setup, are handled in place; the others are
+    expanded into one item per row.
+    """
+    bbox, n = prims.bbox, prims.single_rows
+    first, count = _spans(prims.coef[:, :n], bbox[2, :n], bbox[0, :n], bbox[1, :n], size)
+    height = bbox[3, n:] - bbox[2, n:] + 1
+    prim = n + torch.repeat_interleave(torch.arange(len(height), device=bbox.device), height)
+    start = torch.repeat_interleave(torch.cumsum(height, 0) - height, height)
+    row = take(bbox[2], prim) + torch.arange(len(prim), device=bbox.device) - start
+    multi_first, multi_count = _spans(take(prims.coef, prim), row, take(bbox[0], prim), take(bbox[1], prim), size)
+    prim = torch.cat([torch.arange(n, device=bbox.device), prim])
+    row, first, count = torch.cat([bbox[2, :n], row]), torch.cat([first, multi_first]), torch.cat([count, multi_count])
     keep = torch.nonzero(count).squeeze(1)
-    return prim[keep], row[keep], first[keep].to(torch.int64), count[keep]
+    return take(prim, keep), take(row, keep), take(first, keep), take(count, keep)
 
 
 def _chunks(count: torch.Tensor, chunk: int) -> list[tuple[int, int]]:
@@ -72,30 +86,30 @@ def _zbuffer(prims: Primitives, size: int, chunk: int) -> torch.Tensor:
     # 1/depth is affine in screen space (d/dpx and d/dpy from the edge functions); it is expanded
     # around corner 0 so large constant terms never cancel.
     scale = SUBPIXEL / prims.area
-    step_x = ((prims.coef[0:3] * prims.q).sum(dim=0) * scale).index_select(0, prim)
-    step_y = ((prims.coef[3:6] * prims.q).sum(dim=0) * scale).index_select(0, prim)
-    corner = prims.corner0.index_select(1, prim)
-    base = prims.q[0].index_select(0, prim) + (first + 0.5 - corner[0]) * step_x + (row + 0.5 - corner[1]) * step_y
+    step_x = take((prims.coef[0:3] * prims.q).sum(dim=0) * scale, prim)
+    step_y = take((prims.coef[3:6] * prims.q).sum(dim=0) * scale, prim)
+    corner = take(prims.corner0, prim)
+    base = take(prims.q[0], prim) + (first + 0.5 - corner[0]) * step_x + (row + 0.5 - corner[1]) * step_y
     pixel = row * size + first
     for lo, hi in _chunks(count, chunk):
         n = count[lo:hi]
         span = torch.repeat_interleave(torch.arange(lo, hi, device=device), n)
         offset = torch.arange(len(span), device=device) - torch.repeat_interleave(torch.cumsum(n, 0) - n, n)
-        depth = (1.0 / (base.index_select(0, span) + offset * step_x.index_select(0, span))).to(torch.float32)
-        key = (depth.view(torch.int32).to(torch.int64) << 32) | prim.index_select(0, span)
-        zbuf.scatter_reduce_(0, pixel.index_select(0, span) + offset, key, reduce="amin")
+        depth = (1.0 / (take(base, span) + offset * take(step_x, span))).to(torch.float32)
+        key = (depth.view(torch.int32).to(torch.int64) << 32) | take(prim, span)
+        zbuf.scatter_reduce_(0, take(pixel, span) + offset, key, reduce="amin")
     return zbuf
 
 
 def _face_barycentrics(prims: Primitives, prim: torch.Tensor, px: torch.Tensor, py: torch.Tensor):
     """Perspective-correct face barycentrics (N, 3), their pixel derivatives (N, 3, 2) and depth (N,)."""
-    coef = prims.coef.index_select(1, prim)  # (9, N)
+    coef = take(prims.coef, prim)  # (9, N)
     cx = px * SUBPIXEL + HALF_PIXEL
     cy = py * SUBPIXEL + HALF_PIXEL
-    area = prims.area.index_select(0, prim)
-    lam = (coef[0:3] * cx + coef[3:6] * cy + coef[6:9] - prims.bias.index_select(1, prim)) / area
+    area = take(prims.area, prim)
+    lam = (coef[0:3] * cx + coef[3:6] * cy + coef[6:9] - take(prims.bias, prim)) / area
     dlam = torch.stack([coef[0:3], coef[3:6]]) * (SUBPIXEL / area)  # (2, 3, N): d/dx, d/dy
-    q = prims.q.index_select(1, prim)  # (3, N)
+    q = take(prims.q, prim)  # (3, N)
     s = (lam * q).sum(dim=0)
     bary = lam * q / s
     # Quotient rule on b_i = lam_i q_i / sum_j lam_j q_j.
@@ -134,7 +148,7 @@ def rasterize(clip: torch.Tensor, faces: torch.Tensor, size: int, chunk: int = D
     bary, dbary, depth = _face_barycentrics(prims, prim, covered % size, torch.div(covered, size, rounding_mode="floor"))
 
     face_ids = torch.full((size * size,), -1, dtype=torch.int64, device=device)
-    face_ids[covered] = prims.face.index_select(0, prim)
+    face_ids[covered] = take(prims.face, prim)
     bary_out = torch.zeros(size * size, 3, dtype=torch.float32, device=device)
     bary_out[covered] = bary.to(torch.float32)
     depth_out = torch.full((size * size,), float("inf"), dtype=torch.float32, device=device)

@@ -1,0 +1,1 @@
+"""The style engine: texture parameterizations, Gatys losses with style memory, the optimization loop."""

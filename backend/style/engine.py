@@ -1,0 +1,196 @@
+"""The optimization loop: render the mesh from random views with the original and the learned
+texture, compare CNN features, and back-propagate into the texture parameters.
+
+One function, `stylize`, takes plain arrays and settings; it reports through a callback, can be
+cancelled from another thread between steps, and is deterministic for a seed on the CPU.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Callable
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ..devices import pick_device
+from ..errors import StyleTexError
+from ..features import FeatureNet, build_feature_net
+from ..mesh import Mesh
+from ..render import MeshTensors, rasterize_view, shade
+from ..texture import build_pyramid
+from ..views import random_cameras
+from .finishing import finish_texture, uv_island_mask
+from .losses import StyleMemory, channel_objective, content_loss, gram, style_loss
+from .parameterization import make_texture_parameter
+from .progress import Progress, StyleResult
+from .settings import StyleSettings, parse_objective
+
+
+def _image_tensor(image: np.ndarray, device: torch.device) -> torch.Tensor:
+    """(H, W, 3) -> (1, 3, H, W) float32."""
+    return torch.from_numpy(np.ascontiguousarray(image, dtype=np.float32)).permute(2, 0, 1)[None].to(device)
+
+
+def resize_square(image: np.ndarray, size: int) -> np.ndarray:
+    """Antialiased resize of (H, W, 3) to (size, size, 3)."""
+    tensor = _image_tensor(image, torch.device("cpu"))
+    out = F.interpolate(tensor, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
+    return out[0].permute(1, 2, 0).clamp(0, 1).numpy()
+
+
+def style_targets(net: FeatureNet, style_image: np.ndarray, longer_side: int, device: torch.device) -> dict[str, torch.Tensor]:
+    """Gram matrices (C, C) of the style image, resized so its longer side is `longer_side`."""
+    h, w = style_image.shape[:2]
+    scale = longer_side / max(h, w)
+    size = (max(1, round(h * scale)), max(1, round(w * scale)))
+    image = F.interpolate(_image_tensor(style_image, device), size=size, mode="bilinear", antialias=True)
+    with torch.no_grad():
+        features = net(image.clamp(0, 1))
+        return {name: gram(features[name])[0] for name in net.style_layers}
+
+
+def check_mesh(mesh: Mesh) -> None:
+    p = mesh.positions[mesh.faces]
+    area = np.linalg.norm(np.cross(p[:, 1] - p[:, 0], p[:, 2] - p[:, 0]), axis=1).sum() / 2
+    if not area > 0:
+        raise StyleTexError("the mesh has zero surface area: nothing can be rendered")
+
+
+class _Job:
+    """The state of one stylization run; `step()` performs one optimization step."""
+
+    def __init__(self, mesh: Mesh, style_image, settings: StyleSettings, original_texture, device: torch.device):
+        self.settings, self.device, self.mesh = settings, device, mesh
+        self.objective = parse_objective(settings.objective) if settings.objective else None
+        if self.objective is None and style_image is None:
+            raise StyleTexError("a style image is needed (or an objective such as channel:relu4_1:17)")
+        self.init = settings.init if original_texture is not None else "random"
+        torch.manual_seed(settings.seed)
+        extra = (self.objective[0],) if self.objective else ()
+        self.net = build_feature_net(settings.features, device, settings.weights, seed=settings.seed, extra_layers=extra)
+        size = settings.texture_size
+        self.original_square = resize_square(original_texture, size) if original_texture is not None else None
+        start = self.original_square if self.init == "original" else None
+        self.parameter = make_texture_parameter(settings.param, size, settings.seed, start, device)
+        self.optimizer = torch.optim.Adam(self.parameter.parameters(), lr=settings.learning_rate)
+        self.mesh_t = MeshTensors.from_mesh(mesh, device)
+        self.original_pyramid = None
+        if original_texture is not None:
+            texture = torch.from_numpy(np.ascontiguousarray(original_texture, dtype=np.float32)).to(device)
+            self.original_pyramid = build_pyramid(texture)
+        longer_side = settings.style_size or settings.render_size
+        self.targets = style_targets(self.net, style_image, longer_side, device) if self.objective is None else {}
+        self.layer_weights = {name: 1.0 for name in self.net.style_layers}
+        self.content_weight = settings.content_weight if self.original_pyramid is not None else 0.0
+        self.memory = StyleMemory(settings.style_decay)
+        self.rng = np.random.default_rng(settings.seed)
+        self.seen = torch.zeros(size, size, dtype=torch.bool, device=device)
+
+    def _mark_seen(self, grad: torch.Tensor) -> None:
+        self.seen.logical_or_(grad.abs().sum(dim=-1) > 0)
+
+    def _render_views(self, pyramid) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]:
+        """Learned images, content images (or None) and coverage masks, (B, C, R, R) each."""
+        s = self.settings
+        learned, content, masks = [], [], []
+        cameras = random_cameras(self.mesh.center, self.mesh.radius, s.views_per_step, self.rng, s.fov_deg,
+                                 (s.zoom_min, s.zoom_max))
+        for camera in cameras:
+            fragments = rasterize_view(self.mesh_t, camera, s.render_size)
+            # Both renders share one random background colour, so no feature can rely on it.
+            background = torch.from_numpy(self.rng.uniform(0, 1, 3).astype(np.float32)).to(self.device)
+            learned.append(shade(fragments, self.mesh_t.uvs, pyramid, s.filter, s.boundary, background))
+            if self.original_pyramid is not None:
+                with torch.no_grad():
+                    content.append(shade(fragments, self.mesh_t.uvs, self.original_pyramid, s.filter, s.boundary, background))
+            masks.append(fragments.mask.to(torch.float32))
+        as_batch = lambda images: torch.stack(images).permute(0, 3, 1, 2)  # noqa: E731
+        return as_batch(learned), as_batch(content) if content else None, torch.stack(masks)[:, None]
+
+    def step(self) -> dict[str, float]:
+        texture = self.parameter()
+        texture.register_hook(self._mark_seen)
+        learned, content, mask = self._render_views(build_pyramid(texture))
+        features = self.net(learned)
+        zero = torch.zeros((), device=self.device)
+        if self.objective is not None:
+            layer, channel = self.objective
+            style = -channel_objective(features[layer], channel, mask)
+        else:
+            grams = self.memory({name: gram(features[name], mask) for name in self.net.style_layers})
+            style = style_loss(grams, self.targets, self.layer_weights)
+        content_term = zero
+        if self.content_weight > 0 and content is not None:
+            with torch.no_grad():
+                content_features = self.net(content)[self.net.content_layer]
+            content_term = content_loss(features[self.net.content_layer], content_features, mask)
+        total = self.settings.style_weight * style + self.content_weight * content_term
+        self.optimizer.zero_grad(set_to_none=True)
+        total.backward()
+        self.optimizer.step()
+        self.last_texture = texture
+        return {"total": total.item(), "style": style.item(), "content": content_term.item()}
+
+    def finish(self) -> tuple[np.ndarray, float]:
+        with torch.no_grad():
+            island = uv_island_mask(self.mesh_t.uvs, self.settings.texture_size)
+            original = torch.from_numpy(self.original_square).to(self.device) if self.original_square is not None else None
+            finished, coverage = finish_texture(self.parameter(), self.seen, island, original, self.settings.margin)
+        return finished.cpu().numpy().astype(np.float32), coverage
+
+
+def stylize(
+    mesh: Mesh,
+    style_image: np.ndarray | None,
+    settings: StyleSettings,
+    original_texture: np.ndarray | None = None,
+    progress: Callable[[Progress], None] | None = None,
+    cancel: threading.Event | None = None,
+) -> StyleResult:
+    """Optimizes a texture for `mesh` so that its renders carry the style of `style_image`.
+
+    style_image: (H, W, 3) float in [0, 1] (not needed with a channel objective).
+    original_texture: (H, W, 3) float in [0, 1] or None; it gives the content renders, the start
+    (init 'original') and the texels no view saw.
+    Returns the finished texture (texture_size^2, image layout, values as in the original: sRGB) and
+    a report. A cancelled job stops before its next step and returns what it has, finished.
+    """
+    settings.validate()
+    check_mesh(mesh)
+    started = time.perf_counter()
+    job = _Job(mesh, style_image, settings, original_texture, pick_device(settings.device))
+    loop_started = time.perf_counter()
+    history: list[dict] = []
+    cancelled = False
+    for step in range(1, settings.steps + 1):
+        if cancel is not None and cancel.is_set():
+            cancelled = True
+            break
+        history.append({"step": step, **job.step()})
+        if progress is not None:
+            elapsed = time.perf_counter() - loop_started
+            preview = bool(settings.preview_every) and (step % settings.preview_every == 0 or step == settings.steps)
+            losses = history[-1]
+            progress(Progress(step, settings.steps, losses["total"], losses["style"], losses["content"],
+                              time.perf_counter() - started, elapsed / step * (settings.steps - step),
+                              job.last_texture.detach().cpu().numpy() if preview else None))
+    loop_seconds = time.perf_counter() - loop_started
+    texture, coverage = job.finish()
+    report = {
+        "settings": settings.to_dict(),
+        "init": job.init,
+        "features": job.net.kind,
+        "weights": job.net.weights,
+        "quality_note": job.net.quality_note,
+        "device": str(job.device),
+        "steps_done": len(history),
+        "cancelled": cancelled,
+        "loss": history,
+        "seconds": time.perf_counter() - started,
+        "seconds_per_step": loop_seconds / max(len(history), 1),
+        "coverage": coverage,
+    }
+    return StyleResult(texture, report, cancelled)

@@ -1,0 +1,85 @@
+"""Gatys-style losses: masked Gram matrices, style memory, content and channel objectives.
+
+Each loss is normalized by the size of its target, so the weights are dimensionless and mean the
+same for VGG and for the random feature bank: a style loss of 1 means the Gram matrices are off by
+as much as the style's own Gram matrices are large.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+
+def resize_mask(mask: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    """(B, 1, H, W) coverage in [0, 1] -> the spatial size of `like` (B, C, h, w), by area averaging."""
+    if mask.shape[-2:] == like.shape[-2:]:
+        return mask
+    return F.adaptive_avg_pool2d(mask, like.shape[-2:])
+
+
+def gram(features: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+    """(B, C, h, w) -> (B, C, C) = sum_p m_p f_p f_p^T / sum_p m_p.
+
+    With a coverage mask only the mesh contributes: the background (a flat colour) would otherwise
+    dominate the statistics of every view and teach the texture nothing.
+    """
+    b, c = features.shape[:2]
+    flat = features.reshape(b, c, -1)
+    if mask is None:
+        return flat @ flat.transpose(1, 2) / flat.shape[-1]
+    weight = resize_mask(mask, features).reshape(b, 1, -1)
+    total = weight.sum(dim=-1, keepdim=True).clamp(min=1e-6)
+    return (flat * weight) @ flat.transpose(1, 2) / total
+
+
+class StyleMemory:
+    """Exponential moving average of each layer's Gram matrix over recent views.
+
+    The loss sees G + (average - G).detach(): its value is the average (so one view need not carry
+    every element of the style), its gradient that of the current view's G. Unlike the reference
+    code the average is bias-corrected (divided by 1 - decay^t), so the first steps compare the
+    style with a real average instead of one shrunk towards zero.
+    """
+
+    def __init__(self, decay: float = 0.95):
+        self.decay = decay
+        self.steps = 0
+        self.shadow: dict[str, torch.Tensor] = {}
+
+    def __call__(self, grams: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        self.steps += 1
+        correction = 1.0 - self.decay**self.steps
+        out = {}
+        for name, current in grams.items():
+            previous = self.shadow.get(name, torch.zeros_like(current))
+            self.shadow[name] = self.decay * previous + (1 - self.decay) * current.detach()
+            average = self.shadow[name] / correction
+            out[name] = current + (average - current).detach()
+        return out
+
+
+def style_loss(grams: dict[str, torch.Tensor], targets: dict[str, torch.Tensor], weights: dict[str, float]) -> torch.Tensor:
+    """Weighted mean over layers of mean |G - G_style| / mean |G_style|; G (B, C, C), targets (C, C)."""
+    total = sum(weights.values())
+    loss = 0.0
+    for name, weight in weights.items():
+        target = targets[name]
+        loss = loss + weight * (grams[name] - target).abs().mean() / target.abs().mean().clamp(min=1e-12)
+    return loss / total
+
+
+def content_loss(learned: torch.Tensor, content: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+    """mean |A_learned - A_content| over covered positions, / mean |A_content| there."""
+    weight = resize_mask(mask, learned) if mask is not None else torch.ones_like(learned[:, :1])
+    total = (weight.sum() * learned.shape[1]).clamp(min=1e-6)
+    difference = ((learned - content).abs() * weight).sum() / total
+    scale = (content.abs() * weight).sum() / total
+    return difference / scale.clamp(min=1e-12)
+
+
+def channel_objective(features: torch.Tensor, channel: int, mask: torch.Tensor | None = None) -> torch.Tensor:
+    """Mean activation of one channel over covered positions (to be maximized)."""
+    activation = features[:, channel : channel + 1]
+    weight = resize_mask(mask, activation) if mask is not None else torch.ones_like(activation)
+    return (activation * weight).sum() / weight.sum().clamp(min=1e-6)

@@ -1,0 +1,87 @@
+"""Settings of a stylization job: one plain dataclass, the single source of defaults."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, fields
+
+from ..errors import StyleTexError
+from ..features.network import KINDS as FEATURE_KINDS
+from ..raster import MAX_SIZE
+from ..texture.sample import BOUNDARIES, FILTERS
+from .parameterization import PARAMETERIZATIONS
+
+
+@dataclass
+class StyleSettings:
+    """Defaults follow the reference (1024^2 texture, 512^2 renders, Adam 0.05, 400 steps)."""
+
+    steps: int = 400
+    texture_size: int = 1024
+    render_size: int = 512
+    features: str = "vgg19"  # vgg19 | vgg16 | random
+    weights: str | None = None  # local state-dict file for the VGG weights
+    style_weight: float = 1.0
+    content_weight: float = 0.5
+    param: str = "fourier"  # fourier | pixel
+    init: str = "original"  # original | random (original needs an original texture)
+    seed: int = 0
+    device: str = "auto"  # auto | cpu | cuda
+    learning_rate: float = 0.05
+    views_per_step: int = 1
+    style_decay: float = 0.95  # style memory: EMA decay of the Gram matrices
+    style_size: int = 0  # longer side of the style image for the targets; 0 = render_size
+    objective: str | None = None  # "channel:LAYER:INDEX" to excite one feature channel instead of style
+    preview_every: int = 0  # send the texture with progress every N steps; 0 = never
+    margin: int = 16  # UV island padding in texels
+    fov_deg: float = 30.0
+    zoom_min: float = 1.0  # per-view zoom (1 = bounding sphere fills the frame), drawn uniformly
+    zoom_max: float = 1.2
+    filter: str = "linear-mipmap-linear"
+    boundary: str = "wrap"
+
+    def validate(self) -> "StyleSettings":
+        """Raises StyleTexError naming the first bad field; returns self."""
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if isinstance(value, float) and not math.isfinite(value):
+                raise StyleTexError(f"setting {f.name} must be a finite number, got {value}")
+        ints = {"steps": (1, 1_000_000), "texture_size": (8, 8192), "render_size": (16, MAX_SIZE),
+                "views_per_step": (1, 64), "style_size": (0, 8192), "preview_every": (0, 1_000_000),
+                "margin": (0, 4096), "seed": (0, 2**63 - 1)}
+        for name, (lo, hi) in ints.items():
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
+                raise StyleTexError(f"setting {name} must be an integer in [{lo}, {hi}], got {value!r}")
+        positive = {"learning_rate": self.learning_rate, "fov_deg": self.fov_deg, "zoom_min": self.zoom_min}
+        for name, value in positive.items():
+            if not value > 0:
+                raise StyleTexError(f"setting {name} must be positive, got {value}")
+        for name in ("style_weight", "content_weight"):
+            if getattr(self, name) < 0:
+                raise StyleTexError(f"setting {name} must not be negative, got {getattr(self, name)}")
+        if not 0 <= self.style_decay < 1:
+            raise StyleTexError(f"setting style_decay must lie in [0, 1), got {self.style_decay}")
+        if self.fov_deg >= 180:
+            raise StyleTexError(f"setting fov_deg must be below 180, got {self.fov_deg}")
+        if self.zoom_max < self.zoom_min:
+            raise StyleTexError(f"setting zoom_max ({self.zoom_max}) is below zoom_min ({self.zoom_min})")
+        choices = {"features": FEATURE_KINDS, "param": tuple(PARAMETERIZATIONS), "init": ("original", "random"),
+                   "device": ("auto", "cpu", "cuda"), "filter": FILTERS, "boundary": BOUNDARIES}
+        for name, allowed in choices.items():
+            if getattr(self, name) not in allowed:
+                raise StyleTexError(f"setting {name} must be one of {', '.join(allowed)}, got {getattr(self, name)!r}")
+        if self.objective is not None:
+            parse_objective(self.objective)
+        return self
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def parse_objective(text: str) -> tuple[str, int]:
+    """'channel:LAYER:INDEX' -> (LAYER, INDEX)."""
+    parts = text.split(":")
+    if len(parts) != 3 or parts[0] != "channel" or not parts[1] or not parts[2].isdigit():
+        raise StyleTexError(f"objective must look like channel:LAYER:INDEX (e.g. channel:relu4_1:17), got {text!r}")
+    return parts[1], int(parts[2])

@@ -1,0 +1,125 @@
+"""`python -m backend stylize`: restyle a mesh's texture with a painting (or a feature objective)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import sys
+import threading
+from dataclasses import fields
+from pathlib import Path
+
+from .cli import finite_float, positive_int
+from .errors import StyleTexError
+from .features.network import KINDS
+from .images import load_image, save_image
+from .obj_io import read_obj
+from .style.engine import stylize
+from .style.parameterization import PARAMETERIZATIONS
+from .style.progress import Progress
+from .style.settings import StyleSettings
+
+DEFAULTS = {f.name: f.default for f in fields(StyleSettings)}
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("mesh", help="OBJ file with texture coordinates")
+    parser.add_argument("--style", help="style image (a painting)")
+    parser.add_argument("--texture", help="the mesh's original texture (content, start and fill)")
+    parser.add_argument("--out", required=True, help="output texture PNG (sRGB-encoded, like the input texture)")
+    parser.add_argument("--steps", type=positive_int, default=DEFAULTS["steps"])
+    parser.add_argument("--texture-size", type=positive_int, default=DEFAULTS["texture_size"])
+    parser.add_argument("--render-size", type=positive_int, default=DEFAULTS["render_size"])
+    parser.add_argument("--features", choices=KINDS, default=DEFAULTS["features"],
+                        help="vgg19/vgg16 use ImageNet weights; random is for tests and offline machines, not quality")
+    parser.add_argument("--weights", help="local VGG state-dict file instead of torchvision's cache")
+    parser.add_argument("--style-weight", type=finite_float, default=DEFAULTS["style_weight"])
+    parser.add_argument("--content-weight", type=finite_float, default=DEFAULTS["content_weight"])
+    parser.add_argument("--param", choices=tuple(PARAMETERIZATIONS), default=DEFAULTS["param"])
+    parser.add_argument("--init", choices=("random", "original"), default=DEFAULTS["init"])
+    parser.add_argument("--seed", type=int, default=DEFAULTS["seed"])
+    parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default=DEFAULTS["device"])
+    parser.add_argument("--views-per-step", type=positive_int, default=DEFAULTS["views_per_step"])
+    parser.add_argument("--learning-rate", type=finite_float, default=DEFAULTS["learning_rate"])
+    parser.add_argument("--objective", help="channel:LAYER:INDEX to excite one feature channel instead of a style")
+    parser.add_argument("--previews", help="folder for texture snapshots during the run")
+    parser.add_argument("--preview-every", type=positive_int, default=25, help="steps between previews (with --previews)")
+    parser.add_argument("--report", help="write a JSON report (settings, losses, timing, coverage) here")
+    parser.add_argument("--obj-up", choices=("Y", "Z"), default="Y", help="up axis of the OBJ file")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    parser.set_defaults(run=run)
+
+
+def _duration(seconds: float) -> str:
+    seconds = int(round(seconds))
+    return f"{seconds // 60}m{seconds % 60:02d}s" if seconds >= 60 else f"{seconds}s"
+
+
+class ProgressBar:
+    """Progress with losses and ETA on stderr: one redrawn line on a terminal, otherwise a line at
+    every tenth of the run (logs stay short). Snapshots go to a folder."""
+
+    def __init__(self, quiet: bool, previews: Path | None):
+        self.quiet, self.previews = quiet, previews
+        self.redraw = sys.stderr.isatty()
+
+    def __call__(self, p: Progress) -> None:
+        if self.previews is not None and p.texture is not None:
+            save_image(self.previews / f"step_{p.step:05d}.png", p.texture)
+        if self.quiet:
+            return
+        width = 24
+        filled = width * p.step // p.steps
+        line = (f"[{'#' * filled}{'.' * (width - filled)}] {p.step}/{p.steps} loss {p.total:.4f} "
+                f"(style {p.style:.4f}, content {p.content:.4f}) {_duration(p.elapsed)} ETA {_duration(p.eta)}")
+        if self.redraw:
+            print("\r" + line, end="" if p.step < p.steps else "\n", file=sys.stderr, flush=True)
+        elif p.step == 1 or p.step == p.steps or p.step % max(1, p.steps // 10) == 0:
+            print(line, file=sys.stderr, flush=True)
+
+
+def run(args: argparse.Namespace) -> int:
+    settings = StyleSettings(
+        steps=args.steps, texture_size=args.texture_size, render_size=args.render_size, features=args.features,
+        weights=args.weights, style_weight=args.style_weight, content_weight=args.content_weight, param=args.param,
+        init=args.init, seed=args.seed, device=args.device, views_per_step=args.views_per_step,
+        learning_rate=args.learning_rate, objective=args.objective,
+        preview_every=args.preview_every if args.previews else 0,
+    ).validate()
+    if args.style is None and args.objective is None:
+        raise StyleTexError("--style IMAGE is required (or --objective channel:LAYER:INDEX)")
+    mesh = read_obj(args.mesh, up_axis=args.obj_up)
+    style = load_image(args.style) if args.style else None
+    original = load_image(args.texture) if args.texture else None
+    if settings.features == "random" and not args.quiet:
+        print("note: --features random is for tests and offline machines; it is not a quality mode", file=sys.stderr)
+    previews = Path(args.previews) if args.previews else None
+    # Ctrl-C stops after the current step and still writes the texture so far; a second one aborts.
+    cancel = threading.Event()
+
+    def on_interrupt(signum, frame) -> None:
+        if cancel.is_set():
+            raise KeyboardInterrupt
+        cancel.set()
+        print("\nstopping after this step (Ctrl-C again to abort without writing)", file=sys.stderr, flush=True)
+
+    previous = signal.signal(signal.SIGINT, on_interrupt)
+    try:
+        result = stylize(mesh, style, settings, original, ProgressBar(args.quiet, previews), cancel)
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    save_image(args.out, result.texture)
+    if args.report:
+        report_path = Path(args.report)
+        try:
+            report_path.parent.mkdir(parents=True, exist_ok=True)
+            report_path.write_text(json.dumps(result.report, indent=2) + "\n")
+        except OSError as exc:
+            raise StyleTexError(f"{report_path}: cannot write the report ({exc.strerror or exc})") from None
+    if not args.quiet:
+        r = result.report
+        stopped = " (stopped early)" if result.cancelled else ""
+        print(f"wrote {args.out}{stopped}: {r['steps_done']} steps, {r['seconds_per_step']:.2f} s/step on {r['device']}, "
+              f"coverage {100 * r['coverage']:.1f} %", file=sys.stderr)
+    return 0

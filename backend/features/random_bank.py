@@ -15,13 +15,12 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import StyleTexError
+from .imagenet import ImageNetNormalize
 
 SCALES = 5
 FILTERS_PER_SIZE = {3: 24, 5: 24, 7: 16}  # 64 channels per scale
 RANDOM_STYLE_LAYERS = tuple(f"rand{k}" for k in range(1, SCALES + 1))
 RANDOM_CONTENT_LAYER = "rand3"
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
 class RandomFeatureBank(torch.nn.Module):
@@ -39,11 +38,10 @@ class RandomFeatureBank(torch.nn.Module):
                 w = w - w.mean(dim=(1, 2, 3), keepdim=True)
                 w = w / w.flatten(1).norm(dim=1).view(-1, 1, 1, 1)
                 self.register_buffer(f"w{scale}_{size}", w)
-        self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1))
-        self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1))
+        self.normalize = ImageNetNormalize()
 
     def forward(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
-        x = (images - self.mean) / self.std
+        x = self.normalize(images)
         out = {}
         for scale in range(self.depth):
             if scale:

@@ -18,11 +18,10 @@ import torch
 import torchvision
 
 from ..errors import StyleTexError
+from .imagenet import ImageNetNormalize
 
 VGG_STYLE_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
 VGG_CONTENT_LAYER = "relu4_2"
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
 DOWNLOAD_TIMEOUT_S = 30
 
 
@@ -72,8 +71,9 @@ def load_vgg(kind: str, weights_path: str | None) -> tuple[torch.nn.Sequential, 
     previous = socket.getdefaulttimeout()
     socket.setdefaulttimeout(DOWNLOAD_TIMEOUT_S)  # a dead network must not hang the job
     try:
-        # torch announces downloads on stderr; our own message below says what matters.
-        with contextlib.redirect_stderr(io.StringIO()):
+        # torch announces downloads on stdout (torch.hub writes "Downloading: ..." there, not on
+        # stderr); our own message below says what matters.
+        with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
             state = weights.get_state_dict(progress=False)
         model.load_state_dict(state)
     except Exception as exc:
@@ -103,11 +103,10 @@ class VggFeatures(torch.nn.Module):
         self.body = features[: last + 1]
         self.names = names[: last + 1]
         self.layers = set(layers)
-        self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1))
-        self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1))
+        self.normalize = ImageNetNormalize()
 
     def forward(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
-        x = (images - self.mean) / self.std
+        x = self.normalize(images)
         out = {}
         for name, module in zip(self.names, self.body):
             x = module(x)

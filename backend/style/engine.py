@@ -59,7 +59,7 @@ def check_mesh(mesh: Mesh) -> None:
         raise StyleTexError("the mesh has zero surface area: nothing can be rendered")
 
 
-class _Job:
+class StyleJob:
     """The state of one stylization run; `step()` performs one optimization step."""
 
     def __init__(self, mesh: Mesh, style_image, settings: StyleSettings, original_texture, device: torch.device):
@@ -71,6 +71,14 @@ class _Job:
         torch.manual_seed(settings.seed)
         extra = (self.objective[0],) if self.objective else ()
         self.net = build_feature_net(settings.features, device, settings.weights, seed=settings.seed, extra_layers=extra)
+        if self.objective is not None:
+            # An index past the layer's channels would slice out nothing and optimize nothing.
+            layer, channel = self.objective
+            with torch.no_grad():
+                channels = self.net(torch.zeros(1, 3, 32, 32, device=device))[layer].shape[1]
+            if channel >= channels:
+                raise StyleTexError(f"objective {settings.objective}: layer {layer} has {channels} channels "
+                                    f"(0 to {channels - 1}), there is no channel {channel}")
         size = settings.texture_size
         self.original_square = resize_square(original_texture, size) if original_texture is not None else None
         start = self.original_square if self.init == "original" else None
@@ -161,7 +169,7 @@ def stylize(
     settings.validate()
     check_mesh(mesh)
     started = time.perf_counter()
-    job = _Job(mesh, style_image, settings, original_texture, pick_device(settings.device))
+    job = StyleJob(mesh, style_image, settings, original_texture, pick_device(settings.device))
     loop_started = time.perf_counter()
     history: list[dict] = []
     cancelled = False

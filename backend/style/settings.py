@@ -24,7 +24,7 @@ class StyleSettings:
     style_weight: float = 1.0
     content_weight: float = 0.5
     param: str = "fourier"  # fourier | pixel
-    init: str = "original"  # original | random (original needs an original texture)
+    init: str = "random"  # random (as the reference) | original (needs an original texture)
     seed: int = 0
     device: str = "auto"  # auto | cpu | cuda
     learning_rate: float = 0.05

@@ -1,0 +1,141 @@
+"""Turning a `submit` message into a validated job request (mesh, images, settings, preview).
+
+Everything from the network is checked here, before any work starts; problems raise ProtocolError
+with a machine-readable code, which the server returns as an `error` reply.
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass, fields
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+from blender_addon.protocol import Message, ProtocolError
+
+from ..errors import StyleTexError
+from ..mesh import Mesh, make_mesh
+from ..style.settings import StyleSettings
+
+# Settings a client may set. Not 'device' (the server's choice) and never 'weights' (a path on the
+# server's disk: a client must not make the server open files).
+CLIENT_SETTINGS = {f.name for f in fields(StyleSettings)} - {"device", "weights"}
+
+
+@dataclass(frozen=True)
+class ServiceLimits:
+    max_vertices: int = 2_000_000
+    max_faces: int = 2_000_000
+    max_image_side: int = 8192
+    max_texture_size: int = 4096
+    max_render_size: int = 2048
+    max_steps: int = 100_000
+
+
+@dataclass(frozen=True)
+class PreviewOptions:
+    every: int = 0  # steps between previews; 0 = none
+    max_size: int = 0  # downscale previews so their side is at most this; 0 = full size
+    format: str = "uint8"  # uint8 | float16 | float32
+
+
+@dataclass
+class JobRequest:
+    mesh: Mesh
+    style: np.ndarray | None  # (H, W, 3) float32 in [0, 1]
+    texture: np.ndarray | None
+    settings: StyleSettings
+    preview: PreviewOptions
+
+
+def _image(message: Message, name: str, limits: ServiceLimits) -> np.ndarray | None:
+    """An image array (H, W, 3|4) uint8/uint16/float, or encoded file bytes (1-D uint8), -> float32 RGB."""
+    if name not in message.arrays:
+        return None
+    data = message.arrays[name]
+    if data.ndim == 1:
+        if data.dtype != np.uint8:
+            raise ProtocolError("bad_image", f"{name}: encoded image bytes must be uint8")
+        try:
+            with Image.open(io.BytesIO(data.tobytes())) as image:
+                if max(image.size) > limits.max_image_side:
+                    raise ProtocolError("too_large", f"{name}: image side {max(image.size)} exceeds {limits.max_image_side}")
+                data = np.asarray(image.convert("RGB"))
+        except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError) as exc:
+            raise ProtocolError("bad_image", f"{name}: cannot decode the image ({type(exc).__name__})") from None
+    if data.ndim != 3 or data.shape[2] not in (3, 4) or min(data.shape[:2]) < 1:
+        raise ProtocolError("bad_image", f"{name}: image must have shape (H, W, 3 or 4), got {list(data.shape)}")
+    if max(data.shape[:2]) > limits.max_image_side:
+        raise ProtocolError("too_large", f"{name}: image side {max(data.shape[:2])} exceeds {limits.max_image_side}")
+    scale = {np.dtype(np.uint8): 255.0, np.dtype(np.uint16): 65535.0}.get(data.dtype, 1.0)
+    image = data[..., :3].astype(np.float32) / scale
+    if not np.isfinite(image).all():
+        raise ProtocolError("bad_image", f"{name}: image contains NaN or Inf")
+    return np.clip(image, 0.0, 1.0)
+
+
+def _settings(raw: object, limits: ServiceLimits) -> StyleSettings:
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise ProtocolError("bad_settings", "'settings' must be an object")
+    unknown = sorted(set(raw) - CLIENT_SETTINGS)
+    if unknown:
+        raise ProtocolError("bad_settings", f"unknown or not allowed setting {unknown[0]!r}")
+    defaults = StyleSettings()
+    for name, value in raw.items():
+        expected = type(getattr(defaults, name))
+        if name == "objective":
+            ok = value is None or isinstance(value, str)
+        elif expected is float:
+            ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+        else:
+            ok = isinstance(value, expected) and not (expected is int and isinstance(value, bool))
+        if not ok:
+            raise ProtocolError("bad_settings", f"setting {name!r} has the wrong type ({type(value).__name__})")
+    settings = StyleSettings(**{k: float(v) if isinstance(getattr(defaults, k), float) else v for k, v in raw.items()})
+    try:
+        settings.validate()
+    except StyleTexError as exc:
+        raise ProtocolError("bad_settings", str(exc)) from None
+    if settings.texture_size > limits.max_texture_size or settings.render_size > limits.max_render_size:
+        raise ProtocolError("too_large", f"texture_size is limited to {limits.max_texture_size} and render_size to {limits.max_render_size}")
+    if settings.steps > limits.max_steps:
+        raise ProtocolError("too_large", f"steps is limited to {limits.max_steps}")
+    return settings
+
+
+def _preview(raw: object) -> PreviewOptions:
+    if raw is None:
+        return PreviewOptions()
+    if not isinstance(raw, dict) or set(raw) - {"every", "max_size", "format"}:
+        raise ProtocolError("bad_settings", "'preview' must be an object with every, max_size, format")
+    every, max_size, fmt = raw.get("every", 0), raw.get("max_size", 0), raw.get("format", "uint8")
+    for name, value in (("every", every), ("max_size", max_size)):
+        if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= 1_000_000:
+            raise ProtocolError("bad_settings", f"preview {name} must be a non-negative integer")
+    if fmt not in ("uint8", "float16", "float32"):
+        raise ProtocolError("bad_settings", "preview format must be uint8, float16 or float32")
+    return PreviewOptions(every, max_size, fmt)
+
+
+def parse_submit(message: Message, limits: ServiceLimits = ServiceLimits()) -> JobRequest:
+    arrays = message.arrays
+    for name in ("positions", "faces", "uvs"):
+        if name not in arrays:
+            raise ProtocolError("bad_mesh", f"submit needs an array {name!r}")
+    positions, faces, uvs = arrays["positions"], arrays["faces"], arrays["uvs"]
+    if positions.dtype.kind != "f" or uvs.dtype.kind != "f" or faces.dtype.kind not in "iu":
+        raise ProtocolError("bad_mesh", "positions and uvs must be float arrays, faces an integer array")
+    if len(positions) > limits.max_vertices or (faces.ndim and len(faces) > limits.max_faces):
+        raise ProtocolError("too_large", f"meshes are limited to {limits.max_vertices} vertices and {limits.max_faces} faces")
+    try:
+        mesh = make_mesh(positions, faces, uvs, source="submit")
+    except StyleTexError as exc:
+        raise ProtocolError("bad_mesh", str(exc)) from None
+    settings = _settings(message.fields.get("settings"), limits)
+    style = _image(message, "style", limits)
+    if style is None and settings.objective is None:
+        raise ProtocolError("bad_image", "submit needs a 'style' image (or an objective setting)")
+    return JobRequest(mesh, style, _image(message, "texture", limits), settings, _preview(message.fields.get("preview")))

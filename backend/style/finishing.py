@@ -64,4 +64,4 @@ def finish_texture(
         filled, _ = grow(torch.where(seen_island[..., None], texture, torch.zeros_like(texture)), seen_island)
         filled = torch.where(island[..., None], filled, texture)
     padded, reached = grow(torch.where(island[..., None], filled, torch.zeros_like(filled)), island, margin)
-    return filled, coverage
+    return torch.where(reached[..., None], padded, filled), coverage

@@ -60,8 +60,9 @@ class ProgressBar:
     """Progress with losses and ETA on stderr: one redrawn line on a terminal, otherwise a line at
     every tenth of the run (logs stay short). Snapshots go to a folder."""
 
-    def __init__(self, quiet: bool, previews: Path | None):
+    def __init__(self, quiet: bool, previews: Path | None, note: str = ""):
         self.quiet, self.previews = quiet, previews
+        self.note = note  # printed before the first line: once setup succeeded, so errors stay one line
         self.redraw = sys.stderr.isatty()
 
     def __call__(self, p: Progress) -> None:
@@ -69,6 +70,9 @@ class ProgressBar:
             save_image(self.previews / f"step_{p.step:05d}.png", p.texture)
         if self.quiet:
             return
+        if self.note:
+            print(self.note, file=sys.stderr, flush=True)
+            self.note = ""
         width = 24
         filled = width * p.step // p.steps
         line = (f"[{'#' * filled}{'.' * (width - filled)}] {p.step}/{p.steps} loss {p.total:.4f} "
@@ -92,8 +96,9 @@ def run(args: argparse.Namespace) -> int:
     mesh = read_obj(args.mesh, up_axis=args.obj_up)
     style = load_image(args.style) if args.style else None
     original = load_image(args.texture) if args.texture else None
-    if settings.features == "random" and not args.quiet:
-        print("note: --features random is for tests and offline machines; it is not a quality mode", file=sys.stderr)
+    note = ""
+    if settings.features == "random":
+        note = "note: --features random is for tests and offline machines; it is not a quality mode"
     previews = Path(args.previews) if args.previews else None
     # Ctrl-C stops after the current step and still writes the texture so far; a second one aborts.
     cancel = threading.Event()
@@ -106,7 +111,7 @@ def run(args: argparse.Namespace) -> int:
 
     previous = signal.signal(signal.SIGINT, on_interrupt)
     try:
-        result = stylize(mesh, style, settings, original, ProgressBar(args.quiet, previews), cancel)
+        result = stylize(mesh, style, settings, original, ProgressBar(args.quiet, previews, note), cancel)
     finally:
         signal.signal(signal.SIGINT, previous)
     save_image(args.out, result.texture)

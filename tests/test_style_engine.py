@@ -1,0 +1,473 @@
+"""The optimization loop (backend.style.engine.stylize) with random features on tiny scenes.
+
+Everything runs on the CPU with the seeded random feature bank, textures of 32-64 texels and renders
+of 32-48 pixels, so each run takes a fraction of a second to a few seconds.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from backend.errors import StyleTexError
+from backend.features import build_feature_net
+from backend.images import load_image
+from backend.mesh import make_mesh
+from backend.primitives import uv_sphere
+from backend.render import MeshTensors, render
+from backend.style.engine import StyleJob, resize_square, stylize
+from backend.style.finishing import uv_island_mask
+from backend.style.settings import StyleSettings
+from backend.views import ring_cameras
+
+REPO = Path(__file__).resolve().parent.parent
+CPU = torch.device("cpu")
+
+
+def tiny(**overrides) -> StyleSettings:
+    base = dict(steps=5, texture_size=32, render_size=32, features="random", device="cpu", margin=2)
+    base.update(overrides)
+    return StyleSettings(**base)
+
+
+def striped_style(size: int = 64, period: int = 4) -> np.ndarray:
+    """Red/dark-red horizontal stripes: a style with a strong colour cast, far from mid-grey."""
+    image = np.zeros((size, size, 3), np.float32)
+    band = (np.arange(size) // period) % 2 == 0
+    image[band] = (0.95, 0.25, 0.05)
+    image[~band] = (0.6, 0.05, 0.02)
+    return image
+
+
+def random_texture(size: int, seed: int) -> np.ndarray:
+    return np.random.default_rng(seed).uniform(0, 1, (size, size, 3)).astype(np.float32)
+
+
+@pytest.fixture(scope="module")
+def sphere():
+    return uv_sphere(10, 20)
+
+
+@pytest.fixture(scope="module")
+def starry():
+    return load_image(REPO / "data" / "styles" / "starry_night.jpg")
+
+
+# --- an atlas cube with an island that no camera can see ---------------------------------------
+
+ATLAS = 48  # texture size: 3 x 3 cells of 16 texels
+CELL = ATLAS // 3
+INSET = 0.2  # each island keeps 0.2 of a cell (3.2 texels) free on every side
+
+
+def cell_rect(index: int) -> np.ndarray:
+    """UV corners (4, 2) of island `index` in a 3 x 3 atlas (index = column + 3 * row, v upwards)."""
+    cx, cy = index % 3, index // 3
+    u0, v0 = (cx + INSET) / 3, (cy + INSET) / 3
+    u1, v1 = (cx + 1 - INSET) / 3, (cy + 1 - INSET) / 3
+    return np.array([[u0, v0], [u1, v0], [u1, v1], [u0, v1]], np.float32)
+
+
+def atlas_cube_with_hidden_quad():
+    """A closed cube (half size 1) whose 6 faces map to separate islands 0..5, and a quad inside it
+    (half size 0.5) mapped to island 6, which every outside camera sees through no face."""
+    corners = [np.array([x, y, z], np.float32) for x in (-1, 1) for y in (-1, 1) for z in (-1, 1)]
+    quads = [(0, 1, 3, 2), (4, 6, 7, 5), (0, 4, 5, 1), (2, 3, 7, 6), (0, 2, 6, 4), (1, 5, 7, 3)]
+    h = 0.5
+    corners += [np.array(p, np.float32) for p in [(-h, -h, 0.1), (h, -h, 0.1), (h, h, 0.1), (-h, h, 0.1)]]
+    quads.append((8, 9, 10, 11))
+    faces, uvs = [], []
+    for island, (a, b, c, d) in enumerate(quads):
+        square = cell_rect(island)
+        faces += [(a, b, c), (a, c, d)]
+        uvs += [square[[0, 1, 2]], square[[0, 2, 3]]]
+    return make_mesh(np.array(corners), np.array(faces), np.array(uvs), "atlas cube")
+
+
+def cell_mask(index: int) -> np.ndarray:
+    """(ATLAS, ATLAS) bool: the texels of atlas cell `index` (image layout: row 0 is v = 1)."""
+    cx, cy = index % 3, index // 3
+    mask = np.zeros((ATLAS, ATLAS), bool)
+    row0 = ATLAS - (cy + 1) * CELL
+    mask[row0 : row0 + CELL, cx * CELL : (cx + 1) * CELL] = True
+    return mask
+
+
+@pytest.fixture(scope="module")
+def atlas():
+    mesh = atlas_cube_with_hidden_quad()
+    island = uv_island_mask(torch.from_numpy(mesh.uvs), ATLAS).numpy()
+    hidden = island & cell_mask(6)
+    visible = island & ~hidden
+    # Test design checks: seven islands of equal size, none touching another or the border.
+    assert all((island & cell_mask(k)).sum() == hidden.sum() for k in range(7))
+    assert not (island & cell_mask(7)).any() and not (island & cell_mask(8)).any()
+    assert not island[0].any() and not island[-1].any() and not island[:, 0].any() and not island[:, -1].any()
+    return mesh, island, hidden, visible
+
+
+def atlas_settings(**overrides) -> StyleSettings:
+    # 'linear' filtering: with mip-mapping (the default), coarse levels average across islands, so
+    # the hidden island's texels take part in views with wide texel footprints, get gradients and
+    # count as seen (currently so; reported as a finding, not asserted here).
+    base = dict(steps=25, texture_size=ATLAS, render_size=32, views_per_step=2, filter="linear", margin=2)
+    base.update(overrides)
+    return tiny(**base)
+
+
+def grow_reference(image: np.ndarray, known: np.ndarray, rings: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Independent float64 version of the island growing: every ring, each unknown texel with known
+    3x3 neighbours becomes their mean. Returns (image, known) after growing."""
+    image = np.where(known[..., None], image, 0).astype(np.float64)
+    known = known.copy()
+    h, w = known.shape
+    ring = 0
+    while (rings is None or ring < rings) and known.any() and not known.all():
+        k = np.pad(known.astype(np.float64), 1)
+        v = np.pad(image * known[..., None], ((1, 1), (1, 1), (0, 0)))
+        weight = sum(k[dy : dy + h, dx : dx + w] for dy in range(3) for dx in range(3))
+        total = sum(v[dy : dy + h, dx : dx + w] for dy in range(3) for dx in range(3))
+        new = (weight > 0) & ~known
+        image[new] = total[new] / weight[new][:, None]
+        known |= new
+        ring += 1
+    return image, known
+
+
+# --- the loss falls ------------------------------------------------------------------------------
+
+
+def test_style_loss_falls(sphere, starry):
+    settings = tiny(steps=80, texture_size=64, render_size=48, views_per_step=2, param="fourier", seed=0)
+    result = stylize(sphere, starry, settings)
+    style = np.array([entry["style"] for entry in result.report["loss"]])
+    total = np.array([entry["total"] for entry in result.report["loss"]])
+    assert len(style) == 80 and np.isfinite(style).all()
+    first, last = style[:10].mean(), style[-10:].mean()
+    assert last < 0.75 * first, (first, last)  # measured: about 0.88 -> 0.48
+    # Without an original texture there is no content term: total = style_weight * style.
+    np.testing.assert_allclose(total, style, rtol=1e-6)
+    assert all(entry["content"] == 0 for entry in result.report["loss"])
+
+
+def test_style_weight_scales_the_total(sphere, starry):
+    a = stylize(sphere, starry, tiny(steps=2, style_weight=1.0, content_weight=0.0))
+    b = stylize(sphere, starry, tiny(steps=2, style_weight=3.0, content_weight=0.0))
+    # Step 1 is the same state in both runs (Adam's first step does not depend on the loss scale,
+    # nor does the second, so both steps match).
+    for x, y in zip(a.report["loss"], b.report["loss"]):
+        assert y["style"] == pytest.approx(x["style"], rel=1e-5)
+        assert y["total"] == pytest.approx(3 * x["total"], rel=1e-5)
+
+
+def test_content_term_with_an_original(sphere, starry):
+    original = random_texture(32, 3)
+    result = stylize(sphere, starry, tiny(steps=3, content_weight=0.5, init="original"), original)
+    first = result.report["loss"][0]
+    # Starting from the original, the renders match the content renders exactly at step 1.
+    assert first["content"] == pytest.approx(0.0, abs=2e-3)
+    later = result.report["loss"][-1]
+    assert later["content"] > first["content"]
+    for entry in result.report["loss"]:
+        assert entry["total"] == pytest.approx(entry["style"] + 0.5 * entry["content"], rel=1e-5, abs=1e-7)
+
+
+# --- gradients reach visible texels only ---------------------------------------------------------
+
+
+def test_hidden_island_keeps_the_original(atlas):
+    mesh, island, hidden, visible = atlas
+    original = random_texture(ATLAS, 1)
+    result = stylize(mesh, striped_style(), atlas_settings(), original)
+    assert result.report["coverage"] == pytest.approx(6 / 7, abs=0.02)
+    texture = result.texture
+    assert texture.shape == (ATLAS, ATLAS, 3) and np.isfinite(texture).all()
+    np.testing.assert_allclose(texture[hidden], original[hidden], rtol=0, atol=1e-6)
+    assert np.abs(texture[visible] - original[visible]).mean() > 0.1  # the visible islands changed
+
+
+def test_hidden_island_grown_from_neighbours_without_an_original(atlas):
+    mesh, island, hidden, visible = atlas
+    result = stylize(mesh, striped_style(), atlas_settings(param="pixel"))
+    assert result.report["coverage"] == pytest.approx(6 / 7, abs=0.02)
+    texture = result.texture
+    assert np.isfinite(texture).all()
+    seen_values = texture[visible]
+    lo, hi = seen_values.min(axis=0), seen_values.max(axis=0)
+    assert ((texture[hidden] >= lo - 1e-6) & (texture[hidden] <= hi + 1e-6)).all()
+    # The pixel parameterization starts at sigmoid(0.01 * noise) ~ 0.5; the style is red, so the
+    # seen texels became red, and so must the hidden ones grown from them (not stay mid-grey).
+    assert seen_values[:, 0].mean() > 0.6
+    assert texture[hidden][:, 0].mean() > 0.6
+    assert texture[hidden].std(axis=0).max() < seen_values.std(axis=0).max()  # smooth fill
+
+
+@pytest.mark.parametrize("param", ["fourier", "pixel"])
+def test_seen_texels_and_finishing_match_a_reference(atlas, param):
+    """White box: StyleJob's seen mask lies on the visible islands only, and finish() equals an
+    independent float64 re-computation from the raw texture and that mask."""
+    mesh, island, hidden, visible = atlas
+    settings = atlas_settings(param=param, margin=3).validate()
+    job = StyleJob(mesh, striped_style(), settings, None, CPU)
+    for _ in range(settings.steps):
+        job.step()
+    seen = job.seen.numpy()
+    assert not seen[hidden].any()
+    assert seen[visible].mean() > 0.98
+    # Bilinear taps reach at most one texel beyond an island's texel centres.
+    near = grow_reference(np.zeros((ATLAS, ATLAS, 1)), island, 1)[1]
+    assert not (seen & ~near).any()
+    with torch.no_grad():
+        raw = job.parameter().numpy().astype(np.float64)
+    texture, coverage = job.finish()
+    seen_island = seen & island
+    assert coverage == pytest.approx(seen_island.sum() / island.sum(), abs=1e-12)
+    filled, _ = grow_reference(raw, seen_island)
+    filled = np.where(island[..., None], filled, raw)
+    padded, reached = grow_reference(filled, island, settings.margin)
+    expected = np.where(reached[..., None], padded, filled)
+    np.testing.assert_allclose(texture, expected, rtol=0, atol=2e-6)
+    assert np.abs(texture[hidden] - raw[hidden]).max() > 0.01  # the raw values were replaced
+
+
+# --- finishing: island padding and the island mask ------------------------------------------------
+
+
+def test_island_padding_is_grown_from_island_texels(atlas):
+    mesh, island, hidden, visible = atlas
+    margin = 3
+    result = stylize(mesh, striped_style(), atlas_settings(margin=margin, steps=10), random_texture(ATLAS, 2))
+    texture = result.texture.astype(np.float64)
+    padded, reached = grow_reference(texture, island, margin)
+    ring = reached & ~island
+    assert ring.sum() > 100
+    np.testing.assert_allclose(texture[ring], padded[ring], rtol=0, atol=2e-6)
+    # A texel right outside a straight island edge is close to the island texel next to it.
+    rows, cols = np.nonzero(island & cell_mask(4))
+    r, c = (rows.min() + rows.max()) // 2, cols.max()
+    assert np.abs(texture[r, c + 1] - texture[r, c]).max() < np.abs(texture[visible] - texture[r, c]).max()
+
+
+def test_uv_island_mask_lower_left_triangle():
+    size = 16
+    uvs = torch.tensor([[[0.0, 0.0], [1.0, 0.0], [0.0, 1.0]]])  # u + v <= 1: the lower-left half
+    mask = uv_island_mask(uvs, size).numpy()
+    assert mask.shape == (size, size) and mask.dtype == bool
+    r, c = np.indices((size, size))
+    # Texel centre (row r, column c) has u = (c + 0.5) / 16 and v = 1 - (r + 0.5) / 16: inside when
+    # c < r. The mask then grows by one texel (c <= r + 1); c == r + 2 is on the grown diagonal edge.
+    assert mask[c <= r + 1].all()
+    assert not mask[c >= r + 3].any()
+    assert mask[size - 1, 0] and not mask[0, size - 1]  # bottom-left in, top-right out
+
+
+def test_uv_island_mask_small_island_position():
+    size = 32
+    # An island in u in [0.5, 0.75], v in [0.75, 1]: texel columns 16..23, rows 0..7.
+    u0, u1, v0, v1 = 0.5, 0.75, 0.75, 1.0
+    uvs = torch.tensor([[[u0, v0], [u1, v0], [u1, v1]], [[u0, v0], [u1, v1], [u0, v1]]])
+    mask = uv_island_mask(uvs, size).numpy()
+    expected = np.zeros((size, size), bool)
+    expected[0:9, 15:25] = True  # grown by one texel (there is no row -1)
+    np.testing.assert_array_equal(mask, expected)
+
+
+# --- starting from the original, previews, determinism, cancelling --------------------------------
+
+
+@pytest.mark.parametrize("param", ["fourier", "pixel"])
+def test_init_original_is_the_texture_of_step_one(sphere, starry, param):
+    original = load_image(REPO / "data" / "spot" / "spot_texture.png")
+    previews = []
+    settings = tiny(steps=1, preview_every=1, param=param, init="original")
+    result = stylize(sphere, starry, settings, original, previews.append)
+    assert result.report["init"] == "original"
+    assert len(previews) == 1 and previews[0].texture is not None
+    expected = resize_square(original, 32)
+    assert expected.std() > 0.05
+    assert previews[0].texture.shape == (32, 32, 3)
+    np.testing.assert_allclose(previews[0].texture, expected, rtol=0, atol=1 / 255)
+
+
+def test_init_original_without_an_original_starts_random(sphere, starry):
+    result = stylize(sphere, starry, tiny(steps=1, init="original"))
+    assert result.report["init"] == "random"
+
+
+def test_progress_and_preview_cadence(sphere, starry):
+    seen = []
+    result = stylize(sphere, starry, tiny(steps=5, preview_every=2), None, seen.append)
+    assert [p.step for p in seen] == [1, 2, 3, 4, 5]
+    assert all(p.steps == 5 for p in seen)
+    assert [p.texture is not None for p in seen] == [False, True, False, True, True]
+    assert all(p.texture.shape == (32, 32, 3) and p.texture.dtype == np.float32 for p in seen if p.texture is not None)
+    for p, entry in zip(seen, result.report["loss"]):
+        assert (p.total, p.style, p.content) == (entry["total"], entry["style"], entry["content"])
+        assert p.eta >= 0 and p.elapsed > 0
+    assert seen[-1].eta == 0
+    assert all(b.elapsed >= a.elapsed for a, b in zip(seen, seen[1:]))
+    # Previews are snapshots: a later step does not change an earlier one.
+    assert np.abs(seen[1].texture - seen[3].texture).max() > 0
+
+
+def test_same_seed_same_result_other_seed_differs(sphere, starry):
+    settings = tiny(steps=4, views_per_step=2, seed=5)
+    a = stylize(sphere, starry, settings)
+    b = stylize(sphere, starry, dataclasses.replace(settings))
+    c = stylize(sphere, starry, dataclasses.replace(settings, seed=6))
+    np.testing.assert_array_equal(a.texture, b.texture)
+    assert a.report["loss"] == b.report["loss"]
+    assert np.abs(a.texture - c.texture).max() > 1e-3
+    assert a.report["loss"] != c.report["loss"]
+
+
+def test_cancel_during_the_run(sphere, starry):
+    cancel = threading.Event()
+    steps_seen = []
+
+    def progress(p):
+        steps_seen.append(p.step)
+        if p.step == 3:
+            cancel.set()
+
+    result = stylize(sphere, starry, tiny(steps=50), None, progress, cancel)
+    assert result.cancelled and result.report["cancelled"]
+    assert result.report["steps_done"] == 3 and len(result.report["loss"]) == 3
+    assert steps_seen == [1, 2, 3]
+    assert result.texture.shape == (32, 32, 3) and result.texture.dtype == np.float32
+    assert np.isfinite(result.texture).all() and (result.texture >= 0).all() and (result.texture <= 1).all()
+
+
+def test_cancel_before_the_first_step(sphere, starry):
+    cancel = threading.Event()
+    cancel.set()
+    result = stylize(sphere, starry, tiny(steps=5), random_texture(32, 4), None, cancel)
+    assert result.cancelled and result.report["steps_done"] == 0 and result.report["loss"] == []
+    assert result.report["coverage"] == 0.0
+    assert np.isfinite(result.texture).all() and result.texture.shape == (32, 32, 3)
+
+
+def test_report_fields(sphere, starry):
+    settings = tiny(steps=3, seed=2)
+    result = stylize(sphere, starry, settings)
+    report = result.report
+    assert report["settings"] == dataclasses.asdict(settings)
+    assert report["settings"]["steps"] == 3 and report["settings"]["features"] == "random"
+    assert report["steps_done"] == 3 and report["cancelled"] is False and not result.cancelled
+    assert [entry["step"] for entry in report["loss"]] == [1, 2, 3]
+    for entry in report["loss"]:
+        assert set(entry) == {"step", "total", "style", "content"}
+        assert all(isinstance(entry[k], float) and math.isfinite(entry[k]) for k in ("total", "style", "content"))
+    assert report["seconds_per_step"] > 0 and report["seconds"] >= report["seconds_per_step"]
+    assert 0 <= report["coverage"] <= 1 and report["coverage"] > 0.5
+    assert report["device"] == "cpu"
+    assert report["features"] == "random" and "2" in report["weights"]
+    assert report["quality_note"].strip()
+    assert report["init"] == "random"
+
+
+# --- the channel objective -------------------------------------------------------------------------
+
+
+def channel_activation(mesh, texture: np.ndarray, layer: str, channel: int, seed: int) -> float:
+    """Mean activation of one random-bank channel over the mesh in 4 fixed views of `texture`."""
+    net = build_feature_net("random", seed=seed, extra_layers=(layer,))
+    tensors = MeshTensors.from_mesh(mesh)
+    values = []
+    for camera in ring_cameras(mesh.center, mesh.radius, 4):
+        image = render(tensors, camera, torch.from_numpy(np.ascontiguousarray(texture)), 48, background=0.5)
+        with torch.no_grad():
+            values.append(net(image.permute(2, 0, 1)[None])[layer][0, channel].mean().item())
+    return float(np.mean(values))
+
+
+def test_channel_objective_excites_the_channel(sphere):
+    settings = tiny(steps=30, objective="channel:rand3:5", seed=1, views_per_step=2)
+    result = stylize(sphere, None, settings)
+    losses = [entry["style"] for entry in result.report["loss"]]
+    assert np.mean(losses[-5:]) < np.mean(losses[:5]) - 1e-3  # the negative mean activation falls
+    start = stylize(sphere, None, dataclasses.replace(settings, steps=1, learning_rate=1e-9)).texture
+    before = channel_activation(sphere, start, "rand3", 5, seed=1)
+    after = channel_activation(sphere, result.texture, "rand3", 5, seed=1)
+    assert after > before + 0.05 and after > 1.2 * before, (before, after)
+
+
+def test_channel_objective_channel_out_of_range(sphere):
+    # The random bank has 64 channels per layer: 64 names none of them.
+    with pytest.raises(StyleTexError) as info:
+        stylize(sphere, None, tiny(steps=2, objective="channel:rand3:64"))
+    assert "\n" not in str(info.value) and "64" in str(info.value)
+
+
+def test_channel_objective_unknown_layer(sphere):
+    with pytest.raises(StyleTexError) as info:
+        stylize(sphere, None, tiny(steps=2, objective="channel:relu4_1:3"))
+    assert "\n" not in str(info.value) and "relu4_1" in str(info.value)
+
+
+# --- bad input -----------------------------------------------------------------------------------
+
+
+def one_line_error(call, *must_contain: str) -> str:
+    with pytest.raises(StyleTexError) as info:
+        call()
+    message = str(info.value)
+    assert message.strip() and "\n" not in message
+    for text in must_contain:
+        assert text in message, message
+    return message
+
+
+def test_style_image_needed_without_objective(sphere):
+    one_line_error(lambda: stylize(sphere, None, tiny()), "style")
+
+
+def test_zero_area_mesh(starry):
+    positions = np.ones((3, 3), np.float32)
+    mesh = make_mesh(positions, np.array([[0, 1, 2]]), np.array([[[0, 0], [1, 0], [0, 1]]], np.float32))
+    one_line_error(lambda: stylize(mesh, starry, tiny()), "zero")
+    # Collinear vertices are as bad.
+    line = make_mesh(np.array([[0, 0, 0], [1, 0, 0], [2, 0, 0]], np.float32), np.array([[0, 1, 2]]),
+                     np.array([[[0, 0], [1, 0], [0, 1]]], np.float32))
+    one_line_error(lambda: stylize(line, starry, tiny()), "zero")
+
+
+@pytest.mark.parametrize(
+    "overrides, name",
+    [
+        ({"style_weight": float("nan")}, "style_weight"),
+        ({"content_weight": float("inf")}, "content_weight"),
+        ({"style_weight": -1.0}, "style_weight"),
+        ({"steps": 0}, "steps"),
+        ({"steps": 2.5}, "steps"),
+        ({"texture_size": 3}, "texture_size"),
+        ({"render_size": 8}, "render_size"),
+        ({"learning_rate": -1.0}, "learning_rate"),
+        ({"learning_rate": 0.0}, "learning_rate"),
+        ({"views_per_step": 0}, "views_per_step"),
+        ({"style_decay": 1.0}, "style_decay"),
+        ({"zoom_min": 2.0, "zoom_max": 1.0}, "zoom_max"),
+        ({"fov_deg": 180.0}, "fov_deg"),
+        ({"objective": "bogus"}, "objective"),
+        ({"objective": "channel:rand3:-1"}, "objective"),
+        ({"features": "bogus"}, "features"),
+        ({"param": "wavelet"}, "param"),
+        ({"init": "zeros"}, "init"),
+        ({"device": "tpu"}, "device"),
+        ({"seed": -1}, "seed"),
+    ],
+)
+def test_bad_settings(sphere, starry, overrides, name):
+    one_line_error(lambda: stylize(sphere, starry, tiny(**overrides)), name)
+
+
+def test_unknown_feature_kind_even_without_validation(sphere, starry):
+    # StyleJob (used by the benchmarks) does not validate; the factory still refuses the name.
+    settings = tiny(features="resnet")
+    one_line_error(lambda: StyleJob(sphere, starry, settings, None, CPU), "resnet")

@@ -1,0 +1,218 @@
+"""The real command line, `python -m backend stylize ...`, run in subprocesses.
+
+Every command is started once, all of them concurrently, by the module fixture `runs` (each
+subprocess starts torch, which costs seconds). TORCH_HOME points at an empty folder, so no cached
+VGG weights can be found; this machine has no network either.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from backend.obj_io import write_obj
+from backend.primitives import uv_sphere
+
+REPO = Path(__file__).resolve().parent.parent
+STYLE = REPO / "data" / "styles" / "starry_night.jpg"
+SIZE = 32
+
+
+def environment(root: Path) -> dict:
+    # One thread each: the commands run side by side and the scenes are tiny.
+    return dict(os.environ, PYTHONPATH=str(REPO), OMP_NUM_THREADS="1", MKL_NUM_THREADS="1",
+                TORCH_HOME=str(root / "empty_torch_home"))
+
+
+def command(args: list[str]) -> list[str]:
+    return [sys.executable, "-m", "backend", "stylize", *args]
+
+
+def run_cli(args: list[str], root: Path) -> subprocess.CompletedProcess:
+    return subprocess.run(command(args), cwd=root, env=environment(root), capture_output=True, text=True, timeout=240)
+
+
+def interrupted_run(args: list[str], root: Path) -> dict:
+    """Starts a long run, sends SIGINT (Ctrl-C) once its first progress line appeared, and waits."""
+    process = subprocess.Popen(command(args), cwd=root, env=environment(root), stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True)
+    lines = []
+    deadline = time.monotonic() + 180
+    try:
+        for line in process.stderr:  # not a terminal: one line at step 1, then every tenth
+            lines.append(line)
+            if "] 1/" in line:
+                process.send_signal(signal.SIGINT)
+                break
+            if time.monotonic() > deadline:
+                break
+        out, err = process.communicate(timeout=120)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    return {"returncode": process.returncode, "stderr": "".join(lines) + err, "stdout": out}
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    root = tmp_path_factory.mktemp("stylize_cli")
+    (root / "empty_torch_home").mkdir()
+    mesh = root / "sphere.obj"
+    write_obj(mesh, uv_sphere(8, 16))
+    texture = root / "texture.png"
+    Image.fromarray(np.random.default_rng(0).integers(0, 256, (20, 20, 3), dtype=np.uint8)).save(texture)
+    not_an_image = root / "x.jpg"
+    not_an_image.write_text("this is not a JPEG\n")
+    no_uvs = root / "no_uvs.obj"
+    no_uvs.write_text("v 0 0 0\nv 1 0 0\nv 0 1 0\nf 1 2 3\n")
+    zero_area = root / "zero_area.obj"
+    zero_area.write_text("v 1 2 3\nv 1 2 3\nv 1 2 3\nvt 0 0\nvt 1 0\nvt 0 1\nf 1/1 2/2 3/3\n")
+    tiny = ["--features", "random", "--device", "cpu", "--texture-size", str(SIZE), "--render-size", str(SIZE)]
+    good = [str(mesh), "--style", str(STYLE), "--out", str(root / "err.png"), "--steps", "2", *tiny]
+    commands = {
+        "ok": [
+            str(mesh), "--style", str(STYLE), "--texture", str(texture), "--out", str(root / "out" / "styled.png"),
+            "--steps", "4", *tiny, "--views-per-step", "2", "--seed", "3", "--report", str(root / "reports" / "r.json"),
+            "--previews", str(root / "previews"), "--preview-every", "2",
+        ],
+        "unreadable_style": [*good, "--style", str(not_an_image)],
+        "missing_style": [*good, "--style", str(root / "no_such_style.jpg")],
+        "mesh_without_uvs": [str(no_uvs), *good[1:]],
+        "zero_area_mesh": [str(zero_area), *good[1:]],
+        "steps_0": [*good, "--steps", "0"],
+        "style_weight_nan": [*good, "--style-weight", "nan"],
+        "objective_bogus": [*good, "--objective", "bogus"],
+        "objective_channel_out_of_range": [*good, "--objective", "channel:rand3:64"],
+        "vgg19_without_weights": [*good, "--features", "vgg19"],
+    }
+    # argparse keeps the last occurrence of a repeated option, so appending overrides `good`; each
+    # failing case gets its own --out, so a case that wrongly succeeds shows up alone.
+    for name, args in commands.items():
+        if name != "ok":
+            args += ["--out", str(root / f"err_{name}.png")]
+    with ThreadPoolExecutor(max_workers=max(2, os.cpu_count() or 2)) as pool:
+        futures = {name: pool.submit(run_cli, args, root) for name, args in commands.items()}
+        interrupted = pool.submit(interrupted_run, [
+            str(mesh), "--style", str(STYLE), "--out", str(root / "interrupted.png"), "--steps", "100000", *tiny,
+            "--report", str(root / "interrupted.json"),
+        ], root)
+        results = {name: future.result() for name, future in futures.items()}
+        results["interrupted"] = interrupted.result()
+    return {"root": root, "not_an_image": not_an_image, "no_uvs": no_uvs, **results}
+
+
+# --- a successful run ----------------------------------------------------------------------------
+
+
+def test_writes_the_texture(runs):
+    result = runs["ok"]
+    assert result.returncode == 0, result.stderr
+    assert "Traceback" not in result.stderr
+    with Image.open(runs["root"] / "out" / "styled.png") as image:
+        assert image.size == (SIZE, SIZE) and image.mode == "RGB"
+        pixels = np.asarray(image)
+    assert pixels.std() > 1  # not a flat image
+    assert result.stdout == ""
+    lines = result.stderr.splitlines()
+    assert lines[0].startswith("note:") and "random" in lines[0]  # the quality note comes first
+    assert "wrote" in lines[-1] and "4 steps" in lines[-1] and "coverage" in lines[-1]
+
+
+def test_report_json(runs):
+    report = json.loads((runs["root"] / "reports" / "r.json").read_text())
+    settings = report["settings"]
+    assert settings["steps"] == 4 and settings["texture_size"] == SIZE and settings["render_size"] == SIZE
+    assert settings["features"] == "random" and settings["seed"] == 3 and settings["views_per_step"] == 2
+    assert settings["preview_every"] == 2
+    assert [entry["step"] for entry in report["loss"]] == [1, 2, 3, 4]
+    for entry in report["loss"]:
+        assert set(entry) == {"step", "total", "style", "content"}
+        assert all(isinstance(entry[k], float) and np.isfinite(entry[k]) for k in ("total", "style", "content"))
+        assert entry["content"] > 0  # --texture gives a content term
+    assert report["seconds_per_step"] > 0
+    assert 0 <= report["coverage"] <= 1 and report["coverage"] > 0.5
+    assert report["device"] == "cpu"
+    assert report["steps_done"] == 4 and report["cancelled"] is False
+    assert report["quality_note"]
+
+
+def test_previews(runs):
+    previews = runs["root"] / "previews"
+    assert sorted(p.name for p in previews.iterdir()) == ["step_00002.png", "step_00004.png"]
+    snapshots = []
+    for name in ("step_00002.png", "step_00004.png"):
+        with Image.open(previews / name) as image:
+            assert image.size == (SIZE, SIZE)
+            snapshots.append(np.asarray(image.convert("RGB")).astype(int))
+    assert np.abs(snapshots[0] - snapshots[1]).max() > 0  # the texture changed between them
+
+
+def test_ctrl_c_stops_and_still_writes(runs):
+    result = runs["interrupted"]
+    assert result["returncode"] == 0, result["stderr"]
+    assert "Traceback" not in result["stderr"]
+    assert "stopped early" in result["stderr"]
+    with Image.open(runs["root"] / "interrupted.png") as image:
+        assert image.size == (SIZE, SIZE)
+    report = json.loads((runs["root"] / "interrupted.json").read_text())
+    assert report["cancelled"] is True
+    assert 1 <= report["steps_done"] < 1000 and len(report["loss"]) == report["steps_done"]
+
+
+# --- errors --------------------------------------------------------------------------------------
+
+ERRORS = {
+    # case: text that the one-line message must contain
+    "unreadable_style": "x.jpg",
+    "missing_style": "no_such_style.jpg",
+    "mesh_without_uvs": "no_uvs.obj:4:",
+    "zero_area_mesh": "zero surface area",
+    "steps_0": "--steps",
+    "style_weight_nan": "--style-weight",
+    "objective_bogus": "objective",
+    "objective_channel_out_of_range": "64",
+    "vgg19_without_weights": "--weights",
+}
+
+
+@pytest.mark.parametrize("case", sorted(ERRORS))
+def test_bad_input_exits_2_with_one_line(runs, case):
+    result = runs[case]
+    assert result.returncode == 2, (result.returncode, result.stderr)
+    assert "Traceback" not in result.stderr
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].strip()
+    assert ERRORS[case] in lines[0], lines[0]
+    assert result.stdout == ""
+    assert not (runs["root"] / f"err_{case}.png").exists()  # nothing was written
+
+
+def test_error_messages_name_the_file_and_the_way_out(runs):
+    assert str(runs["not_an_image"]) in runs["unreadable_style"].stderr
+    assert str(runs["no_uvs"]) in runs["mesh_without_uvs"].stderr and "vt" in runs["mesh_without_uvs"].stderr
+    vgg = runs["vgg19_without_weights"].stderr
+    assert "random" in vgg and str(runs["root"] / "empty_torch_home") in vgg  # where it looked
+
+
+def test_missing_style_and_objective_in_process(tmp_path, capsys):
+    # In-process (main() is what __main__ runs), to spare a subprocess.
+    from backend.cli import main
+
+    mesh = tmp_path / "sphere.obj"
+    write_obj(mesh, uv_sphere(4, 8))
+    code = main(["stylize", str(mesh), "--out", str(tmp_path / "o.png"), "--features", "random", "--steps", "1"])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and "--style" in err
+    assert not (tmp_path / "o.png").exists()

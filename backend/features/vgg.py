@@ -16,6 +16,8 @@ from pathlib import Path
 
 import torch
 import torchvision
+from torchvision.models.vgg import cfgs as vgg_configs
+from torchvision.models.vgg import make_layers as vgg_layers
 
 from ..errors import StyleTexError
 from .imagenet import ImageNetNormalize
@@ -49,9 +51,22 @@ def _cache_path(kind: str) -> Path:
     return Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(url)
 
 
+def _features_only(kind: str) -> torch.nn.Module:
+    """VGG's convolutional part alone, wrapped so its state-dict keys read 'features.N...' as in the
+    full model: building the full model would spend a second initializing a 120M-weight classifier
+    that the style loss never runs."""
+    model = torch.nn.Module()
+    model.features = vgg_layers(vgg_configs[{"vgg16": "D", "vgg19": "E"}[kind]], batch_norm=False)
+    return model
+
+
+def _load(model: torch.nn.Module, state: dict) -> None:
+    model.load_state_dict({k: v for k, v in state.items() if k.startswith("features.")})
+
+
 def load_vgg(kind: str, weights_path: str | None) -> tuple[torch.nn.Sequential, str]:
     """The `features` block of VGG `kind` with ImageNet weights, and a note of where they came from."""
-    model = getattr(torchvision.models, kind)(weights=None)
+    model = _features_only(kind)
     if weights_path:
         try:
             state = torch.load(weights_path, map_location="cpu", weights_only=True)
@@ -62,7 +77,9 @@ def load_vgg(kind: str, weights_path: str | None) -> tuple[torch.nn.Sequential, 
         if isinstance(state, dict) and "state_dict" in state:
             state = state["state_dict"]
         try:
-            model.load_state_dict(state)
+            if not isinstance(state, dict):
+                raise TypeError("not a dict of tensors")
+            _load(model, state)
         except (RuntimeError, TypeError, AttributeError) as exc:
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise StyleTexError(f"--weights {weights_path}: does not fit torchvision's {kind} ({first})") from None
@@ -75,7 +92,7 @@ def load_vgg(kind: str, weights_path: str | None) -> tuple[torch.nn.Sequential, 
         # stderr); our own message below says what matters.
         with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
             state = weights.get_state_dict(progress=False)
-        model.load_state_dict(state)
+        _load(model, state)
     except Exception as exc:
         raise StyleTexError(
             f"ImageNet weights for {kind} are not in torch's cache ({_cache_path(kind)}) and could not be "

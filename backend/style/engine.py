@@ -95,10 +95,10 @@ class StyleJob:
         self.content_weight = settings.content_weight if self.original_pyramid is not None else 0.0
         self.memory = StyleMemory(settings.style_decay)
         self.rng = np.random.default_rng(settings.seed)
-        self.seen = torch.zeros(size, size, dtype=torch.bool, device=device)
-
-    def _mark_seen(self, grad: torch.Tensor) -> None:
-        self.seen.logical_or_(grad.abs().sum(dim=-1) > 0)
+        # Faces that covered at least one pixel centre in some view. Texels count as seen when they
+        # lie under a seen face in UV space. (Gradients are no guide: coarse mip levels average
+        # across UV islands, so hidden texels receive gradient too.)
+        self.face_seen = torch.zeros(len(mesh.faces), dtype=torch.bool, device=device)
 
     def _render_views(self, pyramid) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]:
         """Learned images, content images (or None) and coverage masks, (B, C, R, R) each."""
@@ -115,12 +115,12 @@ class StyleJob:
                 with torch.no_grad():
                     content.append(shade(fragments, self.mesh_t.uvs, self.original_pyramid, s.filter, s.boundary, background))
             masks.append(fragments.mask.to(torch.float32))
+            self.face_seen[fragments.face_ids[fragments.mask]] = True
         as_batch = lambda images: torch.stack(images).permute(0, 3, 1, 2)  # noqa: E731
         return as_batch(learned), as_batch(content) if content else None, torch.stack(masks)[:, None]
 
     def step(self) -> dict[str, float]:
         texture = self.parameter()
-        texture.register_hook(self._mark_seen)
         learned, content, mask = self._render_views(build_pyramid(texture))
         features = self.net(learned)
         zero = torch.zeros((), device=self.device)
@@ -142,11 +142,19 @@ class StyleJob:
         self.last_texture = texture
         return {"total": total.item(), "style": style.item(), "content": content_term.item()}
 
+    def seen_texels(self) -> torch.Tensor:
+        """(S, S) bool: texels under the UV footprint of a face that some view so far has shown."""
+        size = self.settings.texture_size
+        if not bool(self.face_seen.any()):
+            return torch.zeros(size, size, dtype=torch.bool, device=self.device)
+        return uv_island_mask(self.mesh_t.uvs[self.face_seen], size)
+
     def finish(self) -> tuple[np.ndarray, float]:
         with torch.no_grad():
             island = uv_island_mask(self.mesh_t.uvs, self.settings.texture_size)
+            seen = self.seen_texels()
             original = torch.from_numpy(self.original_square).to(self.device) if self.original_square is not None else None
-            finished, coverage = finish_texture(self.parameter(), self.seen, island, original, self.settings.margin)
+            finished, coverage = finish_texture(self.parameter(), seen, island, original, self.settings.margin)
         return finished.cpu().numpy().astype(np.float32), coverage
 
 

@@ -53,9 +53,9 @@ def finish_texture(
     original: torch.Tensor | None,
     margin: int,
 ) -> tuple[torch.Tensor, float]:
-    """Returns (finished texture, coverage): coverage is the fraction of island texels that some view
-    saw; unseen island texels come from `original` (same size) or are grown from seen ones; then
-    islands are padded by `margin` texels."""
+    """Returns (finished texture, coverage): coverage is the fraction of island texels that lie under
+    a face some view saw (`seen`); unseen island texels come from `original` (same size) or are grown
+    from seen ones; then islands are padded by `margin` texels."""
     seen_island = seen & island
     coverage = float(seen_island.sum()) / max(int(island.sum()), 1)
     if original is not None:

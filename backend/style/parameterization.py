@@ -6,7 +6,8 @@ preconditioner), is turned into an image by an inverse real FFT, mapped through 
 colour basis and squashed by a sigmoid into (0, 1).
 pixel: one logit per texel and channel, squashed by a sigmoid.
 
-Both can start from random values (as the article) or reproduce an original texture exactly.
+Both can start from random values (as the article) or from an original texture, reproduced within
+half an 8-bit step (exact 0 and 1 are pulled in by that much: the sigmoid never reaches them).
 """
 
 from __future__ import annotations

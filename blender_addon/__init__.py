@@ -16,9 +16,32 @@ bl_info = {
 }
 
 
-def register() -> None:  # pragma: no cover - filled in by the Blender-facing modules
-    pass
+def _classes():
+    from . import operators, panel, preferences, properties
+
+    return (properties.StyleTexSettings, preferences.StyleTexPreferences, operators.STYLETEX_OT_stylize,
+            operators.STYLETEX_OT_cancel, operators.STYLETEX_OT_revert, panel.STYLETEX_PT_panel)
 
 
-def unregister() -> None:  # pragma: no cover
-    pass
+def register() -> None:
+    import atexit
+
+    import bpy
+
+    from . import preferences, properties
+
+    for cls in _classes():
+        bpy.utils.register_class(cls)
+    bpy.types.Scene.styletex = bpy.props.PointerProperty(type=properties.StyleTexSettings)
+    atexit.register(preferences.stop_local_backend)
+
+
+def unregister() -> None:
+    import bpy
+
+    from . import preferences
+
+    preferences.stop_local_backend()
+    del bpy.types.Scene.styletex
+    for cls in reversed(_classes()):
+        bpy.utils.unregister_class(cls)

@@ -1,0 +1,90 @@
+"""Reading the active object into plain numpy arrays (bpy-facing; all bulk data via foreach_get)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import bpy
+import numpy as np
+
+from .compat import corner_uvs
+
+
+class ExtractError(Exception):
+    """A user-facing problem with the selection, in one line."""
+
+
+@dataclass
+class MeshPayload:
+    positions: np.ndarray  # (V, 3) float32, world space
+    faces: np.ndarray  # (F, 3) int32 (loop triangles)
+    uvs: np.ndarray  # (F, 3, 2) float32, per corner, active UV map
+    image: "bpy.types.Image | None"  # the image behind the material's Base Color, if any
+    texture: np.ndarray | None  # (H, W, 3) float32, sRGB-encoded, row 0 at the top
+
+
+def _linear_to_srgb(x: np.ndarray) -> np.ndarray:
+    x = np.clip(x, 0.0, 1.0)
+    return np.where(x <= 0.0031308, 12.92 * x, 1.055 * np.power(x, 1 / 2.4) - 0.055).astype(np.float32)
+
+
+def base_color_image(obj: "bpy.types.Object") -> "bpy.types.ImageTexture | None":
+    """The Image Texture node feeding the Principled BSDF's Base Color of the active material."""
+    material = obj.active_material
+    if material is None or not material.use_nodes or material.node_tree is None:
+        return None
+    for node in material.node_tree.nodes:
+        if node.type == "BSDF_PRINCIPLED":
+            for link in node.inputs["Base Color"].links:
+                if link.from_node.type == "TEX_IMAGE":
+                    return link.from_node
+    return None
+
+
+def image_pixels(image: "bpy.types.Image") -> np.ndarray:
+    """(H, W, 3) float32 sRGB-encoded values, row 0 at the top (Blender stores the bottom row first)."""
+    width, height = image.size
+    if width == 0 or height == 0:
+        raise ExtractError(f"image '{image.name}' has no pixels (is its file missing?)")
+    flat = np.empty(width * height * image.channels, dtype=np.float32)
+    image.pixels.foreach_get(flat)
+    pixels = flat.reshape(height, width, image.channels)[::-1, :, :3]
+    if pixels.shape[2] < 3:
+        pixels = np.repeat(pixels[..., :1], 3, axis=2)
+    if image.is_float and image.colorspace_settings.name != "sRGB":
+        pixels = _linear_to_srgb(pixels)  # float buffers hold linear values
+    return np.ascontiguousarray(pixels, dtype=np.float32)
+
+
+def extract_active(context: "bpy.types.Context") -> MeshPayload:
+    """The evaluated (modifiers applied) active mesh, triangulated, in world space."""
+    obj = context.active_object
+    if obj is None:
+        raise ExtractError("nothing selected: select a mesh object")
+    if obj.type != "MESH":
+        raise ExtractError(f"'{obj.name}' is a {obj.type.lower()}, not a mesh")
+    depsgraph = context.evaluated_depsgraph_get()
+    evaluated = obj.evaluated_get(depsgraph)
+    mesh = evaluated.to_mesh()
+    try:
+        if not mesh.uv_layers:
+            raise ExtractError(f"'{obj.name}' has no UV map: unwrap it first (UV > Unwrap)")
+        mesh.calc_loop_triangles()
+        count = len(mesh.loop_triangles)
+        if count == 0:
+            raise ExtractError(f"'{obj.name}' has no faces")
+        positions = np.empty(len(mesh.vertices) * 3, dtype=np.float32)
+        mesh.vertices.foreach_get("co", positions)
+        faces = np.empty(count * 3, dtype=np.int32)
+        mesh.loop_triangles.foreach_get("vertices", faces)
+        loops = np.empty(count * 3, dtype=np.int32)
+        mesh.loop_triangles.foreach_get("loops", loops)
+        uvs = corner_uvs(mesh)[loops].reshape(count, 3, 2)
+        matrix = np.array(evaluated.matrix_world, dtype=np.float64)
+    finally:
+        evaluated.to_mesh_clear()
+    positions = positions.reshape(-1, 3).astype(np.float64) @ matrix[:3, :3].T + matrix[:3, 3]
+    node = base_color_image(obj)
+    image = node.image if node is not None else None
+    texture = image_pixels(image) if image is not None else None
+    return MeshPayload(positions.astype(np.float32), faces.reshape(count, 3), np.ascontiguousarray(uvs), image, texture)

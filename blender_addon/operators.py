@@ -1,0 +1,205 @@
+"""Operators: stylize the active object, cancel, revert (bpy-facing).
+
+In the UI, `stylize` returns at once; a bpy.app.timers callback drains the worker's events and
+writes previews into the image (the UI never blocks longer than one tick). In background mode
+(`blender -b`, where timers never fire while a script runs) it blocks, printing progress, and
+raises on failure (bpy.ops turns an error report into RuntimeError).
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import time
+
+import bpy
+from bpy.props import EnumProperty, FloatProperty, IntProperty, StringProperty
+
+from .extract import ExtractError, extract_active
+from .properties import FEATURES
+from .session import Event, JobSession
+from .write_back import ensure_image, revert, show_styled, styled_image_name, write_pixels
+
+_sessions: dict[str, JobSession] = {}  # object name -> running job
+TICK_S = 0.1
+TICK_BUDGET_S = 0.02
+
+
+def _settings(scene) -> "bpy.types.PropertyGroup":
+    return scene.styletex
+
+
+def apply_event(scene, obj_name: str, image_name: str, event: Event) -> bool:
+    """Applies one worker event on the main thread; True when the job is over."""
+    settings = _settings(scene)
+    image = bpy.data.images.get(image_name)
+    if event.kind == "accepted":
+        settings.status = f"queued as job {event.fields['job']}"
+    elif event.kind == "progress":
+        f = event.fields
+        settings.progress = f["step"] / max(f["steps"], 1)
+        loss = f.get("loss", {}).get("total")
+        settings.status = f"step {f['step']}/{f['steps']}" + (f", loss {loss:.3f}" if loss is not None else "") + \
+            f", ETA {int(f.get('eta', 0))} s"
+        if event.pixels is not None and image is not None:
+            write_pixels(image, event.pixels)
+    elif event.kind == "result":
+        if image is not None:
+            write_pixels(image, event.pixels)
+            image.pack()  # or it is lost when the file is reopened
+        settings.progress = 1.0
+        report = event.fields.get("report", {})
+        settings.status = f"done: {report.get('steps_done', '?')} steps, coverage {100 * report.get('coverage', 0):.0f} %"
+        settings.last_error = ""
+        return True
+    elif event.kind == "cancelled":
+        settings.status = f"cancelled after {event.fields.get('steps_done', 0)} steps"
+        return True
+    elif event.kind == "error":
+        settings.last_error = event.fields.get("message", "unknown error")
+        settings.status = "failed"
+        return True
+    return False
+
+
+def _redraw() -> None:
+    for window in bpy.context.window_manager.windows:
+        for area in window.screen.areas:
+            if area.type in ("VIEW_3D", "IMAGE_EDITOR"):
+                area.tag_redraw()
+
+
+def _make_drain(scene_name: str, obj_name: str, image_name: str):
+    def drain() -> float | None:
+        session = _sessions.get(obj_name)
+        scene = bpy.data.scenes.get(scene_name)
+        if session is None or scene is None:
+            return None
+        deadline = time.monotonic() + TICK_BUDGET_S
+        over = False
+        while time.monotonic() < deadline:
+            try:
+                event = session.events.get_nowait()
+            except queue.Empty:
+                break
+            over = apply_event(scene, obj_name, image_name, event) or over
+        _redraw()
+        if over:
+            _sessions.pop(obj_name, None)
+            return None
+        return TICK_S
+
+    return drain
+
+
+class STYLETEX_OT_stylize(bpy.types.Operator):
+    """Restyle the active object's texture with the style of a painting"""
+
+    bl_idname = "styletex.stylize"
+    bl_label = "Start"
+    bl_options = {"REGISTER"}
+
+    style_path: StringProperty(name="Style Image", subtype="FILE_PATH")
+    steps: IntProperty(name="Steps", default=400, min=1)
+    texture_size: IntProperty(name="Texture Size", default=1024, min=16, max=4096)
+    render_size: IntProperty(name="Render Size", default=512, min=16, max=2048)
+    style_weight: FloatProperty(name="Style Weight", default=1.0, min=0.0)
+    content_weight: FloatProperty(name="Content Weight", default=0.5, min=0.0)
+    features: EnumProperty(name="Network", items=FEATURES, default="vgg19")
+    seed: IntProperty(name="Seed", default=0, min=0)
+    address: StringProperty(name="Backend Address", description="Empty: from the add-on preferences")
+    timeout: FloatProperty(name="Timeout", default=5.0, min=1.0, description="Seconds of silence before the backend counts as gone")
+
+    def execute(self, context):
+        from .preferences import backend_address, preferences
+
+        try:
+            payload = extract_active(context)
+        except ExtractError as exc:
+            self.report({"ERROR"}, str(exc))
+            return {"CANCELLED"}
+        path = bpy.path.abspath(self.style_path)
+        if not self.style_path or not os.path.isfile(path):
+            self.report({"ERROR"}, f"style image not found: {self.style_path or '(none chosen)'}")
+            return {"CANCELLED"}
+        with open(path, "rb") as handle:
+            style = handle.read()
+        obj = context.active_object
+        if obj.name in _sessions:
+            self.report({"ERROR"}, f"a StyleTex job is already running for '{obj.name}'")
+            return {"CANCELLED"}
+        settings = {"steps": self.steps, "texture_size": self.texture_size, "render_size": self.render_size,
+                    "style_weight": self.style_weight, "content_weight": self.content_weight,
+                    "features": self.features, "seed": self.seed}
+        preview = {"every": max(1, self.steps // 40), "max_size": min(self.texture_size, 1024), "format": "float16"}
+        curve = None
+        prefs = preferences(context)
+        if not self.address and prefs is not None and prefs.mode == "remote" and prefs.server_key and prefs.client_key:
+            from .client import CurveKeys
+
+            curve = CurveKeys.from_files(bpy.path.abspath(prefs.server_key), bpy.path.abspath(prefs.client_key))
+        address = self.address or backend_address(context)
+        image = ensure_image(styled_image_name(obj, payload.image), self.texture_size)
+        show_styled(obj, image)
+        data = {"positions": payload.positions, "faces": payload.faces, "uvs": payload.uvs, "style": style,
+                "texture": payload.texture}
+        session = JobSession(address, data, settings, preview, curve, self.timeout).start()
+        _settings(context.scene).last_error = ""
+        _settings(context.scene).status = "sending"
+        if bpy.app.background:
+            return self._block(context, session, obj.name, image.name)
+        _sessions[obj.name] = session
+        bpy.app.timers.register(_make_drain(context.scene.name, obj.name, image.name), first_interval=TICK_S,
+                                persistent=True)
+        return {"FINISHED"}
+
+    def _block(self, context, session: JobSession, obj_name: str, image_name: str):
+        """Background mode: no timers run, so poll the queue here until the job ends."""
+        while True:
+            try:
+                event = session.events.get(timeout=0.1)
+            except queue.Empty:
+                continue
+            over = apply_event(context.scene, obj_name, image_name, event)
+            if event.kind == "progress":
+                print(f"StyleTex: {_settings(context.scene).status}", flush=True)
+            if over:
+                break
+        if event.kind == "error":
+            self.report({"ERROR"}, f"StyleTex: {event.fields.get('message')}")
+            return {"CANCELLED"}
+        print(f"StyleTex: {_settings(context.scene).status}", flush=True)
+        return {"FINISHED"} if event.kind == "result" else {"CANCELLED"}
+
+
+class STYLETEX_OT_cancel(bpy.types.Operator):
+    """Stop the running StyleTex job of the active object (the texture so far is kept)"""
+
+    bl_idname = "styletex.cancel"
+    bl_label = "Cancel"
+
+    def execute(self, context):
+        obj = context.active_object
+        session = _sessions.get(obj.name) if obj else None
+        if session is None:
+            self.report({"WARNING"}, "no StyleTex job is running for the active object")
+            return {"CANCELLED"}
+        session.cancel()
+        return {"FINISHED"}
+
+
+class STYLETEX_OT_revert(bpy.types.Operator):
+    """Put the original image back into the material"""
+
+    bl_idname = "styletex.revert"
+    bl_label = "Revert to Original"
+
+    def execute(self, context):
+        if context.active_object is None or not revert(context.active_object):
+            self.report({"WARNING"}, "nothing to revert on the active object")
+            return {"CANCELLED"}
+        return {"FINISHED"}
+
+
+def running(obj_name: str) -> bool:
+    return obj_name in _sessions

@@ -1,0 +1,24 @@
+"""Per-scene job settings and the panel's state (bpy-facing)."""
+
+from __future__ import annotations
+
+import bpy
+from bpy.props import EnumProperty, FloatProperty, IntProperty, StringProperty
+
+FEATURES = [("vgg19", "VGG-19", "ImageNet VGG-19 (best quality)"), ("vgg16", "VGG-16", "ImageNet VGG-16"),
+            ("random", "Random", "Random filters: for tests and offline machines, not quality")]
+
+
+class StyleTexSettings(bpy.types.PropertyGroup):
+    style_path: StringProperty(name="Style Image", subtype="FILE_PATH", description="The painting whose style to apply")
+    texture_size: IntProperty(name="Texture Size", default=1024, min=64, max=4096)
+    render_size: IntProperty(name="Render Size", default=512, min=64, max=2048)
+    steps: IntProperty(name="Steps", default=400, min=1, max=100000)
+    style_weight: FloatProperty(name="Style Weight", default=1.0, min=0.0)
+    content_weight: FloatProperty(name="Content Weight", default=0.5, min=0.0)
+    features: EnumProperty(name="Network", items=FEATURES, default="vgg19")
+    seed: IntProperty(name="Seed", default=0, min=0)
+    # Panel state, written by the main thread only.
+    status: StringProperty(name="Status", default="")
+    last_error: StringProperty(name="Last Error", default="")
+    progress: FloatProperty(name="Progress", default=0.0, min=0.0, max=1.0, subtype="FACTOR")

@@ -5,6 +5,7 @@
     python3 build.py test    run the test suite          (extra arguments go to pytest)
     python3 build.py demo    run the demo on bundled data (writes out/demo/)
     python3 build.py bench   run the benchmarks           (writes out/bench/bench.json)
+    python3 build.py addon   build the Blender add-on     (writes dist/styletex-VERSION.zip)
 
 Every command sets up what it needs first.
 """
@@ -55,11 +56,57 @@ def in_venv(args: list[str]) -> int:
     return run([venv_python(), *args], env=env)
 
 
+ADDON = ROOT / "blender_addon"
+DIST = ROOT / "dist"
+PYZMQ = "pyzmq==27.1.0"
+# (platform tag, Python version): Blender 3.4-4.0 embed 3.10, 4.1-5.0 3.11, 5.1+ 3.13 (abi3 wheels).
+WHEEL_TARGETS = [(plat, py) for py in ("3.10", "3.11", "3.13")
+                 for plat in ("manylinux_2_28_x86_64", "manylinux_2_28_aarch64", "macosx_10_15_universal2", "win_amd64")]
+
+
+def addon() -> int:
+    """dist/styletex-VERSION.zip: the add-on under styletex/ with pyzmq wheels, installable as a 4.2+
+    extension (blender_manifest.toml lists the wheels) and as a legacy add-on (vendor.py unpacks one)."""
+    import re
+    import zipfile
+
+    code = setup()
+    if code:
+        return code
+    manifest = (ADDON / "blender_manifest.toml").read_text()
+    version = re.search(r'^version = "([^"]+)"', manifest, re.M).group(1)
+    wheels_dir = DIST / "wheels"
+    wheels_dir.mkdir(parents=True, exist_ok=True)
+    for plat, py in WHEEL_TARGETS:
+        code = run([venv_python(), "-m", "pip", "download", "--disable-pip-version-check", "-q", PYZMQ,
+                    "--only-binary=:all:", "--no-deps", "--platform", plat, "--python-version", py, "-d", wheels_dir])
+        if code:
+            return code
+    wheels = sorted(wheels_dir.glob("pyzmq-*.whl"))
+    listed = ",\n".join(f'  "./wheels/{w.name}"' for w in wheels)
+    manifest = manifest.replace("wheels = []", f"wheels = [\n{listed},\n]")
+    out = DIST / f"styletex-{version}.zip"
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as archive:
+        for path in sorted(ADDON.rglob("*")):
+            relative = path.relative_to(ADDON)
+            if path.is_dir() or "__pycache__" in relative.parts or relative.parts[0] == "_vendor":
+                continue
+            if relative.name == "blender_manifest.toml":
+                archive.writestr(f"styletex/{relative.as_posix()}", manifest)
+            else:
+                archive.write(path, f"styletex/{relative.as_posix()}")
+        for wheel in wheels:
+            archive.write(wheel, f"styletex/wheels/{wheel.name}")
+    print(f"wrote {out.relative_to(ROOT)} ({out.stat().st_size >> 10} KiB, {len(wheels)} pyzmq wheels)")
+    return 0
+
+
 COMMANDS = {
     "setup": lambda extra: setup(),
     "test": lambda extra: in_venv(["-m", "pytest", *extra]),
     "demo": lambda extra: in_venv(["-m", "backend.demo", *extra]),
     "bench": lambda extra: in_venv(["-m", "bench", *extra]),
+    "addon": lambda extra: addon(),
 }
 
 

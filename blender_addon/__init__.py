@@ -28,6 +28,9 @@ def register() -> None:
 
     import bpy
 
+    from .vendor import ensure_zmq
+
+    ensure_zmq()
     from . import preferences, properties
 
     for cls in _classes():

@@ -213,6 +213,9 @@ class Server:
         now = time.monotonic()
         with self.lock:
             jobs = [j for j in [*self.waiting, self.running] if j is not None]
+            owners = {job.client for job in jobs}
+            for client in [c for c, t in self.last_seen.items() if c not in owners and now - t > 60]:
+                del self.last_seen[client]  # forget idle clients: the table must not grow without bound
             for job in jobs:
                 silent = now - self.last_seen.get(job.client, now)
                 if silent > self.client_timeout and not job.cancel.is_set():

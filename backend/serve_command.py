@@ -60,6 +60,9 @@ def run_serve(args: argparse.Namespace) -> int:
         raise StyleTexError(f"--curve-clients {args.curve_clients}: not a folder")
     if args.curve_secret and not Path(args.curve_secret).is_file():
         raise StyleTexError(f"--curve-secret {args.curve_secret}: no such file")
+    from .devices import pick_device
+
+    pick_device(args.device)  # --device cuda without CUDA: one line now, not a crash at the first request
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", stream=sys.stderr)
     try:
         server = Server(args.bind, args.device, args.max_queue, max_message_bytes=args.max_message_mb << 20,

@@ -60,6 +60,10 @@ class CurveKeys:
 
 
 class StyleTexClient:
+    """One DEALER connection to a backend, used by one thread, one job at a time: a request made
+    while iterating events() would skip the job's messages that arrive before its reply (open a
+    second client for that)."""
+
     def __init__(self, address: str, timeout: float = 5.0, curve: CurveKeys | None = None,
                  context: zmq.Context | None = None):
         self.address, self.timeout, self.curve = address, timeout, curve
@@ -67,6 +71,9 @@ class StyleTexClient:
         self.limits = Limits()
         self.socket: zmq.Socket | None = None
         self.monitor: zmq.Socket | None = None
+        # When _receive(ping=True) pings next. Kept across calls: events() calls _receive once per
+        # message, and a job whose progress comes faster than PING_INTERVAL must still be pinged for.
+        self._next_ping = 0.0
 
     # -- connection --------------------------------------------------------------------------------
 
@@ -126,7 +133,6 @@ class StyleTexClient:
         """The next message from the server; pings while waiting; ServerUnreachable after `timeout` of silence."""
         socket = self._connect()
         last_heard = time.monotonic()
-        next_ping = last_heard + PING_INTERVAL
         while True:
             self._check_handshake()
             now = time.monotonic()
@@ -134,9 +140,9 @@ class StyleTexClient:
                 self.close()
                 raise ServerUnreachable(f"no answer from the StyleTex backend at {self.address} within "
                                         f"{deadline_s:.0f} s (is it running, and is the address right?)")
-            if ping and now >= next_ping:
+            if ping and now >= self._next_ping:
                 socket.send_multipart(encode("ping"))
-                next_ping = now + PING_INTERVAL
+                self._next_ping = now + PING_INTERVAL
             if socket.poll(100):
                 frames = socket.recv_multipart(copy=False)
                 try:

@@ -33,7 +33,12 @@ MAX_DIMS = 4
 class ProtocolError(ValueError):
     """A message that cannot be accepted. `code` is machine-readable, str(self) is for people."""
 
+    # Messages quote what the peer sent; a peer must not make replies and logs as long as its input.
+    MAX_MESSAGE_CHARS = 300
+
     def __init__(self, code: str, message: str):
+        if len(message) > self.MAX_MESSAGE_CHARS:
+            message = message[: self.MAX_MESSAGE_CHARS - 3] + "..."
         super().__init__(message)
         self.code = code
 
@@ -53,7 +58,8 @@ def _as_wire_array(name: str, array: np.ndarray) -> np.ndarray:
         raise ProtocolError("bad_dtype", f"array {name!r}: dtype {array.dtype.name} is not allowed")
     if array.dtype.byteorder == ">" or (array.dtype.byteorder == "=" and np.little_endian is False):
         array = array.astype(array.dtype.newbyteorder("<"))
-    return np.ascontiguousarray(array)
+    # Not np.ascontiguousarray: it turns a 0-d array into shape (1,).
+    return array if array.flags.c_contiguous else np.ascontiguousarray(array)
 
 
 def encode(msg_type: str, fields: dict[str, Any] | None = None, arrays: dict[str, np.ndarray] | None = None) -> list:
@@ -101,7 +107,7 @@ def decode(frames: Sequence, limits: Limits = Limits(), expect: Sequence[str] = 
         raise ProtocolError("bad_header", f"header of {len(raw)} bytes exceeds {MAX_HEADER_BYTES}")
     try:
         header = json.loads(bytes(raw).decode("utf-8"), parse_constant=_reject_constant)
-    except (UnicodeDecodeError, json.JSONDecodeError, ValueError) as exc:
+    except (UnicodeDecodeError, json.JSONDecodeError, ValueError, RecursionError) as exc:  # deep nesting: RecursionError
         raise ProtocolError("bad_json", f"frame 0 is not UTF-8 JSON ({type(exc).__name__})") from None
     if not isinstance(header, dict):
         raise ProtocolError("bad_header", "frame 0 must be a JSON object")

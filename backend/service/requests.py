@@ -10,7 +10,7 @@ import io
 from dataclasses import dataclass, fields
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 
 from blender_addon.protocol import Message, ProtocolError
 
@@ -62,7 +62,9 @@ def _image(message: Message, name: str, limits: ServiceLimits) -> np.ndarray | N
                 if max(image.size) > limits.max_image_side:
                     raise ProtocolError("too_large", f"{name}: image side {max(image.size)} exceeds {limits.max_image_side}")
                 data = np.asarray(image.convert("RGB"))
-        except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError) as exc:
+        except ProtocolError:  # too_large above (a ValueError: it must not become bad_image)
+            raise
+        except Exception as exc:  # Pillow raises many kinds on crafted files (SyntaxError, IndexError, ...)
             raise ProtocolError("bad_image", f"{name}: cannot decode the image ({type(exc).__name__})") from None
     if data.ndim != 3 or data.shape[2] not in (3, 4) or min(data.shape[:2]) < 1:
         raise ProtocolError("bad_image", f"{name}: image must have shape (H, W, 3 or 4), got {list(data.shape)}")
@@ -128,7 +130,7 @@ def parse_submit(message: Message, limits: ServiceLimits = ServiceLimits()) -> J
     positions, faces, uvs = arrays["positions"], arrays["faces"], arrays["uvs"]
     if positions.dtype.kind != "f" or uvs.dtype.kind != "f" or faces.dtype.kind not in "iu":
         raise ProtocolError("bad_mesh", "positions and uvs must be float arrays, faces an integer array")
-    if len(positions) > limits.max_vertices or (faces.ndim and len(faces) > limits.max_faces):
+    if (positions.ndim and len(positions) > limits.max_vertices) or (faces.ndim and len(faces) > limits.max_faces):
         raise ProtocolError("too_large", f"meshes are limited to {limits.max_vertices} vertices and {limits.max_faces} faces")
     try:
         mesh = make_mesh(positions, faces, uvs, source="submit")

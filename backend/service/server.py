@@ -146,8 +146,10 @@ class Server:
 
     def _send(self, client: bytes, frames: list) -> None:
         try:
-            self.socket.send_multipart([client, *frames], copy=False)
-        except zmq.ZMQError as exc:  # EHOSTUNREACH: the client is gone
+            # Never block: with ROUTER_MANDATORY a blocking send waits for as long as a peer that does
+            # not read keeps its queue full, and this thread serves everyone.
+            self.socket.send_multipart([client, *frames], copy=False, flags=zmq.NOBLOCK)
+        except zmq.ZMQError as exc:  # EHOSTUNREACH: the client is gone; EAGAIN: its queue is full
             log.info("could not reach client %s: %s", client.hex(), exc)
 
     def _flush_outbox(self) -> None:
@@ -172,6 +174,9 @@ class Server:
             except ProtocolError as exc:
                 log.info("rejected a message from %s: %s (%s)", client.hex(), exc, exc.code)
                 self._send(client, error(exc.code, str(exc)))
+            except Exception as exc:  # a bug met by one message must not stop the service for everyone
+                log.exception("internal error handling a message from %s", client.hex())
+                self._send(client, error("internal", f"{type(exc).__name__}: {str(exc)[:200]}"))
 
     def _handle(self, client: bytes, message) -> None:
         if message.type == "ping":

@@ -17,6 +17,18 @@ def corner_uvs(mesh: "bpy.types.Mesh") -> np.ndarray:
     return out.reshape(-1, 2)
 
 
+def uses_nodes(material: "bpy.types.Material") -> bool:
+    """Whether the material is node-based (always, since 5.0, where `use_nodes` is deprecated)."""
+    if bpy.app.version >= (5, 0, 0):
+        return material.node_tree is not None
+    return material.use_nodes and material.node_tree is not None
+
+
+def enable_nodes(material: "bpy.types.Material") -> None:
+    if bpy.app.version < (5, 0, 0):
+        material.use_nodes = True
+
+
 def srgb_name() -> str:
     return "sRGB"
 

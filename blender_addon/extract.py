@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import bpy
 import numpy as np
 
-from .compat import corner_uvs
+from .compat import corner_uvs, uses_nodes
 
 
 class ExtractError(Exception):
@@ -31,7 +31,7 @@ def _linear_to_srgb(x: np.ndarray) -> np.ndarray:
 def base_color_image(obj: "bpy.types.Object") -> "bpy.types.ImageTexture | None":
     """The Image Texture node feeding the Principled BSDF's Base Color of the active material."""
     material = obj.active_material
-    if material is None or not material.use_nodes or material.node_tree is None:
+    if material is None or not uses_nodes(material):
         return None
     for node in material.node_tree.nodes:
         if node.type == "BSDF_PRINCIPLED":
@@ -62,17 +62,18 @@ def extract_active(context: "bpy.types.Context") -> MeshPayload:
     if obj is None:
         raise ExtractError("nothing selected: select a mesh object")
     if obj.type != "MESH":
-        raise ExtractError(f"'{obj.name}' is a {obj.type.lower()}, not a mesh")
+        kind = obj.type.lower().replace("_", " ")
+        raise ExtractError(f"'{obj.name}' is {'an' if kind[0] in 'aeiou' else 'a'} {kind}, not a mesh")
     depsgraph = context.evaluated_depsgraph_get()
     evaluated = obj.evaluated_get(depsgraph)
     mesh = evaluated.to_mesh()
     try:
-        if not mesh.uv_layers:
-            raise ExtractError(f"'{obj.name}' has no UV map: unwrap it first (UV > Unwrap)")
         mesh.calc_loop_triangles()
         count = len(mesh.loop_triangles)
-        if count == 0:
+        if count == 0:  # before the UV check: a mesh without faces has no UV map either, and can't be unwrapped
             raise ExtractError(f"'{obj.name}' has no faces")
+        if not mesh.uv_layers:
+            raise ExtractError(f"'{obj.name}' has no UV map: unwrap it first (UV > Unwrap)")
         positions = np.empty(len(mesh.vertices) * 3, dtype=np.float32)
         mesh.vertices.foreach_get("co", positions)
         faces = np.empty(count * 3, dtype=np.int32)

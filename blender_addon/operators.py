@@ -29,6 +29,15 @@ def _settings(scene) -> "bpy.types.PropertyGroup":
     return scene.styletex
 
 
+def _show_pixels(obj_name: str, image: "bpy.types.Image", pixels) -> None:
+    write_pixels(image, pixels)
+    obj = bpy.data.objects.get(obj_name)
+    if obj is not None:
+        # Wired in with the first pixels, not at Start: a job that fails or is cancelled before any
+        # preview leaves the material showing its original image, not an empty new one.
+        show_styled(obj, image)
+
+
 def apply_event(scene, obj_name: str, image_name: str, event: Event) -> bool:
     """Applies one worker event on the main thread; True when the job is over."""
     settings = _settings(scene)
@@ -42,10 +51,10 @@ def apply_event(scene, obj_name: str, image_name: str, event: Event) -> bool:
         settings.status = f"step {f['step']}/{f['steps']}" + (f", loss {loss:.3f}" if loss is not None else "") + \
             f", ETA {int(f.get('eta', 0))} s"
         if event.pixels is not None and image is not None:
-            write_pixels(image, event.pixels)
+            _show_pixels(obj_name, image, event.pixels)
     elif event.kind == "result":
         if image is not None:
-            write_pixels(image, event.pixels)
+            _show_pixels(obj_name, image, event.pixels)
             image.pack()  # or it is lost when the file is reopened
         settings.progress = 1.0
         report = event.fields.get("report", {})
@@ -76,14 +85,16 @@ def _make_drain(scene_name: str, obj_name: str, image_name: str):
         if session is None or scene is None:
             return None
         deadline = time.monotonic() + TICK_BUDGET_S
-        over = False
+        over = applied = False
         while time.monotonic() < deadline:
             try:
                 event = session.events.get_nowait()
             except queue.Empty:
                 break
             over = apply_event(scene, obj_name, image_name, event) or over
-        _redraw()
+            applied = True
+        if applied:  # idle ticks must not redraw every viewport ten times a second
+            _redraw()
         if over:
             _sessions.pop(obj_name, None)
             return None
@@ -140,7 +151,6 @@ class STYLETEX_OT_stylize(bpy.types.Operator):
             curve = CurveKeys.from_files(bpy.path.abspath(prefs.server_key), bpy.path.abspath(prefs.client_key))
         address = self.address or backend_address(context)
         image = ensure_image(styled_image_name(obj, payload.image), self.texture_size)
-        show_styled(obj, image)
         data = {"positions": payload.positions, "faces": payload.faces, "uvs": payload.uvs, "style": style,
                 "texture": payload.texture}
         session = JobSession(address, data, settings, preview, curve, self.timeout).start()

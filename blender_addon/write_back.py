@@ -9,7 +9,7 @@ from __future__ import annotations
 import bpy
 import numpy as np
 
-from .compat import srgb_name
+from .compat import enable_nodes, srgb_name
 
 ORIGINAL_KEY = "styletex_original"  # node property: name of the image the node showed before
 
@@ -55,7 +55,7 @@ def _image_node(obj: "bpy.types.Object") -> "bpy.types.Node":
             obj.data.materials[obj.active_material_index] = material
         else:
             obj.data.materials.append(material)
-    material.use_nodes = True
+    enable_nodes(material)
     tree = material.node_tree
     bsdf = next((n for n in tree.nodes if n.type == "BSDF_PRINCIPLED"), None)
     if bsdf is None:
@@ -73,6 +73,9 @@ def show_styled(obj: "bpy.types.Object", image: "bpy.types.Image") -> None:
     node = _image_node(obj)
     if node.image is not None and node.image != image and ORIGINAL_KEY not in node:
         node[ORIGINAL_KEY] = node.image.name
+        # Unlinked from the node, the original may have no user left, and Blender drops datablocks
+        # without users when it saves: keep it, or revert finds nothing after the file is reopened.
+        node.image.use_fake_user = True
     node.image = image
 
 

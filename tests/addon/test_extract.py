@@ -1,0 +1,146 @@
+"""Extraction (blender_addon.extract) against what Blender itself holds, read independently, and the
+operator's messages for every selection it cannot work with."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from .support import JOB, STYLE, add_sphere, base_color_node, image_rgba, make_image, textured_material
+
+LOCATION = (1.5, -2.0, 0.75)
+ROTATION = (0.3, -0.5, 1.1)
+SCALE = (2.0, 0.5, 1.25)
+
+
+def reference(obj):
+    """What Blender holds for the evaluated object, read element by element (no foreach_get, no compat
+    shim): world-space positions through mathutils, triangles and their loops, the UV of each loop."""
+    import bpy
+
+    evaluated = obj.evaluated_get(bpy.context.evaluated_depsgraph_get())
+    mesh = evaluated.to_mesh()
+    try:
+        matrix = evaluated.matrix_world.copy()
+        local = np.array([tuple(v.co) for v in mesh.vertices], np.float64)
+        world = np.array([tuple(matrix @ v.co) for v in mesh.vertices], np.float64)
+        triangles = np.array([tuple(t.vertices) for t in mesh.loop_triangles], np.int64)
+        layer = mesh.uv_layers.active.data
+        uvs = np.array([[tuple(layer[loop].uv) for loop in t.loops] for t in mesh.loop_triangles], np.float64)
+    finally:
+        evaluated.to_mesh_clear()
+    return local, world, triangles, uvs
+
+
+def test_modified_transformed_mesh_round_trips(bpy_clean):
+    from blender_addon.extract import extract_active
+
+    bpy = bpy_clean
+    obj = add_sphere()
+    subdivision = obj.modifiers.new("Subdivision", "SUBSURF")
+    subdivision.levels = 1
+    obj.location, obj.rotation_euler, obj.scale = LOCATION, ROTATION, SCALE
+    bpy.context.view_layer.update()
+    base_triangles = len(obj.data.polygons) * 2  # quads and pole triangles: an upper bound
+
+    payload = extract_active(bpy.context)
+    local, world, triangles, uvs = reference(obj)
+
+    # The modifier is applied: more triangles than the base mesh could give, exactly Blender's count.
+    assert payload.faces.shape == (len(triangles), 3)
+    assert len(triangles) > base_triangles
+    assert payload.faces.dtype == np.int32 and payload.uvs.dtype == np.float32
+    np.testing.assert_array_equal(payload.faces, triangles)
+    # World space: matrix_world applied (the object is moved, rotated and scaled; the sphere is symmetric,
+    # so its vertices' centroid is the object's location).
+    assert payload.positions.shape == world.shape
+    np.testing.assert_allclose(payload.positions, world, atol=1e-5)
+    np.testing.assert_allclose(payload.positions.mean(axis=0), LOCATION, atol=1e-4)
+    assert np.abs(payload.positions - local).max() > 1.0
+    # Per-corner UVs equal Blender's, loop by loop.
+    assert payload.uvs.shape == (len(triangles), 3, 2)
+    np.testing.assert_allclose(payload.uvs, uvs, atol=1e-6)
+    # Seams: a vertex used by triangles on both sides of a seam has two different UVs.
+    seen: dict[int, set] = {}
+    for face, face_uvs in zip(payload.faces, payload.uvs):
+        for vertex, uv in zip(face, face_uvs):
+            seen.setdefault(int(vertex), set()).add(tuple(np.round(uv, 5)))
+    assert max(len(v) for v in seen.values()) >= 2
+    # No material: no image, no texture.
+    assert payload.image is None and payload.texture is None
+
+
+def test_image_pixels_are_read_top_row_first(bpy_clean):
+    from blender_addon.extract import extract_active
+
+    obj = add_sphere()
+    image = make_image("Original", size=8)
+    textured_material(obj, image)
+    payload = extract_active(bpy_clean.context)
+    assert payload.image == image
+    stored = image_rgba(image)  # Blender: row 0 is the bottom row
+    assert payload.texture.shape == (8, 8, 3)
+    np.testing.assert_allclose(payload.texture, stored[::-1, :, :3], atol=1e-6)
+    assert not np.allclose(stored[0], stored[-1])  # the flip is visible
+
+
+def stylize(bpy, address: str, **overrides):
+    args = dict(JOB, style_path=str(STYLE), steps=2, address=address)
+    args.update(overrides)
+    return bpy.ops.styletex.stylize(**args)
+
+
+@pytest.mark.parametrize("case", ["nothing selected", "camera", "empty", "no uv map", "no faces", "no style"])
+def test_operator_reports_what_is_wrong(bpy_clean, case):
+    bpy = bpy_clean
+    expected = {"nothing selected": "nothing selected: select a mesh object",
+                "camera": "is a camera, not a mesh", "empty": "is an empty, not a mesh",
+                "no uv map": "'Ball' has no UV map: unwrap it first",
+                "no faces": "'Dots' has no faces", "no style": "style image not found"}[case]
+    style = str(STYLE)
+    if case == "camera":
+        bpy.ops.object.camera_add()
+    elif case == "empty":
+        bpy.ops.object.empty_add()
+    elif case == "no uv map":
+        obj = add_sphere()
+        while obj.data.uv_layers:
+            obj.data.uv_layers.remove(obj.data.uv_layers[0])
+        obj.data.update()  # RNA's uv_layers.remove() does not tag the depsgraph by itself
+    elif case == "no faces":
+        mesh = bpy.data.meshes.new("Dots")
+        mesh.from_pydata([(0, 0, 0), (1, 0, 0), (0, 1, 0)], [(0, 1)], [])
+        obj = bpy.data.objects.new("Dots", mesh)
+        bpy.context.scene.collection.objects.link(obj)
+        bpy.context.view_layer.objects.active = obj
+    elif case == "no style":
+        add_sphere()
+        style = str(STYLE.with_name("no_such_painting.jpg"))
+    if case != "nothing selected":
+        assert bpy.context.active_object is not None
+    # Nothing is listening at this address: every case must fail before anything is sent.
+    with pytest.raises(RuntimeError, match=expected):
+        stylize(bpy, "tcp://127.0.0.1:9", style_path=style)
+    assert not any(i.name.startswith("StyleTex_") or i.name.endswith("_styled") for i in bpy.data.images)
+
+
+@pytest.mark.parametrize("material", ["none", "no image"])
+def test_no_image_starts_from_a_neutral_texture(bpy_clean, backend, material):
+    bpy = bpy_clean
+    obj = add_sphere()
+    if material == "no image":  # a node material whose Base Color is a plain colour
+        existing = bpy.data.materials.new("Plain")
+        if bpy.app.version < (5, 0, 0):
+            existing.use_nodes = True
+        obj.data.materials.append(existing)
+    assert stylize(bpy, backend.address) == {"FINISHED"}
+    image = bpy.data.images.get("StyleTex_Ball")
+    assert image is not None and tuple(image.size) == (32, 32)
+    assert image.packed_file is not None
+    assert len(obj.material_slots) == 1
+    expected = "StyleTex_Ball" if material == "none" else "Plain"  # an existing material is used, not replaced
+    assert obj.active_material is not None and obj.active_material.name == expected
+    assert base_color_node(obj).image == image
+    pixels = image_rgba(image)
+    assert pixels[..., :3].mean() > 0.1 and pixels[..., :3].std() > 0.001  # painted (a new image is black)
+    assert bpy.context.scene.styletex.status.startswith("done: 2 steps")

@@ -1,0 +1,224 @@
+"""Jobs against a real backend: the headless (blocking) operator end to end, with save and reload;
+the live write-back path of the UI (a JobSession drained on the main thread through apply_event, as
+the timer does); cancelling; and a backend that dies mid-job."""
+
+from __future__ import annotations
+
+import queue
+import socket
+import time
+
+import numpy as np
+import pytest
+
+from .support import (JOB, STYLE, add_sphere, base_color_node, image_rgba, make_image, style_bytes,
+                      textured_material)
+
+BYTE = 1 / 255 + 1e-6  # byte images hold 8-bit values
+
+
+def painted_sphere(name: str = "Ball", image_name: str = "Original"):
+    obj = add_sphere(name)
+    image = make_image(image_name)
+    textured_material(obj, image)
+    return obj, image
+
+
+def test_operator_end_to_end_save_reload_revert(bpy_clean, backend, tmp_path):
+    bpy = bpy_clean
+    obj, original = painted_sphere()
+    before = image_rgba(original).copy()
+
+    result = bpy.ops.styletex.stylize(style_path=str(STYLE), steps=3, address=backend.address, **JOB)
+
+    assert result == {"FINISHED"}
+    styled = bpy.data.images.get("Original_styled")
+    assert styled is not None and tuple(styled.size) == (32, 32)
+    assert styled.packed_file is not None
+    assert base_color_node(obj).image == styled
+    pixels = image_rgba(styled).copy()
+    assert not np.allclose(pixels, before, atol=0.05)  # restyled, not a copy of the original
+    # The original is untouched and still there.
+    assert bpy.data.images.get("Original") == original
+    np.testing.assert_array_equal(image_rgba(original), before)
+    status = bpy.context.scene.styletex.status
+    assert status.startswith("done: 3 steps"), status
+
+    path = tmp_path / "styled.blend"
+    bpy.ops.wm.save_as_mainfile(filepath=str(path))
+    bpy.ops.wm.read_factory_settings(use_empty=True)
+    assert bpy.data.images.get("Original_styled") is None
+    bpy.ops.wm.open_mainfile(filepath=str(path))
+
+    obj = bpy.data.objects["Ball"]
+    styled = bpy.data.images["Original_styled"]
+    assert styled.packed_file is not None
+    assert base_color_node(obj).image == styled
+    np.testing.assert_allclose(image_rgba(styled), pixels, atol=BYTE)
+
+    bpy.context.view_layer.objects.active = obj
+    assert bpy.ops.styletex.revert() == {"FINISHED"}
+    assert base_color_node(obj).image == bpy.data.images["Original"]
+    np.testing.assert_allclose(image_rgba(bpy.data.images["Original"]), before, atol=BYTE)
+    assert bpy.ops.styletex.revert() == {"CANCELLED"}  # nothing left to revert (a warning, not an error)
+
+
+def test_operator_raises_when_no_backend_answers(bpy_clean):
+    bpy = bpy_clean
+    obj, original = painted_sphere()
+    before = image_rgba(original).copy()
+    with socket.socket() as probe:  # a port nobody listens on
+        probe.bind(("127.0.0.1", 0))
+        address = f"tcp://127.0.0.1:{probe.getsockname()[1]}"
+    start = time.monotonic()
+    with pytest.raises(RuntimeError, match=f"StyleTex: no answer from the StyleTex backend at {address} within 1 s"):
+        bpy.ops.styletex.stylize(style_path=str(STYLE), steps=1, address=address, timeout=1.0, **JOB)
+    assert time.monotonic() - start < 5
+    assert bpy.context.scene.styletex.status == "failed"
+    assert "no answer" in bpy.context.scene.styletex.last_error
+    np.testing.assert_array_equal(image_rgba(original), before)
+    assert base_color_node(obj).image == original  # no preview came: the material still shows the original
+
+
+def test_operator_refuses_a_second_job_on_the_same_object(bpy_clean):
+    from blender_addon import operators
+
+    bpy = bpy_clean
+    obj, _ = painted_sphere()
+    operators._sessions[obj.name] = object()  # as while the UI's timer drains a running job
+    try:
+        with pytest.raises(RuntimeError, match="already running for 'Ball'"):
+            bpy.ops.styletex.stylize(style_path=str(STYLE), steps=1, address="tcp://127.0.0.1:9", **JOB)
+    finally:
+        operators._sessions.pop(obj.name, None)
+    assert bpy.data.images.get("Original_styled") is None
+
+
+def start_session(bpy, address: str, steps: int, timeout: float = 5.0):
+    """What the operator does in the UI, up to the timer: extract, make and wire the new image, start
+    the worker thread. Returns (session, image name)."""
+    from blender_addon.extract import extract_active
+    from blender_addon.session import JobSession
+    from blender_addon.write_back import ensure_image, show_styled, styled_image_name
+
+    obj = bpy.context.active_object
+    payload = extract_active(bpy.context)
+    image = ensure_image(styled_image_name(obj, payload.image), JOB["texture_size"])
+    show_styled(obj, image)
+    data = {"positions": payload.positions, "faces": payload.faces, "uvs": payload.uvs, "style": style_bytes(),
+            "texture": payload.texture}
+    settings = dict(JOB, steps=steps)
+    preview = {"every": 1, "max_size": JOB["texture_size"], "format": "float16"}
+    return JobSession(address, data, settings, preview, timeout=timeout).start(), image.name
+
+
+def next_event(session, limit_s: float = 60.0):
+    try:
+        return session.events.get(timeout=limit_s)
+    except queue.Empty:
+        pytest.fail(f"no event from the job session within {limit_s} s")
+
+
+def test_live_previews_are_written_into_the_new_image(bpy_clean, backend):
+    from blender_addon.operators import apply_event
+
+    bpy = bpy_clean
+    obj, original = painted_sphere()
+    before = image_rgba(original).copy()
+    steps = 4
+    session, name = start_session(bpy, backend.address, steps)
+    scene = bpy.context.scene
+
+    kinds, snapshots, progress_steps = [], [], []
+    while True:
+        event = next_event(session)
+        kinds.append(event.kind)
+        over = apply_event(scene, obj.name, name, event)
+        if event.kind == "progress":
+            progress_steps.append(event.fields["step"])
+            assert scene.styletex.status.startswith(f"step {event.fields['step']}/{steps}")
+            assert scene.styletex.progress == pytest.approx(event.fields["step"] / steps)
+            assert event.pixels is not None and event.pixels.shape == (32, 32, 4)
+            written = image_rgba(bpy.data.images[name]).copy()
+            # The preview (row 0 at the top) lands in the image (row 0 at the bottom), as 8-bit values.
+            np.testing.assert_allclose(written, np.clip(event.pixels[::-1], 0, 1), atol=BYTE)
+            snapshots.append(written)
+            np.testing.assert_array_equal(image_rgba(original), before)
+        if over:
+            break
+    assert kinds[0] == "accepted" and kinds[-1] == "result", kinds
+    assert progress_steps == list(range(1, steps + 1))
+    assert not np.array_equal(snapshots[0], snapshots[-1])  # the previews change as the job goes on
+    assert sum(not np.array_equal(a, b) for a, b in zip(snapshots, snapshots[1:])) >= steps // 2
+
+    image = bpy.data.images[name]
+    assert name == "Original_styled" and base_color_node(obj).image == image
+    assert image.packed_file is not None
+    np.testing.assert_allclose(image_rgba(image)[..., :3], np.clip(event.pixels[::-1], 0, 1), atol=BYTE)
+    np.testing.assert_allclose(image_rgba(image)[..., 3], 1.0)
+    assert scene.styletex.progress == 1.0 and scene.styletex.status.startswith(f"done: {steps} steps")
+    np.testing.assert_array_equal(image_rgba(original), before)
+    assert session.done.wait(5)
+
+
+def test_cancel_mid_job(bpy_clean, backend):
+    from blender_addon.operators import apply_event
+
+    bpy = bpy_clean
+    obj, _ = painted_sphere()
+    session, name = start_session(bpy, backend.address, steps=500)
+    scene = bpy.context.scene
+    kinds, preview = [], None
+    while True:
+        event = next_event(session)
+        kinds.append(event.kind)
+        if event.kind == "progress" and not session._cancel.is_set():
+            session.cancel()
+        if apply_event(scene, obj.name, name, event):
+            break
+        if event.pixels is not None:
+            preview = np.clip(event.pixels[::-1], 0, 1)
+    assert event.kind == "cancelled", kinds
+    assert 1 <= event.fields["steps_done"] < 500
+    assert scene.styletex.status == f"cancelled after {event.fields['steps_done']} steps"
+    # The last preview before the cancel stays in the image (it is not cleared).
+    assert preview is not None
+    np.testing.assert_allclose(image_rgba(bpy.data.images[name]), preview, atol=BYTE)
+    assert session.done.wait(5)
+
+
+def test_dead_backend_is_reported_and_the_last_preview_kept(bpy_clean, start_backend):
+    from blender_addon.operators import apply_event
+
+    bpy = bpy_clean
+    doomed = start_backend()
+    obj, _ = painted_sphere()
+    session, name = start_session(bpy, doomed.address, steps=500, timeout=5.0)
+    scene = bpy.context.scene
+    while True:
+        event = next_event(session)
+        assert apply_event(scene, obj.name, name, event) is False, event
+        if event.kind == "progress" and event.pixels is not None:
+            break
+    doomed.kill()
+    killed = time.monotonic()
+    last_preview = image_rgba(bpy.data.images[name]).copy()
+    np.testing.assert_allclose(last_preview, np.clip(event.pixels[::-1], 0, 1), atol=BYTE)
+    assert last_preview[..., :3].mean() > 0.1  # not the new image's black
+
+    while True:  # progress already on its way may still arrive
+        event = next_event(session, limit_s=15)
+        over = apply_event(scene, obj.name, name, event)
+        if event.kind == "progress" and event.pixels is not None:
+            last_preview = image_rgba(bpy.data.images[name]).copy()
+        if over:
+            break
+    elapsed = time.monotonic() - killed
+    assert event.kind == "error", event
+    assert "no answer from the StyleTex backend" in event.fields["message"]
+    assert "within 5 s" in event.fields["message"]
+    assert 4.0 < elapsed < 6.5, elapsed
+    assert scene.styletex.status == "failed"
+    assert "no answer" in scene.styletex.last_error
+    np.testing.assert_array_equal(image_rgba(bpy.data.images[name]), last_preview)  # not cleared
+    assert session.done.wait(5)

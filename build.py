@@ -2,7 +2,8 @@
 """StyleTex task runner (standard library only).
 
     python3 build.py setup   create .venv/ with the pinned requirements (quick when up to date)
-    python3 build.py test    run the test suite          (extra arguments go to pytest)
+    python3 build.py test    run the test suite, then the add-on tests on bpy 5.0 (in .venv-bpy5/);
+                             extra arguments go to the first pytest run, and skip the second
     python3 build.py demo    run the demo on bundled data (writes out/demo/)
     python3 build.py bench   run the benchmarks           (writes out/bench/bench.json)
     python3 build.py addon   build the Blender add-on     (writes dist/styletex-VERSION.zip)
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 import subprocess
 import sys
 import venv
@@ -22,11 +24,14 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent
 VENV = ROOT / ".venv"
 REQUIREMENTS = ROOT / "requirements.txt"
-STAMP = VENV / ".styletex-requirements"
+# The add-on tests also run on Blender 5.0 (bpy 5.0.1 needs numpy < 2, so a venv of its own, without torch).
+VENV_BPY5 = ROOT / ".venv-bpy5"
+REQUIREMENTS_BPY5 = ROOT / "requirements-bpy5.txt"
+STAMP_NAME = ".styletex-requirements"
 
 
-def venv_python() -> Path:
-    return VENV / ("Scripts/python.exe" if os.name == "nt" else "bin/python")
+def venv_python(folder: Path = VENV) -> Path:
+    return folder / ("Scripts/python.exe" if os.name == "nt" else "bin/python")
 
 
 def run(cmd: list[str], **kwargs) -> int:
@@ -34,18 +39,24 @@ def run(cmd: list[str], **kwargs) -> int:
     return subprocess.call([str(c) for c in cmd], cwd=ROOT, **kwargs)
 
 
+def ensure_venv(folder: Path, requirements: Path) -> int:
+    """Creates the venv `folder` and installs `requirements` when its content changed since the last install."""
+    digest = hashlib.sha256(requirements.read_bytes()).hexdigest()
+    python, stamp = venv_python(folder), folder / STAMP_NAME
+    if python.exists() and stamp.exists() and stamp.read_text().strip() == digest:
+        return 0
+    if not python.exists():
+        print(f"creating {folder.name}/", flush=True)
+        venv.EnvBuilder(with_pip=True).create(folder)
+    code = run([python, "-m", "pip", "install", "--disable-pip-version-check", "-q", "-r", requirements])
+    if code == 0:
+        stamp.write_text(digest + "\n")
+    return code
+
+
 def setup() -> int:
     """Creates .venv and installs requirements.txt when its content changed since the last install."""
-    digest = hashlib.sha256(REQUIREMENTS.read_bytes()).hexdigest()
-    if venv_python().exists() and STAMP.exists() and STAMP.read_text().strip() == digest:
-        return 0
-    if not venv_python().exists():
-        print(f"creating {VENV.name}/", flush=True)
-        venv.EnvBuilder(with_pip=True).create(VENV)
-    code = run([venv_python(), "-m", "pip", "install", "--disable-pip-version-check", "-q", "-r", REQUIREMENTS])
-    if code == 0:
-        STAMP.write_text(digest + "\n")
-    return code
+    return ensure_venv(VENV, REQUIREMENTS)
 
 
 def in_venv(args: list[str]) -> int:
@@ -77,16 +88,25 @@ def addon() -> int:
     version = re.search(r'^version = "([^"]+)"', manifest, re.M).group(1)
     wheels_dir = DIST / "wheels"
     wheels_dir.mkdir(parents=True, exist_ok=True)
-    for plat, py in WHEEL_TARGETS:
-        code = run([venv_python(), "-m", "pip", "download", "--disable-pip-version-check", "-q", PYZMQ,
-                    "--only-binary=:all:", "--no-deps", "--platform", plat, "--python-version", py, "-d", wheels_dir])
-        if code:
-            return code
+    # pip asks the index even when the wheel is already there (a second or so per target): skip it
+    # while the stamp says this pin and these targets were downloaded and the wheels are still there.
+    stamp = wheels_dir / ".downloaded"
+    key = f"{PYZMQ} {WHEEL_TARGETS}"
+    lines = stamp.read_text().splitlines() if stamp.exists() else []
+    if not (lines and lines[0] == key and all((wheels_dir / name).is_file() for name in lines[1:])):
+        for plat, py in WHEEL_TARGETS:
+            code = run([venv_python(), "-m", "pip", "download", "--disable-pip-version-check", "-q", PYZMQ,
+                        "--only-binary=:all:", "--no-deps", "--platform", plat, "--python-version", py,
+                        "-d", wheels_dir])
+            if code:
+                return code
+        stamp.write_text("\n".join([key, *(w.name for w in sorted(wheels_dir.glob("pyzmq-*.whl")))]) + "\n")
     wheels = sorted(wheels_dir.glob("pyzmq-*.whl"))
     listed = ",\n".join(f'  "./wheels/{w.name}"' for w in wheels)
     manifest = manifest.replace("wheels = []", f"wheels = [\n{listed},\n]")
     out = DIST / f"styletex-{version}.zip"
-    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as archive:
+    partial = out.with_name(f"{out.name}.{os.getpid()}.partial")  # readers never see a half-written zip
+    with zipfile.ZipFile(partial, "w", zipfile.ZIP_DEFLATED) as archive:
         for path in sorted(ADDON.rglob("*")):
             relative = path.relative_to(ADDON)
             if path.is_dir() or "__pycache__" in relative.parts or relative.parts[0] == "_vendor":
@@ -97,13 +117,54 @@ def addon() -> int:
                 archive.write(path, f"styletex/{relative.as_posix()}")
         for wheel in wheels:
             archive.write(wheel, f"styletex/wheels/{wheel.name}")
+    os.replace(partial, out)
     print(f"wrote {out.relative_to(ROOT)} ({out.stat().st_size >> 10} KiB, {len(wheels)} pyzmq wheels)")
     return 0
 
 
+# tests/ui drives Debian's Blender 3.4 in a real window under Xvfb, screenshots by ImageMagick; that
+# Blender runs on the system Python, which needs Debian's numpy for the add-on.
+UI_PACKAGES = ["blender", "xvfb", "imagemagick", "python3-numpy"]
+UI_COMMANDS = ["blender", "Xvfb", "import", "convert"]
+
+
+def ensure_ui_packages() -> None:
+    """Installs the window test's Debian packages when missing and this user may (root, or sudo without
+    a password); otherwise says so, and that test fails with the same hint."""
+    numpy_there = subprocess.call(["dpkg", "-s", "python3-numpy"], stdout=subprocess.DEVNULL,
+                                  stderr=subprocess.DEVNULL) == 0 if shutil.which("dpkg") else True
+    if all(shutil.which(c) for c in UI_COMMANDS) and numpy_there:
+        return
+    if not shutil.which("apt-get"):
+        print(f"warning: no apt-get to install {' '.join(UI_PACKAGES)}; the Blender window test will fail", flush=True)
+        return
+    sudo = [] if os.geteuid() == 0 else ["sudo", "-n"]
+    if sudo and subprocess.call(["sudo", "-n", "true"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL):
+        print(f"warning: installing {' '.join(UI_PACKAGES)} needs root; the Blender window test will fail", flush=True)
+        return
+    print(f"installing {' '.join(UI_PACKAGES)} (apt) for the Blender window test", flush=True)
+    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+    if run([*sudo, "apt-get", "update", "-qq"], env=env) == 0:
+        run([*sudo, "apt-get", "install", "-y", "-qq", *UI_PACKAGES], env=env, stdout=subprocess.DEVNULL)
+
+
+def test(extra: list[str]) -> int:
+    """pytest in .venv (everything, the add-on on bpy 4.2 included); when that passes and no arguments
+    were given, the add-on tests again on bpy 5.0 in .venv-bpy5 (their backend runs with .venv's Python)."""
+    ensure_ui_packages()
+    code = in_venv(["-m", "pytest", *extra])
+    if code or extra:
+        return code
+    code = ensure_venv(VENV_BPY5, REQUIREMENTS_BPY5)
+    if code:
+        return code
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    return run([venv_python(VENV_BPY5), "-m", "pytest", "-q", "tests/addon"], env=env)
+
+
 COMMANDS = {
     "setup": lambda extra: setup(),
-    "test": lambda extra: in_venv(["-m", "pytest", *extra]),
+    "test": test,
     "demo": lambda extra: in_venv(["-m", "backend.demo", *extra]),
     "bench": lambda extra: in_venv(["-m", "bench", *extra]),
     "addon": lambda extra: addon(),

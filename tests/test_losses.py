@@ -33,6 +33,19 @@ def test_gram_with_a_general_mask_is_the_weighted_mean():
     torch.testing.assert_close(gram(f, m), expected, rtol=1e-12, atol=1e-12)
 
 
+@pytest.mark.parametrize("masked", [False, True])
+def test_gram_gradient_matches_the_plain_product(masked):
+    f = features().requires_grad_()
+    m = torch.rand(2, 1, 6, 8, generator=torch.Generator().manual_seed(2), dtype=torch.float64) if masked else None
+    torch.autograd.gradcheck(lambda x: gram(x, m), (f,))
+    upstream = torch.randn(2, 5, 5, generator=torch.Generator().manual_seed(3), dtype=torch.float64)
+    (grad,) = torch.autograd.grad((gram(f, m) * upstream).sum(), f)
+    w = m if masked else torch.ones_like(f[:, :1])
+    plain = torch.einsum("bhw,bchw,bdhw->bcd", w[:, 0], f, f) / w.sum(dim=(1, 2, 3))[:, None, None]
+    (expected,) = torch.autograd.grad((plain * upstream).sum(), f)
+    torch.testing.assert_close(grad, expected, rtol=1e-12, atol=1e-12)
+
+
 def test_masked_out_features_do_not_change_the_gram():
     f = features()
     m = torch.zeros(2, 1, 6, 8, dtype=torch.float64)

@@ -52,8 +52,11 @@ class CurveKeys:
     def from_files(cls, server_public_file: str, client_secret_file: str) -> "CurveKeys":
         import zmq.auth
 
-        server_public, _ = zmq.auth.load_certificate(server_public_file)
-        client_public, client_secret = zmq.auth.load_certificate(client_secret_file)
+        try:
+            server_public, _ = zmq.auth.load_certificate(server_public_file)
+            client_public, client_secret = zmq.auth.load_certificate(client_secret_file)
+        except (OSError, ValueError) as exc:  # missing file, or not a key file
+            raise ClientError(f"cannot read the CURVE keys: {exc}") from None
         if client_secret is None:
             raise ClientError(f"{client_secret_file}: not a secret key file")
         return cls(server_public, client_public, client_secret)

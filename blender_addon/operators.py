@@ -15,6 +15,7 @@ import time
 import bpy
 from bpy.props import EnumProperty, FloatProperty, IntProperty, StringProperty
 
+from .client import ClientError, CurveKeys
 from .extract import ExtractError, extract_active
 from .properties import FEATURES
 from .session import Event, JobSession
@@ -122,46 +123,52 @@ class STYLETEX_OT_stylize(bpy.types.Operator):
     timeout: FloatProperty(name="Timeout", default=5.0, min=1.0, description="Seconds of silence before the backend counts as gone")
 
     def execute(self, context):
-        from .preferences import backend_address, preferences
-
         try:
-            payload = extract_active(context)
-        except ExtractError as exc:
+            job = self._prepare(context)
+        except (ExtractError, ClientError) as exc:  # before anything is sent: say what is wrong, change nothing
+            _settings(context.scene).last_error = str(exc)
+            _settings(context.scene).status = "not started"
             self.report({"ERROR"}, str(exc))
             return {"CANCELLED"}
+        obj_name, image_name, session = job
+        if bpy.app.background:
+            return self._block(context, session, obj_name, image_name)
+        _sessions[obj_name] = session
+        bpy.app.timers.register(_make_drain(context.scene.name, obj_name, image_name), first_interval=TICK_S,
+                                persistent=True)
+        return {"FINISHED"}
+
+    def _prepare(self, context) -> tuple[str, str, JobSession]:
+        """Checks the input, makes the new image and starts the worker; (object, image, session)."""
+        from .preferences import backend_address, preferences
+
+        payload = extract_active(context)
         path = bpy.path.abspath(self.style_path)
         if not self.style_path or not os.path.isfile(path):
-            self.report({"ERROR"}, f"style image not found: {self.style_path or '(none chosen)'}")
-            return {"CANCELLED"}
+            raise ExtractError(f"style image not found: {self.style_path or '(none chosen)'}")
         with open(path, "rb") as handle:
             style = handle.read()
         obj = context.active_object
         if obj.name in _sessions:
-            self.report({"ERROR"}, f"a StyleTex job is already running for '{obj.name}'")
-            return {"CANCELLED"}
+            raise ExtractError(f"a StyleTex job is already running for '{obj.name}'")
         settings = {"steps": self.steps, "texture_size": self.texture_size, "render_size": self.render_size,
                     "style_weight": self.style_weight, "content_weight": self.content_weight,
                     "features": self.features, "seed": self.seed}
         preview = {"every": max(1, self.steps // 40), "max_size": min(self.texture_size, 1024), "format": "float16"}
-        curve = None
+        curve, local, address = None, None, self.address
         prefs = preferences(context)
-        if not self.address and prefs is not None and prefs.mode == "remote" and prefs.server_key and prefs.client_key:
-            from .client import CurveKeys
-
+        if not address and prefs is not None and prefs.mode == "remote" and prefs.server_key and prefs.client_key:
             curve = CurveKeys.from_files(bpy.path.abspath(prefs.server_key), bpy.path.abspath(prefs.client_key))
-        address = self.address or backend_address(context)
+        if not address:
+            address, local = backend_address(context)
         image = ensure_image(styled_image_name(obj, payload.image), self.texture_size)
         data = {"positions": payload.positions, "faces": payload.faces, "uvs": payload.uvs, "style": style,
                 "texture": payload.texture}
-        session = JobSession(address, data, settings, preview, curve, self.timeout).start()
+        session = JobSession(address, data, settings, preview, curve, self.timeout,
+                             before=local.wait_ready if local is not None else None).start()
         _settings(context.scene).last_error = ""
-        _settings(context.scene).status = "sending"
-        if bpy.app.background:
-            return self._block(context, session, obj.name, image.name)
-        _sessions[obj.name] = session
-        bpy.app.timers.register(_make_drain(context.scene.name, obj.name, image.name), first_interval=TICK_S,
-                                persistent=True)
-        return {"FINISHED"}
+        _settings(context.scene).status = "starting the local backend" if local is not None else "sending"
+        return obj.name, image.name, session
 
     def _block(self, context, session: JobSession, obj_name: str, image_name: str):
         """Background mode: no timers run, so poll the queue here until the job ends."""

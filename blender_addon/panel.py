@@ -20,6 +20,14 @@ class STYLETEX_PT_panel(bpy.types.Panel):
         for name in ("style_path", "texture_size", "render_size", "steps", "style_weight", "content_weight",
                      "features", "seed"):
             layout.prop(settings, name)
+        from .preferences import preferences
+
+        prefs = preferences(context)
+        if prefs is not None:  # the backend settings live in the add-on preferences; shown here too
+            box = layout.box()
+            box.prop(prefs, "mode")
+            for name in (("python", "port") if prefs.mode == "local" else ("address", "server_key", "client_key")):
+                box.prop(prefs, name)
         obj = context.active_object
         row = layout.row()
         if obj is not None and running(obj.name):

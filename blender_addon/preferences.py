@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
-
 import bpy
 from bpy.props import EnumProperty, IntProperty, StringProperty
 
-_local_backend: subprocess.Popen | None = None
+from .local_backend import LocalBackend
+
+_local_backend: LocalBackend | None = None
 
 
 class StyleTexPreferences(bpy.types.AddonPreferences):
@@ -19,7 +18,8 @@ class StyleTexPreferences(bpy.types.AddonPreferences):
         ("remote", "Remote", "Connect to a running backend")], default="local")
     python: StringProperty(name="Backend Python", subtype="FILE_PATH",
                            description="Python interpreter of the StyleTex checkout's .venv (has torch)")
-    backend_dir: StringProperty(name="StyleTex Folder", subtype="DIR_PATH", description="The StyleTex checkout")
+    backend_dir: StringProperty(name="StyleTex Folder", subtype="DIR_PATH",
+                                description="The StyleTex checkout (empty: the one whose .venv holds Backend Python)")
     port: IntProperty(name="Local Port", default=5555, min=1024, max=65535)
     address: StringProperty(name="Address", default="tcp://127.0.0.1:5555")
     server_key: StringProperty(name="Server Public Key", subtype="FILE_PATH")
@@ -43,33 +43,31 @@ def preferences(context) -> "StyleTexPreferences | None":
     return addon.preferences if addon else None
 
 
-def backend_address(context) -> str:
+def backend_address(context) -> tuple[str, "LocalBackend | None"]:
+    """The address to connect to and, in local mode, the backend process serving it (started here
+    when needed; the job's worker thread waits for it to listen). LocalBackendError when it cannot start."""
     prefs = preferences(context)
     if prefs is None:
-        return "tcp://127.0.0.1:5555"
+        return "tcp://127.0.0.1:5555", None
     if prefs.mode == "remote":
-        return prefs.address
-    ensure_local_backend(prefs)
-    return f"tcp://127.0.0.1:{prefs.port}"
+        return prefs.address, None
+    backend = ensure_local_backend(bpy.path.abspath(prefs.python) if prefs.python else "",
+                                   bpy.path.abspath(prefs.backend_dir) if prefs.backend_dir else "", prefs.port)
+    return backend.address, backend
 
 
-def ensure_local_backend(prefs) -> None:
-    """Starts the local backend once per Blender session; stop_local_backend() ends it at exit."""
+def ensure_local_backend(python: str, folder: str, port: int) -> LocalBackend:
+    """The running local backend for these settings; started (once per Blender session) when missing."""
     global _local_backend
-    if _local_backend is not None and _local_backend.poll() is None:
-        return
-    python = bpy.path.abspath(prefs.python) if prefs.python else sys.executable
-    folder = bpy.path.abspath(prefs.backend_dir) if prefs.backend_dir else None
-    _local_backend = subprocess.Popen([python, "-m", "backend", "serve", "--bind", f"tcp://127.0.0.1:{prefs.port}"],
-                                      cwd=folder, env=None)
+    if _local_backend is not None and _local_backend.running() and _local_backend.same_as(python, folder, port):
+        return _local_backend
+    stop_local_backend()
+    _local_backend = LocalBackend(python, folder, port).start()
+    return _local_backend
 
 
 def stop_local_backend() -> None:
     global _local_backend
-    if _local_backend is not None and _local_backend.poll() is None:
-        _local_backend.terminate()
-        try:
-            _local_backend.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            _local_backend.kill()
+    if _local_backend is not None:
+        _local_backend.stop()
     _local_backend = None

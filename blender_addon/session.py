@@ -10,7 +10,7 @@ from __future__ import annotations
 import queue
 import threading
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
@@ -26,10 +26,13 @@ class Event:
 
 class JobSession:
     def __init__(self, address: str, payload: dict, settings: dict, preview: dict,
-                 curve: CurveKeys | None = None, timeout: float = 5.0):
+                 curve: CurveKeys | None = None, timeout: float = 5.0,
+                 before: Callable[[], None] | None = None):
+        """`before` runs first on the worker thread (waiting for a local backend to listen); a
+        ClientError it raises becomes the job's error event."""
         self.events: queue.Queue[Event] = queue.Queue()
         self._address, self._payload, self._settings, self._preview = address, payload, settings, preview
-        self._curve, self._timeout = curve, timeout
+        self._curve, self._timeout, self._before = curve, timeout, before
         self._cancel = threading.Event()
         self.job: str | None = None
         self.done = threading.Event()
@@ -44,6 +47,8 @@ class JobSession:
 
     def _run(self) -> None:
         try:
+            if self._before is not None:
+                self._before()
             with StyleTexClient(self._address, self._timeout, self._curve) as client:
                 p = self._payload
                 self.job = client.submit(p["positions"], p["faces"], p["uvs"], p["style"], self._settings,

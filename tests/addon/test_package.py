@@ -87,15 +87,16 @@ def addon_zip() -> Path:
     return path
 
 
-def blender_subprocess(script: str, zip_path: Path, tmp_path: Path) -> dict:
-    """Runs `script` with bpy in a fresh interpreter whose Blender user folder is under tmp_path."""
+def blender_subprocess(script: str, zip_path: Path, tmp_path: Path, *args: str, timeout: float = 180) -> dict:
+    """Runs `script` with bpy in a fresh interpreter whose Blender user folder is under tmp_path;
+    sys.argv[1:] is the zip's path, then args."""
     home, resources = tmp_path / "home", tmp_path / "blender"
     home.mkdir()
     resources.mkdir()
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}  # the add-on must come from the zip
     env.update(HOME=str(home), BLENDER_USER_RESOURCES=str(resources))
-    run = subprocess.run([sys.executable, "-c", script, str(zip_path)], cwd=tmp_path, env=env, capture_output=True,
-                         text=True, timeout=180)
+    run = subprocess.run([sys.executable, "-c", script, str(zip_path), *args], cwd=tmp_path, env=env,
+                         capture_output=True, text=True, timeout=timeout)
     output = run.stdout + run.stderr
     assert run.returncode == 0, output
     lines = [line for line in run.stdout.splitlines() if line.startswith("RESULT ")]
@@ -226,3 +227,56 @@ def test_vendor_says_which_wheel_is_missing(addon_zip, tmp_path):
     assert "no bundled pyzmq wheel fits Python" in info["error"]
     assert "install pyzmq into Blender's Python" in info["error"]
     assert not (tmp_path / "_vendor").exists()
+
+
+# The "local" backend mode as a user sets it up: the installed add-on's preferences name the .venv
+# Python of the checkout (the folder is found from it), Start launches `python -m backend serve`, the
+# job waits for it to listen, and disabling the add-on (as quitting Blender does) stops it.
+LOCAL_MODE = HIDE_ZMQ + r'''
+import json, os, socket, bpy
+import addon_utils
+zip_path, python, style = sys.argv[1], sys.argv[2], sys.argv[3]
+bpy.ops.preferences.addon_install(filepath=zip_path)
+addon_utils.enable("styletex", default_set=True)
+prefs = bpy.context.preferences.addons["styletex"].preferences
+with socket.socket() as probe:
+    probe.bind(("127.0.0.1", 0))
+    prefs.port = probe.getsockname()[1]
+bpy.ops.mesh.primitive_uv_sphere_add(segments=8, ring_count=6)
+job = dict(style_path=style, steps=2, texture_size=32, render_size=32, features="random", seed=0)
+out = {}
+prefs.python = os.path.join(os.path.dirname(python), "no-such-python")
+try:
+    bpy.ops.styletex.stylize(**job)
+except RuntimeError as exc:
+    out["bad_python"] = str(exc)
+out["bad_python_panel"] = bpy.context.scene.styletex.last_error
+prefs.python = python
+out["result"] = sorted(bpy.ops.styletex.stylize(**job))
+out["status"] = bpy.context.scene.styletex.status
+image = bpy.data.images.get("StyleTex_Sphere")
+out["image"] = None if image is None else list(image.size)
+module = sys.modules["styletex.preferences"]
+backend = module._local_backend
+out["folder"] = str(backend.folder)
+out["running"] = backend.running()
+process = backend.process
+addon_utils.disable("styletex", default_set=True)
+out["exit_code_after_disable"] = process.wait(timeout=10)
+print("RESULT " + json.dumps(out))
+'''
+
+
+def test_local_backend_mode_starts_serves_and_stops(addon_zip, tmp_path):
+    from .support import MAIN_PYTHON, STYLE
+
+    assert MAIN_PYTHON.exists(), f"{MAIN_PYTHON} is missing: run `python3 build.py setup`"
+    info = blender_subprocess(LOCAL_MODE, addon_zip, tmp_path, str(MAIN_PYTHON), str(STYLE), timeout=300)
+    assert "Backend Python" in info["bad_python"] and "not an executable file" in info["bad_python"], info
+    assert "not an executable file" in info["bad_python_panel"]  # the panel shows it too
+    assert info["result"] == ["FINISHED"], info
+    assert info["status"].startswith("done: 2 steps"), info
+    assert info["image"] == [32, 32]
+    assert Path(info["folder"]) == REPO  # found from <checkout>/.venv/bin/python
+    assert info["running"]
+    assert info["exit_code_after_disable"] is not None

@@ -1,21 +1,34 @@
 """Restyle the active object of a .blend file without the UI:
 
-    blender -b scene.blend --python examples/stylize_headless.py -- painting.jpg [tcp://127.0.0.1:5555]
+    blender -b scene.blend --python examples/stylize_headless.py -- painting.jpg \
+        [--address tcp://127.0.0.1:5555] [--steps 400] [--texture-size 1024] [--render-size 512] \
+        [--features vgg19|vgg16|random] [--seed 0] [--out scene_styled.blend]
 
-A backend must be running (`.venv/bin/python -m backend serve` in the StyleTex folder). The result is
-packed into the file as '<original image>_styled' (or 'StyleTex_<object>') and wired into the
-material's Base Color; the script saves the file next to the original as '<name>_styled.blend'.
+The StyleTex add-on must be enabled in this Blender. Without --address the add-on's preferences
+say where the backend is (in "local" mode it starts one). The result is packed into the file as
+'<original image>_styled' (or 'StyleTex_<object>') and wired into the material's Base Color; the
+file is saved as --out (default: '<name>_styled.blend' next to the original). On failure the script
+prints the reason and Blender exits with status 1.
 """
 
+import argparse
 import sys
 
 import bpy
 
-args = sys.argv[sys.argv.index("--") + 1:] if "--" in sys.argv else []
-if not args:
-    sys.exit("usage: blender -b FILE.blend --python stylize_headless.py -- STYLE_IMAGE [ADDRESS]")
-style, address = args[0], (args[1] if len(args) > 1 else "tcp://127.0.0.1:5555")
+parser = argparse.ArgumentParser(prog="stylize_headless.py", description="Restyle the active object's texture.")
+parser.add_argument("style", help="the painting (an image file)")
+parser.add_argument("--address", default="", help="backend address (default: from the add-on preferences)")
+parser.add_argument("--steps", type=int, default=400)
+parser.add_argument("--texture-size", type=int, default=1024)
+parser.add_argument("--render-size", type=int, default=512)
+parser.add_argument("--features", default="vgg19", choices=("vgg19", "vgg16", "random"))
+parser.add_argument("--seed", type=int, default=0)
+parser.add_argument("--out", default="", help="where to save the .blend (default: <name>_styled.blend)")
+args = parser.parse_args(sys.argv[sys.argv.index("--") + 1:] if "--" in sys.argv else [])
 
+if not hasattr(bpy.ops.styletex, "stylize") or not hasattr(bpy.types, "STYLETEX_OT_stylize"):
+    sys.exit("the StyleTex add-on is not enabled in this Blender (Preferences > Add-ons)")
 if bpy.context.active_object is None:  # pick the first mesh when the file has no active object
     mesh = next((o for o in bpy.context.scene.objects if o.type == "MESH"), None)
     if mesh is None:
@@ -23,6 +36,13 @@ if bpy.context.active_object is None:  # pick the first mesh when the file has n
     bpy.context.view_layer.objects.active = mesh
 
 # Blocks in background mode, printing progress; raises RuntimeError with the reason on failure.
-bpy.ops.styletex.stylize(style_path=style, steps=400, texture_size=1024, render_size=512, features="vgg19",
-                         seed=0, address=address)
-bpy.ops.wm.save_as_mainfile(filepath=bpy.data.filepath.replace(".blend", "_styled.blend"))
+try:
+    bpy.ops.styletex.stylize(style_path=args.style, steps=args.steps, texture_size=args.texture_size,
+                             render_size=args.render_size, features=args.features, seed=args.seed,
+                             address=args.address)
+except RuntimeError as exc:
+    sys.exit(str(exc).strip())
+out = args.out or (bpy.data.filepath[: -len(".blend")] if bpy.data.filepath.endswith(".blend")
+                   else bpy.data.filepath or "untitled") + "_styled.blend"
+bpy.ops.wm.save_as_mainfile(filepath=out)
+print(f"saved {out}")

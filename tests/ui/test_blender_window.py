@@ -16,10 +16,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import signal
-import socket
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -28,38 +25,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
-ROOT = Path(__file__).resolve().parents[2]
+from .support import INSTALL_HINT, ROOT, blender_env, build_zip, free_port, require_tools, start_backend, stop
+
 OUT = ROOT / "out" / "ui"
 SCRIPT = Path(__file__).resolve().parent / "blender_ui_script.py"
 SCREEN = (1280, 800)
 BLENDER_TIMEOUT_S = 300
-INSTALL_HINT = ("install them with `apt-get install -y blender xvfb imagemagick python3-numpy` "
-                "(Debian 12; `python3 build.py test` does this when it runs as root)")
-
-
-def require_tools() -> dict[str, str]:
-    tools = {name: shutil.which(name) for name in ("blender", "Xvfb", "import", "convert")}
-    missing = [name for name, path in tools.items() if path is None]
-    if missing:
-        pytest.fail(f"the Blender UI test needs {', '.join(missing)} on PATH: {INSTALL_HINT}", pytrace=False)
-    return tools
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def stop(process: subprocess.Popen | None) -> None:
-    if process is None or process.poll() is not None:
-        return
-    process.send_signal(signal.SIGTERM)
-    try:
-        process.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
 
 
 def start_xvfb(log: Path) -> tuple[subprocess.Popen, str]:
@@ -82,35 +53,10 @@ def start_xvfb(log: Path) -> tuple[subprocess.Popen, str]:
     return process, f":{number.decode().strip()}"
 
 
-def start_backend(address: str, log: Path) -> subprocess.Popen:
-    """On the CPU, also where CUDA is available: a GPU would finish before the 'during' screenshots."""
-    env = dict(os.environ, PYTHONPATH=str(ROOT))
-    process = subprocess.Popen([sys.executable, "-m", "backend", "serve", "--bind", address, "--device", "cpu"], cwd=ROOT, env=env,
-                               stdout=log.open("w"), stderr=subprocess.STDOUT)
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        if "listening on" in log.read_text():
-            return process
-        if process.poll() is not None:
-            pytest.fail(f"the backend exited with {process.returncode}:\n{log.read_text()[-3000:]}", pytrace=False)
-        time.sleep(0.2)
-    stop(process)
-    pytest.fail(f"the backend did not start within 120 s:\n{log.read_text()[-3000:]}", pytrace=False)
-
-
-def build_zip() -> Path:
-    """dist/styletex-VERSION.zip from this tree (build.py addon; quick once the wheels are downloaded)."""
-    done = subprocess.run([sys.executable, "build.py", "addon"], cwd=ROOT, capture_output=True, text=True, timeout=600)
-    assert done.returncode == 0, f"build.py addon failed:\n{done.stdout[-2000:]}\n{done.stderr[-2000:]}"
-    zips = sorted((ROOT / "dist").glob("styletex-*.zip"), key=lambda p: p.stat().st_mtime)
-    assert zips, "build.py addon wrote no dist/styletex-*.zip"
-    return zips[-1]
-
-
 @pytest.fixture(scope="module")
 def ui_run() -> dict:
     """Runs Blender with the UI script once; returns ui_result.json (screenshots are in OUT)."""
-    tools = require_tools()
+    tools = require_tools("blender", "Xvfb", "import", "convert")
     zip_path = build_zip()
     shutil.rmtree(OUT, ignore_errors=True)
     OUT.mkdir(parents=True)
@@ -120,16 +66,7 @@ def ui_run() -> dict:
         address = f"tcp://127.0.0.1:{free_port()}"
         backend = start_backend(address, OUT / "backend.log")
         with tempfile.TemporaryDirectory(prefix="styletex-blender-") as home:
-            # The add-on is installed into these folders, never into the user's own Blender.
-            env = dict(os.environ, DISPLAY=display, LIBGL_ALWAYS_SOFTWARE="1",
-                       BLENDER_USER_CONFIG=f"{home}/config", BLENDER_USER_SCRIPTS=f"{home}/scripts",
-                       BLENDER_USER_DATAFILES=f"{home}/datafiles")
-            env.pop("PYTHONPATH", None)  # Blender's own (system) Python must not see the venv's packages
-            env.pop("PYTHONHOME", None)
-            # Debian's Blender finds its Python's home through `python3` on PATH: with a pyenv or venv
-            # Python first (as under `python3 build.py test`), it would load that stdlib and miss Debian's
-            # numpy. Blender's own folder first makes it the system Python it was built against.
-            env["PATH"] = os.pathsep.join([str(Path(tools["blender"]).resolve().parent), env.get("PATH", "")])
+            env = blender_env(tools["blender"], Path(home), DISPLAY=display, LIBGL_ALWAYS_SOFTWARE="1")
             command = ["blender", "--factory-startup", "--enable-event-simulate", "--python", str(SCRIPT), "--",
                        "--zip", str(zip_path), "--data", str(ROOT / "data"), "--out", str(OUT),
                        "--address", address, "--steps", "48", "--texture-size", "256", "--render-size", "64",

@@ -1,0 +1,350 @@
+"""Jobs through a real server: round trips, the same texture as the command line, several clients,
+cancelling, and clients or servers that go away."""
+
+from __future__ import annotations
+
+import json
+import math
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+import numpy as np
+import pytest
+import zmq
+import zmq.auth
+from PIL import Image
+
+from blender_addon.client import ServerUnreachable, StyleTexClient
+from blender_addon.protocol import PROTOCOL_VERSION
+
+from .support import (
+    CLIENT_TIMEOUT,
+    EQUIVALENCE,
+    LONG,
+    MAX_MESSAGE_MB,
+    MESH,
+    STYLE_BYTES,
+    environment,
+    finish,
+    job_settings,
+    no_traceback,
+    ready,
+    submit,
+    wait_for,
+)
+
+# --- basics ----------------------------------------------------------------------------------------
+
+
+def test_raw_one_frame_ping_from_a_plain_dealer(main):
+    dealer = zmq.Context.instance().socket(zmq.DEALER)
+    dealer.setsockopt(zmq.LINGER, 0)
+    try:
+        dealer.connect(main.address)
+        before = time.time()
+        dealer.send(b'{"type": "ping", "protocol": 1}')
+        assert dealer.poll(5000), "no reply to a raw ping"
+        frames = dealer.recv_multipart()
+    finally:
+        dealer.close()
+    assert len(frames) == 1
+    reply = json.loads(frames[0].decode("utf-8"))
+    assert reply["type"] == "pong" and reply["protocol"] == 1
+    assert isinstance(reply["time"], float) and abs(reply["time"] - before) < 60
+
+
+def test_hello(main):
+    with main.client() as client:
+        info = client.hello()
+        rtt = client.ping()
+    assert info["server"].startswith("styletex ") and len(info["server"]) > len("styletex ")
+    assert info["protocols"] == [PROTOCOL_VERSION]
+    assert info["device"] == "cpu"  # --device cpu
+    assert "random" in info["features"] and set(info["features"]) >= {"vgg19", "vgg16", "random"}
+    assert info["queue"] == 0
+    assert info["limits"]["max_message_bytes"] == MAX_MESSAGE_MB << 20  # --max-message-mb reaches the server
+    assert info["limits"]["max_texture_size"] >= 64 and info["limits"]["max_render_size"] >= 64
+    assert 0 < rtt < 5
+
+
+@pytest.mark.parametrize("fmt, max_size, size, preview_size", [
+    ("uint8", 16, 32, 16),  # downscaled to max_size
+    ("float16", 0, 48, 48),  # 0: full size
+    ("float32", 64, 32, 32),  # never upscaled
+])
+def test_job_round_trip(main, fmt, max_size, size, preview_size):
+    steps = 5
+    with main.client() as client:
+        job = submit(client, {"every": 2, "max_size": max_size, "format": fmt}, steps=steps, texture_size=size,
+                     render_size=32, seed=4)
+        assert isinstance(job, str) and job
+        events = finish(client, job)
+    assert all(e.fields["job"] == job for e in events)
+    progress, result = events[:-1], events[-1]
+    assert result.type == "result", (result.type, result.fields)
+    assert [e.type for e in progress] == ["progress"] * steps
+    assert [e.fields["step"] for e in progress] == list(range(1, steps + 1))  # every step, in order
+    for event in progress:
+        f = event.fields
+        assert f["steps"] == steps
+        assert set(f["loss"]) == {"total", "style", "content"}
+        assert isinstance(f["loss"]["total"], float) and math.isfinite(f["loss"]["total"])
+        assert f["elapsed"] >= 0 and f["eta"] >= 0
+    assert progress[-1].fields["eta"] == pytest.approx(0, abs=1e-9)
+    # Previews at every 2nd step and at the last one.
+    with_preview = [e.fields["step"] for e in progress if "preview" in e.arrays]
+    assert with_preview == [2, 4, 5]
+    for event in progress:
+        if "preview" not in event.arrays:
+            assert event.arrays == {}
+            continue
+        preview = event.arrays["preview"]
+        assert preview.shape == (preview_size, preview_size, 4)
+        assert preview.dtype == np.dtype(fmt)
+        opaque = 255 if fmt == "uint8" else 1.0
+        assert (preview[..., 3] == opaque).all()
+        assert np.isfinite(preview.astype(np.float32)).all()
+    texture = result.arrays["texture"]
+    assert texture.shape == (size, size, 3) and texture.dtype == np.float32
+    assert np.isfinite(texture).all() and texture.min() >= 0 and texture.max() <= 1
+    assert texture.std() > 0.01
+    report = result.fields["report"]
+    assert report["steps_done"] == steps and report["cancelled"] is False
+    assert [entry["step"] for entry in report["loss"]] == list(range(1, steps + 1))
+    assert report["settings"]["steps"] == steps and report["settings"]["texture_size"] == size
+    assert report["settings"]["features"] == "random" and report["settings"]["seed"] == 4
+    assert report["settings"]["preview_every"] == 2
+    assert report["features"] == "random" and report["device"] == "cpu"
+    assert 0 < report["coverage"] <= 1 and report["seconds"] > 0 and report["seconds_per_step"] > 0
+
+
+def test_job_without_preview_sends_no_arrays_with_progress(main):
+    with main.client() as client:
+        events = finish(client, submit(client, steps=3))
+    assert [e.type for e in events] == ["progress"] * 3 + ["result"]
+    assert all(e.arrays == {} for e in events[:-1])
+
+
+
+# --- the same job through the server and the command line ---------------------------------------
+
+
+def test_server_and_command_line_give_the_same_texture(world, main):
+    cli = world["cli"]
+    out, err = cli.communicate(timeout=240)
+    assert cli.returncode == 0, err
+    with Image.open(world["root"] / "cli.png") as image:
+        expected = np.asarray(image.convert("RGB"))
+    texture = np.asarray(Image.open(world["root"] / "texture.png").convert("RGB"))
+    with main.client() as client:
+        job = client.submit(MESH.positions, MESH.faces, MESH.uvs, STYLE_BYTES, job_settings(**EQUIVALENCE),
+                            texture=texture)
+        events = finish(client, job)
+    assert events[-1].type == "result", events[-1].fields
+    served = events[-1].arrays["texture"]
+    assert served.shape == expected.shape == (32, 32, 3)
+    quantized = (np.clip(served, 0, 1) * 255 + 0.5).astype(np.uint8)  # as backend.images.save_image
+    difference = np.abs(quantized.astype(int) - expected.astype(int))
+    assert difference.max() <= 1, difference.max()
+    assert (difference == 0).mean() >= 0.99, (difference == 0).mean()
+    # The losses agree too (the report travels as JSON).
+    cli_report = json.loads((world["root"] / "cli.json").read_text())
+    served_report = events[-1].fields["report"]
+    assert served_report["init"] == cli_report["init"] == "original"
+    np.testing.assert_allclose([e["total"] for e in served_report["loss"]], [e["total"] for e in cli_report["loss"]],
+                               rtol=1e-4)
+
+
+# --- several clients -----------------------------------------------------------------------------
+
+
+def spy(client: StyleTexClient) -> list:
+    """Records every message the client library receives, whatever it does with it afterwards."""
+    seen = []
+    receive = client._receive
+
+    def recording(*args, **kwargs):
+        message = receive(*args, **kwargs)
+        seen.append(message)
+        return message
+
+    client._receive = recording
+    return seen
+
+
+def test_two_clients_at_once_see_only_their_own_job(main):
+    jobs = {"a": {"steps": 3, "texture_size": 32}, "b": {"steps": 5, "texture_size": 48}}
+    barrier = threading.Barrier(len(jobs))
+    outcome: dict[str, dict] = {}
+
+    def run(name: str) -> None:
+        try:
+            with main.client() as client:
+                seen = spy(client)
+                barrier.wait(timeout=30)
+                job = submit(client, **jobs[name])
+                events = finish(client, job)
+                outcome[name] = {"job": job, "events": events, "seen": seen}
+        except Exception as exc:  # reported by the main thread
+            outcome[name] = {"error": exc}
+
+    threads = [threading.Thread(target=run, args=(name,)) for name in jobs]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    assert not any(t.is_alive() for t in threads)
+    for name, spec in jobs.items():
+        assert "error" not in outcome[name], outcome[name]
+    assert outcome["a"]["job"] != outcome["b"]["job"]
+    for name, spec in jobs.items():
+        mine = outcome[name]
+        events = mine["events"]
+        assert events[-1].type == "result"
+        assert [e.fields["step"] for e in events[:-1]] == list(range(1, spec["steps"] + 1))
+        assert all(e.fields["steps"] == spec["steps"] for e in events[:-1])
+        size = spec["texture_size"]
+        assert events[-1].arrays["texture"].shape == (size, size, 3)
+        # Everything that reached this client's socket: its own job's messages and pongs only.
+        jobs_seen = {m.fields["job"] for m in mine["seen"] if "job" in m.fields}
+        assert jobs_seen == {mine["job"]}
+        assert {m.type for m in mine["seen"]} <= {"accepted", "progress", "result", "pong"}
+
+
+# --- cancelling, and clients that go away -------------------------------------------------------
+
+
+def test_cancel_mid_job_then_serve_the_next(main):
+    with main.client() as client:
+        job = submit(client, steps=LONG)
+        events = []
+        cancelled_at = math.inf
+        for event in client.events(job):
+            events.append(event)
+            if event.type == "progress" and event.fields["step"] == 3:
+                client.cancel(job)
+                cancelled_at = time.monotonic()
+            assert time.monotonic() - cancelled_at < 10, "the job goes on after cancel"
+        assert events[-1].type == "cancelled", events[-1].fields
+        assert time.monotonic() - cancelled_at < 10
+        steps_done = events[-1].fields["steps_done"]
+        assert 3 <= steps_done < LONG
+        assert steps_done == events[-2].fields["step"]  # every step it did was reported
+        assert [e.type for e in events[:-1]] == ["progress"] * len(events[:-1])
+        # The server goes on: a new job from the same client.
+        events = finish(client, submit(client, steps=2))
+        assert events[-1].type == "result"
+    no_traceback(main)
+
+
+def test_a_live_client_keeps_its_long_job(main):
+    # The client library must keep showing it is alive while progress pours in: a job that runs for
+    # several client timeouts is not cancelled as long as its client is listening.
+    hold = 2 * CLIENT_TIMEOUT
+    with main.client() as client:
+        job = submit(client, steps=LONG)
+        start = None
+        last = None
+        for event in client.events(job):
+            if start is None:
+                start = time.monotonic()
+            if event.type != "progress":
+                last = event
+                break
+            if time.monotonic() - start > hold:
+                client.cancel(job)
+                cancelled_at, start = time.monotonic(), math.inf  # cancel once
+            if start == math.inf:
+                assert time.monotonic() - cancelled_at < 10, "the job goes on after cancel"
+        assert last is not None and last.type == "cancelled"
+    log = main.log()
+    assert f"job {job}: client" not in log, "the server thought a listening client was silent"
+
+
+CLIENT_SCRIPT = """
+import sys
+import numpy as np
+from blender_addon.client import StyleTexClient
+data = np.load(sys.argv[2])
+client = StyleTexClient(sys.argv[1])
+job = client.submit(data["positions"], data["faces"], data["uvs"], data["style"].tobytes(),
+                    {"features": "random", "texture_size": 32, "render_size": 32, "steps": 100000})
+for event in client.events(job):
+    if event.type == "progress":
+        print("PROGRESS", job, flush=True)
+    else:
+        print("ENDED", event.type, flush=True)
+        break
+"""
+
+
+def test_a_killed_client_loses_its_job_and_the_next_one_runs(world, main):
+    data = world["root"] / "job.npz"
+    np.savez(data, positions=MESH.positions, faces=MESH.faces, uvs=MESH.uvs, style=np.frombuffer(STYLE_BYTES, np.uint8))
+    child = subprocess.Popen([sys.executable, "-c", CLIENT_SCRIPT, main.address, str(data)], env=environment(),
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        line = child.stdout.readline()
+        assert line.startswith("PROGRESS"), (line, child.stderr.read() if child.poll() is not None else "")
+        job = line.split()[1]
+        child.send_signal(signal.SIGKILL)
+        child.wait(timeout=10)
+        killed = time.monotonic()
+    finally:
+        if child.poll() is None:
+            child.kill()
+        child.communicate()
+    with main.client() as client:
+        events = finish(client, submit(client, steps=3))
+        done = time.monotonic() - killed
+    assert events[-1].type == "result"
+    assert done < CLIENT_TIMEOUT + 15, done
+    assert wait_for(lambda: f"job {job}: cancelled after" in main.log(), 10), main.log()[-3000:]
+    log = main.log()
+    silent = [line for line in log.splitlines() if f"job {job}: client" in line]
+    assert len(silent) == 1 and "silent" in silent[0] and "cancelling" in silent[0], silent
+    no_traceback(main)
+
+
+def test_a_killed_server_is_reported_and_the_client_reconnects(world):
+    server = ready(world, "killable")
+    client = server.client()  # default timeout: 5 s
+    assert client.timeout == 5.0
+    try:
+        job = submit(client, steps=LONG)
+        events = client.events(job)
+        for _ in range(2):
+            assert next(events).type == "progress"
+        server.process.send_signal(signal.SIGKILL)
+        server.process.wait(timeout=10)
+        killed = time.monotonic()
+        outcome = {}
+
+        def drain():  # in a thread, so that a client that hangs fails the test instead
+            try:
+                for _ in events:
+                    pass
+                outcome["ended"] = True
+            except Exception as exc:
+                outcome["error"] = exc
+            outcome["waited"] = time.monotonic() - killed
+
+        thread = threading.Thread(target=drain, daemon=True)
+        thread.start()
+        thread.join(client.timeout + 10)
+        assert not thread.is_alive(), "the client hangs on a dead server"
+        assert isinstance(outcome.get("error"), ServerUnreachable), outcome
+        waited = outcome["waited"]
+        assert waited <= client.timeout + 1.5, waited
+        assert server.address in str(outcome["error"])
+        # A new server on the same port: the same client object works again.
+        world["servers"]["killable_again"].go().wait_ready()
+        assert client.hello()["protocols"] == [PROTOCOL_VERSION]
+        events = finish(client, submit(client, steps=2))
+        assert events[-1].type == "result"
+    finally:
+        client.close()
+

@@ -316,6 +316,14 @@ def test_unknown_type(msg_type):
     rejects(raw({"type": msg_type, "protocol": 1}), "unknown_type", repr(msg_type))
 
 
+def test_long_input_is_not_echoed_whole():
+    # A client must not make the server's replies and logs as long as what it sent.
+    with pytest.raises(ProtocolError) as info:
+        decode(raw({"type": "y" * 50_000, "protocol": 1}))
+    assert info.value.code == "unknown_type"
+    assert len(str(info.value)) == ProtocolError.MAX_MESSAGE_CHARS and str(info.value).endswith("yyy...")
+
+
 def test_missing_type():
     rejects(raw({"protocol": 1}), "unknown_type", "None")
 

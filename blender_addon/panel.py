@@ -17,17 +17,21 @@ class STYLETEX_PT_panel(bpy.types.Panel):
     def draw(self, context):
         layout = self.layout
         settings = context.scene.styletex
+        short = {"style_path": "Style", "features": "CNN"}  # full names do not fit beside their fields
         for name in ("style_path", "texture_size", "render_size", "steps", "style_weight", "content_weight",
                      "features", "seed"):
-            layout.prop(settings, name)
+            layout.prop(settings, name, **({"text": short[name]} if name in short else {}))
         from .preferences import preferences
 
         prefs = preferences(context)
         if prefs is not None:  # the backend settings live in the add-on preferences; shown here too
             box = layout.box()
-            box.prop(prefs, "mode")
+            box.label(text="Backend")  # the sidebar is narrow: short labels
+            box.row().prop(prefs, "mode", expand=True)
+            labels = {"python": "Python", "port": "Port", "address": "Address", "server_key": "Server Key",
+                      "client_key": "Client Key"}
             for name in (("python", "port") if prefs.mode == "local" else ("address", "server_key", "client_key")):
-                box.prop(prefs, name)
+                box.prop(prefs, name, text=labels[name])
         obj = context.active_object
         row = layout.row()
         if obj is not None and running(obj.name):

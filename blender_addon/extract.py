@@ -30,7 +30,11 @@ def _linear_to_srgb(x: np.ndarray) -> np.ndarray:
 
 def base_color_image(obj: "bpy.types.Object") -> "bpy.types.ImageTexture | None":
     """The Image Texture node feeding the Principled BSDF's Base Color of the active material."""
-    material = obj.active_material
+    return base_color_node(obj.active_material)
+
+
+def base_color_node(material: "bpy.types.Material | None") -> "bpy.types.ImageTexture | None":
+    """The Image Texture node feeding the Principled BSDF's Base Color of `material`."""
     if material is None or not uses_nodes(material):
         return None
     for node in material.node_tree.nodes:

@@ -68,9 +68,15 @@ def _image_node(obj: "bpy.types.Object") -> "bpy.types.Node":
     return node
 
 
-def show_styled(obj: "bpy.types.Object", image: "bpy.types.Image") -> None:
-    """Wires `image` into the material's Base Color, remembering what was there."""
-    node = _image_node(obj)
+def _base_color_nodes(obj: "bpy.types.Object") -> list:
+    """The Base Color image nodes of all the object's materials, each material once."""
+    from .extract import base_color_node
+
+    materials = {slot.material.name: slot.material for slot in obj.material_slots if slot.material is not None}
+    return [node for node in map(base_color_node, materials.values()) if node is not None]
+
+
+def _swap(node: "bpy.types.Node", image: "bpy.types.Image") -> None:
     if node.image is not None and node.image != image and ORIGINAL_KEY not in node:
         node[ORIGINAL_KEY] = node.image.name
         # Unlinked from the node, the original may have no user left, and Blender drops datablocks
@@ -79,16 +85,24 @@ def show_styled(obj: "bpy.types.Object", image: "bpy.types.Image") -> None:
     node.image = image
 
 
-def revert(obj: "bpy.types.Object") -> bool:
-    """Puts the original image back; False when there is nothing to revert."""
-    from .extract import base_color_image
+def show_styled(obj: "bpy.types.Object", image: "bpy.types.Image") -> None:
+    """Wires `image` into the active material's Base Color, remembering what was there, and into
+    every other material of the object that shows the same original image (one texture atlas
+    shared by several materials is common)."""
+    node = _image_node(obj)
+    original = node.image if node.image != image else bpy.data.images.get(node.get(ORIGINAL_KEY, ""))
+    siblings = [n for n in _base_color_nodes(obj) if original is not None and n.image == original and n != node]
+    for target in (node, *siblings):
+        _swap(target, image)
 
-    node = base_color_image(obj)
-    if node is None or ORIGINAL_KEY not in node:
-        return False
-    original = bpy.data.images.get(node[ORIGINAL_KEY])
-    if original is None:
-        return False
-    node.image = original
-    del node[ORIGINAL_KEY]
-    return True
+
+def revert(obj: "bpy.types.Object") -> bool:
+    """Puts the original images back in all the object's materials; False when there is nothing to revert."""
+    reverted = False
+    for node in _base_color_nodes(obj):
+        original = bpy.data.images.get(node[ORIGINAL_KEY]) if ORIGINAL_KEY in node else None
+        if original is not None:
+            node.image = original
+            del node[ORIGINAL_KEY]
+            reverted = True
+    return reverted

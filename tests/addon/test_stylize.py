@@ -63,6 +63,26 @@ def test_operator_end_to_end_save_reload_revert(bpy_clean, backend, tmp_path):
     assert bpy.ops.styletex.revert() == {"CANCELLED"}  # nothing left to revert (a warning, not an error)
 
 
+def test_materials_sharing_the_original_all_get_the_result_and_all_revert(bpy_clean, backend):
+    bpy = bpy_clean
+    obj, original = painted_sphere()  # material 'Painted' (active, slot 0) shows 'Original'
+    other = make_image("Other", seed=2)
+    sharing = textured_material(obj, original, "Painted Too")  # slot 1: the same atlas
+    separate = textured_material(obj, other, "Elsewhere")  # slot 2: a texture of its own
+    for polygon in obj.data.polygons:
+        polygon.material_index = polygon.index % 3
+    obj.active_material_index = 0
+
+    assert bpy.ops.styletex.stylize(style_path=str(STYLE), steps=2, address=backend.address, **JOB) == {"FINISHED"}
+    styled = bpy.data.images["Original_styled"]
+    assert base_color_node(obj).image == styled and sharing.image == styled
+    assert separate.image == other  # another texture: not ours to replace
+
+    assert bpy.ops.styletex.revert() == {"FINISHED"}
+    assert base_color_node(obj).image == original and sharing.image == original and separate.image == other
+    assert bpy.ops.styletex.revert() == {"CANCELLED"}
+
+
 def test_operator_raises_when_no_backend_answers(bpy_clean):
     bpy = bpy_clean
     obj, original = painted_sphere()

@@ -13,12 +13,13 @@ import importlib.util
 import os
 import re
 import signal
-import socket
 import subprocess
 import time
 from pathlib import Path
 
 import pytest
+
+from tests.net import free_port
 
 from .support import MAIN_PYTHON, REPO
 
@@ -39,10 +40,7 @@ class Backend:
     """`python -m backend serve` on a free loopback port, run by the main venv's Python."""
 
     def __init__(self, log: Path, client_timeout: float = 5.0):
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            port = probe.getsockname()[1]
-        self.address = f"tcp://127.0.0.1:{port}"
+        self.address = f"tcp://127.0.0.1:{free_port()}"
         self.log = log
         env = dict(os.environ, PYTHONPATH=str(REPO))
         with open(log, "wb") as out:

@@ -10,14 +10,9 @@ import pytest
 
 from blender_addon.client import StyleTexClient
 from blender_addon.local_backend import LocalBackend, LocalBackendError, find_checkout
+from tests.net import free_port
 
 from .support import MAIN_PYTHON, REPO
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def test_the_checkout_is_found_from_its_venv_python_or_given():

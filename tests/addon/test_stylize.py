@@ -5,11 +5,12 @@ the timer does); cancelling; and a backend that dies mid-job."""
 from __future__ import annotations
 
 import queue
-import socket
 import time
 
 import numpy as np
 import pytest
+
+from tests.net import free_port
 
 from .support import (JOB, STYLE, add_sphere, base_color_node, image_rgba, make_image, style_bytes,
                       textured_material)
@@ -87,9 +88,7 @@ def test_operator_raises_when_no_backend_answers(bpy_clean):
     bpy = bpy_clean
     obj, original = painted_sphere()
     before = image_rgba(original).copy()
-    with socket.socket() as probe:  # a port nobody listens on
-        probe.bind(("127.0.0.1", 0))
-        address = f"tcp://127.0.0.1:{probe.getsockname()[1]}"
+    address = f"tcp://127.0.0.1:{free_port()}"  # nobody listens there
     start = time.monotonic()
     with pytest.raises(RuntimeError, match=f"StyleTex: no answer from the StyleTex backend at {address} within 1 s"):
         bpy.ops.styletex.stylize(style_path=str(STYLE), steps=1, address=address, timeout=1.0, **JOB)

@@ -4,7 +4,6 @@ wrapper, and small waiting helpers."""
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -14,6 +13,7 @@ import pytest
 
 from backend.primitives import uv_sphere
 from blender_addon.client import CurveKeys, ServerUnreachable, StyleTexClient
+from tests.net import free_port
 
 REPO = Path(__file__).resolve().parents[2]
 STYLE = REPO / "data" / "styles" / "starry_night.jpg"
@@ -28,12 +28,6 @@ EQUIVALENCE = {"steps": 6, "texture_size": 32, "render_size": 48, "seed": 5, "vi
 EQUIVALENCE_ARGS = ["--features", "random", "--steps", "6", "--texture-size", "32", "--render-size", "48", "--seed", "5",
                     "--views-per-step", "2", "--learning-rate", "0.08", "--content-weight", "0.3", "--style-weight", "2.0",
                     "--init", "original"]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def environment() -> dict:

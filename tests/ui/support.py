@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -39,12 +38,6 @@ def blender_env(blender: str, home: Path, **extra: str) -> dict[str, str]:
     # Blender's own folder first makes it the system Python it was built against.
     env["PATH"] = os.pathsep.join([str(Path(blender).resolve().parent), env.get("PATH", "")])
     return env
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def stop(process: subprocess.Popen | None) -> None:

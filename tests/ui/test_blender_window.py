@@ -25,7 +25,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from .support import INSTALL_HINT, ROOT, blender_env, build_zip, free_port, require_tools, start_backend, stop
+from tests.net import free_port
+
+from .support import INSTALL_HINT, ROOT, blender_env, build_zip, require_tools, start_backend, stop
 
 OUT = ROOT / "out" / "ui"
 SCRIPT = Path(__file__).resolve().parent / "blender_ui_script.py"

@@ -7,11 +7,12 @@ from __future__ import annotations
 import json
 import subprocess
 import zipfile
-from pathlib import Path
 
 import pytest
 
-from .support import ROOT, blender_env, build_zip, free_port, require_tools, start_backend, stop
+from tests.net import free_port
+
+from .support import ROOT, blender_env, build_zip, require_tools, start_backend, stop
 
 EXAMPLE = ROOT / "examples" / "stylize_headless.py"
 STYLE = ROOT / "data" / "styles" / "starry_night.jpg"

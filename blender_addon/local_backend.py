@@ -25,8 +25,8 @@ class LocalBackendError(ClientError):
 
 def find_checkout(python: str, folder: str = "") -> Path:
     """The StyleTex checkout to run in: `folder`, or the one whose .venv holds `python`."""
-    candidates = [Path(folder)] if folder else [Path(python).absolute().parents[i] for i in (1, 2)
-                                                 if len(Path(python).absolute().parents) > i]
+    # <checkout>/.venv/bin/python (or .venv/Scripts/python.exe): the checkout is two folders up.
+    candidates = [Path(folder)] if folder else list(Path(python).absolute().parents)[1:3]
     for candidate in candidates:
         if (candidate / "backend" / "__main__.py").is_file():
             return candidate

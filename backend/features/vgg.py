@@ -51,6 +51,12 @@ def _cache_path(kind: str) -> Path:
     return Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(url)
 
 
+def cached_weights(kind: str) -> Path | None:
+    """The ImageNet weights file of `kind` in torch's cache, when it is there (nothing is downloaded)."""
+    path = _cache_path(kind)
+    return path if path.is_file() else None
+
+
 def _features_only(kind: str) -> torch.nn.Module:
     """VGG's convolutional part alone, wrapped so its state-dict keys read 'features.N...' as in the
     full model: building the full model would spend a second initializing a 120M-weight classifier

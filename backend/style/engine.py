@@ -199,6 +199,7 @@ def stylize(
         "settings": settings.to_dict(),
         "init": job.init,
         "features": job.net.kind,
+        "features_reason": job.net.reason,
         "weights": job.net.weights,
         "quality_note": job.net.quality_note,
         "device": str(job.device),

@@ -19,8 +19,8 @@ class StyleSettings:
     steps: int = 400
     texture_size: int = 1024
     render_size: int = 512
-    features: str = "vgg19"  # vgg19 | vgg16 | random
-    weights: str | None = None  # local state-dict file for the VGG weights
+    features: str = "auto"  # auto | efficientnet_lite0 | vgg19 | vgg16 | random (tests only)
+    weights: str | None = None  # local weights file for the chosen network
     style_weight: float = 1.0
     content_weight: float = 0.5
     param: str = "fourier"  # fourier | pixel

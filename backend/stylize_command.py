@@ -32,8 +32,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--texture-size", type=positive_int, default=DEFAULTS["texture_size"])
     parser.add_argument("--render-size", type=positive_int, default=DEFAULTS["render_size"])
     parser.add_argument("--features", choices=KINDS, default=DEFAULTS["features"],
-                        help="vgg19/vgg16 use ImageNet weights; random is for tests and offline machines, not quality")
-    parser.add_argument("--weights", help="local VGG state-dict file instead of torchvision's cache")
+                        help="auto (default): EfficientNet-Lite0 on the CPU, VGG-19 on CUDA when its weights are on "
+                             "disk; efficientnet_lite0 installs with the project; vgg19/vgg16 use torchvision's ImageNet "
+                             "weights; random is for tests only, not a quality mode")
+    parser.add_argument("--weights", help="local weights file: a VGG state dict, or a copy of EfficientNet-Lite0's file")
     parser.add_argument("--style-weight", type=finite_float, default=DEFAULTS["style_weight"])
     parser.add_argument("--content-weight", type=finite_float, default=DEFAULTS["content_weight"])
     parser.add_argument("--param", choices=tuple(PARAMETERIZATIONS), default=DEFAULTS["param"])
@@ -42,6 +44,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default=DEFAULTS["device"])
     parser.add_argument("--views-per-step", type=positive_int, default=DEFAULTS["views_per_step"])
     parser.add_argument("--learning-rate", type=finite_float, default=DEFAULTS["learning_rate"])
+    parser.add_argument("--style-size", type=int, default=DEFAULTS["style_size"],
+                        help="longer side of the painting when its style is measured, in pixels (0 = the render size); "
+                             "larger gives bigger brush strokes")
+    parser.add_argument("--style-layers", default=DEFAULTS["style_layers"], metavar="LAYER[:WEIGHT],...",
+                        help="style layers of the network and their weights (default: the network's tuned set)")
+    parser.add_argument("--content-layer", default=DEFAULTS["content_layer"], help="default: the network's tuned layer")
+    parser.add_argument("--jitter", type=finite_float, default=DEFAULTS["jitter"],
+                        help="shift each view by up to this many pixels (transformation robustness)")
+    parser.add_argument("--fourier-decay", type=finite_float, default=DEFAULTS["fourier_decay"],
+                        help="power of the fourier parameterization's 1/f spectrum scaling")
     parser.add_argument("--objective", help="channel:LAYER:INDEX to excite one feature channel instead of a style")
     parser.add_argument("--previews", help="folder for texture snapshots during the run")
     parser.add_argument("--preview-every", type=positive_int, default=25, help="steps between previews (with --previews)")
@@ -62,7 +74,8 @@ class ProgressBar:
 
     def __init__(self, quiet: bool, previews: Path | None, note: str = ""):
         self.quiet, self.previews = quiet, previews
-        self.note = note  # printed before the first line: once setup succeeded, so errors stay one line
+        self.note: str | None = note  # printed with the network before the first line: once setup
+        # succeeded, so errors stay one line
         self.redraw = sys.stderr.isatty()
 
     def __call__(self, p: Progress) -> None:
@@ -70,9 +83,9 @@ class ProgressBar:
             save_image(self.previews / f"step_{p.step:05d}.png", p.texture)
         if self.quiet:
             return
-        if self.note:
-            print(self.note, file=sys.stderr, flush=True)
-            self.note = ""
+        if self.note is not None:
+            print(f"network: {p.network}" + (f"\n{self.note}" if self.note else ""), file=sys.stderr, flush=True)
+            self.note = None
         width = 24
         filled = width * p.step // p.steps
         line = (f"[{'#' * filled}{'.' * (width - filled)}] {p.step}/{p.steps} loss {p.total:.4f} "
@@ -88,7 +101,9 @@ def run(args: argparse.Namespace) -> int:
         steps=args.steps, texture_size=args.texture_size, render_size=args.render_size, features=args.features,
         weights=args.weights, style_weight=args.style_weight, content_weight=args.content_weight, param=args.param,
         init=args.init, seed=args.seed, device=args.device, views_per_step=args.views_per_step,
-        learning_rate=args.learning_rate, objective=args.objective,
+        learning_rate=args.learning_rate, objective=args.objective, style_size=args.style_size,
+        style_layers=args.style_layers, content_layer=args.content_layer, jitter=args.jitter,
+        fourier_decay=args.fourier_decay,
         preview_every=args.preview_every if args.previews else 0,
     ).validate()
     if args.style is None and args.objective is None:
@@ -98,7 +113,7 @@ def run(args: argparse.Namespace) -> int:
     original = load_image(args.texture) if args.texture else None
     note = ""
     if settings.features == "random":
-        note = "note: --features random is for tests and offline machines; it is not a quality mode"
+        note = "note: --features random is for tests; it is not a quality mode"
     previews = Path(args.previews) if args.previews else None
     # Ctrl-C stops after the current step and still writes the texture so far; a second one aborts.
     cancel = threading.Event()

@@ -32,7 +32,7 @@ from backend.render import MeshTensors
 from backend.style.engine import resize_square, stylize
 from backend.style.settings import StyleSettings
 
-from .quality_score import Scorer, score_cameras
+from .quality_score import Scorer, laplacian_energy, score_cameras
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT / "data"
@@ -55,7 +55,10 @@ def parse_overrides(pairs: list[str]) -> dict:
         if name not in types:
             raise StyleTexError(f"--set {pair}: no setting {name!r}")
         kind = types[name]
-        out[name] = None if value == "none" else (kind(value) if kind in (int, float, str) else value)
+        try:
+            out[name] = None if value == "none" else (kind(value) if kind in (int, float, str) else value)
+        except ValueError:
+            raise StyleTexError(f"--set {pair}: {value!r} is not a {kind.__name__}") from None
     return out
 
 
@@ -96,6 +99,7 @@ def run_pair(name: str, obj: Path, texture: Path | None, painting_path: Path, se
         views[key], feats[key] = images, scorer.features(images, masks)
         row[f"style_{key}"] = scorer.style_distance(feats[key], painting_grams)
     row["vs_pasted"] = row["style_result"] / row["style_pasted"]
+    row["speckle"] = laplacian_energy(views["result"], masks) / scorer.painting_speckle(painting)
     if original is not None:
         row["vs_original"] = row["style_result"] / row["style_original"]
         row["structure_result"] = scorer.structure_distance(feats["result"], feats["original"], masks)
@@ -118,7 +122,7 @@ def print_row(row: dict) -> None:
                  else f"{'-':>9s} {'-':>9s}")
     original = f"{row['style_original']:8.3f}" if "style_original" in row else f"{'-':>8s}"
     print(f"{row['mesh']:<8s} {row['painting']:<14s} {original} {row['style_pasted']:8.3f} {row['style_result']:8.3f} "
-          f"{row['vs_pasted']:9.3f} {structure} {row['seconds']:7.1f}", flush=True)
+          f"{row['vs_pasted']:9.3f} {structure} {row['speckle']:7.2f} {row['seconds']:7.1f}", flush=True)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -152,7 +156,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"quality: {settings.steps} steps, texture {settings.texture_size}^2, renders {settings.render_size}^2, "
               f"features {settings.features}; scored by EfficientNet-Lite1 over 8 fixed views")
         print(f"{'mesh':<8s} {'painting':<14s} {'original':>8s} {'pasted':>8s} {'result':>8s} {'vs_pasted':>9s} "
-              f"{'struct':>9s} {'struct_p':>9s} {'seconds':>7s}")
+              f"{'struct':>9s} {'struct_p':>9s} {'speckle':>7s} {'seconds':>7s}")
         rows = []
         for name, (obj, tex) in meshes.items():
             for painting in paintings:

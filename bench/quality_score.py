@@ -11,6 +11,8 @@ the painting's are computed at the size the engine sees it (longer side = the re
 - structure distance: relative L1 of a deep layer (stride 16) between renders with a texture and
   renders with the original texture, over covered pixels: how much of what made the object look
   like itself (eyes, patches, markings) has been painted over.
+- speckle: mean |Laplacian| of the luminance over the inside of the covered area, relative to the
+  painting's at the same scale: above 1, the renders hold more pixel-level noise than the painting.
 """
 
 from __future__ import annotations
@@ -75,6 +77,14 @@ class Scorer:
         out[SCORE_STRUCTURE_LAYER] = features[SCORE_STRUCTURE_LAYER]
         return out
 
+    @torch.no_grad()
+    def painting_speckle(self, painting: np.ndarray) -> float:
+        image = torch.from_numpy(np.ascontiguousarray(painting)).permute(2, 0, 1)[None].to(self.device)
+        h, w = image.shape[-2:]
+        scale = self.render_size / max(h, w)
+        image = F.interpolate(image, size=(round(h * scale), round(w * scale)), mode="bilinear", antialias=True)
+        return laplacian_energy(image, torch.ones_like(image[:, :1]))
+
     @staticmethod
     def style_distance(features: dict[str, torch.Tensor], painting: dict[str, torch.Tensor]) -> float:
         distances = [(features[n] - painting[n]).norm() / painting[n].norm() for n in SCORE_STYLE_LAYERS]
@@ -83,3 +93,12 @@ class Scorer:
     @staticmethod
     def structure_distance(features: dict[str, torch.Tensor], original: dict[str, torch.Tensor], masks: torch.Tensor) -> float:
         return float(content_loss(features[SCORE_STRUCTURE_LAYER], original[SCORE_STRUCTURE_LAYER], masks))
+
+
+def laplacian_energy(images: torch.Tensor, masks: torch.Tensor) -> float:
+    """Mean |4-neighbour Laplacian| of the luminance over pixels whose whole 3x3 neighbourhood is covered."""
+    luminance = (images * torch.tensor([0.299, 0.587, 0.114], device=images.device).view(1, 3, 1, 1)).sum(1, keepdim=True)
+    kernel = torch.tensor([[0.0, 1.0, 0.0], [1.0, -4.0, 1.0], [0.0, 1.0, 0.0]], device=images.device).view(1, 1, 3, 3)
+    response = F.conv2d(luminance, kernel).abs()
+    inside = (-F.max_pool2d(-masks, 3, stride=1)) > 0.5  # eroded: silhouette edges are not speckle
+    return float(response[inside].mean()) if bool(inside.any()) else 0.0

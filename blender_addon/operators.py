@@ -59,7 +59,8 @@ def apply_event(scene, obj_name: str, image_name: str, event: Event) -> bool:
             image.pack()  # or it is lost when the file is reopened
         settings.progress = 1.0
         report = event.fields.get("report", {})
-        settings.status = f"done: {report.get('steps_done', '?')} steps, coverage {100 * report.get('coverage', 0):.0f} %"
+        settings.status = (f"done: {report.get('steps_done', '?')} steps with {report.get('features', '?')}, "
+                           f"coverage {100 * report.get('coverage', 0):.0f} %")
         settings.last_error = ""
         return True
     elif event.kind == "cancelled":
@@ -117,7 +118,7 @@ class STYLETEX_OT_stylize(bpy.types.Operator):
     render_size: IntProperty(name="Render Size", default=512, min=16, max=2048)
     style_weight: FloatProperty(name="Style Weight", default=1.0, min=0.0)
     content_weight: FloatProperty(name="Content Weight", default=0.5, min=0.0)
-    features: EnumProperty(name="Network", items=FEATURES, default="vgg19")
+    features: EnumProperty(name="Network", items=FEATURES, default="auto")
     seed: IntProperty(name="Seed", default=0, min=0)
     address: StringProperty(name="Backend Address", description="Empty: from the add-on preferences")
     timeout: FloatProperty(name="Timeout", default=5.0, min=1.0, description="Seconds of silence before the backend counts as gone")

@@ -5,8 +5,9 @@ from __future__ import annotations
 import bpy
 from bpy.props import EnumProperty, FloatProperty, IntProperty, StringProperty
 
-FEATURES = [("vgg19", "VGG-19", "ImageNet VGG-19 (best quality)"), ("vgg16", "VGG-16", "ImageNet VGG-16"),
-            ("random", "Random", "Random filters: for tests and offline machines, not quality")]
+from .protocol import FEATURE_CHOICES
+
+FEATURES = list(FEATURE_CHOICES)
 
 
 class StyleTexSettings(bpy.types.PropertyGroup):
@@ -16,7 +17,7 @@ class StyleTexSettings(bpy.types.PropertyGroup):
     steps: IntProperty(name="Steps", default=400, min=1, max=100000)
     style_weight: FloatProperty(name="Style Weight", default=1.0, min=0.0)
     content_weight: FloatProperty(name="Content Weight", default=0.5, min=0.0)
-    features: EnumProperty(name="Network", items=FEATURES, default="vgg19")
+    features: EnumProperty(name="Network", items=FEATURES, default="auto")
     seed: IntProperty(name="Seed", default=0, min=0)
     # Panel state, written by the main thread only.
     status: StringProperty(name="Status", default="")

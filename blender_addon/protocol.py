@@ -29,6 +29,16 @@ MAX_HEADER_BYTES = 64 * 1024
 MAX_ARRAYS = 16
 MAX_DIMS = 4
 
+# The feature networks a job's "features" setting may name: (value, label, description). The backend's
+# choices and the add-on's dropdown both come from here; `random` says plainly what it is.
+FEATURE_CHOICES = (
+    ("auto", "Auto", "EfficientNet-Lite0 on the CPU; VGG-19 on CUDA when its weights are on the backend's disk"),
+    ("efficientnet_lite0", "EfficientNet-Lite0", "ImageNet EfficientNet-Lite0: installed with the backend, fast"),
+    ("vgg19", "VGG-19", "ImageNet VGG-19: torchvision's weights (cache, download or --weights)"),
+    ("vgg16", "VGG-16", "ImageNet VGG-16: torchvision's weights (cache, download or --weights)"),
+    ("random", "Random (tests only)", "Random filters: for tests, not a quality mode"),
+)
+
 
 class ProtocolError(ValueError):
     """A message that cannot be accepted. `code` is machine-readable, str(self) is for people."""

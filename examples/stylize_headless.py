@@ -2,7 +2,7 @@
 
     blender -b scene.blend --python examples/stylize_headless.py -- painting.jpg \
         [--address tcp://127.0.0.1:5555] [--steps 400] [--texture-size 1024] [--render-size 512] \
-        [--features vgg19|vgg16|random] [--seed 0] [--out scene_styled.blend]
+        [--features auto|efficientnet_lite0|vgg19|vgg16|random] [--seed 0] [--out scene_styled.blend]
 
 The StyleTex add-on must be enabled in this Blender. Without --address the add-on's preferences
 say where the backend is (in "local" mode it starts one). The result is packed into the file as
@@ -22,7 +22,7 @@ parser.add_argument("--address", default="", help="backend address (default: fro
 parser.add_argument("--steps", type=int, default=400)
 parser.add_argument("--texture-size", type=int, default=1024)
 parser.add_argument("--render-size", type=int, default=512)
-parser.add_argument("--features", default="vgg19", choices=("vgg19", "vgg16", "random"))
+parser.add_argument("--features", default="auto", choices=("auto", "efficientnet_lite0", "vgg19", "vgg16", "random"))
 parser.add_argument("--seed", type=int, default=0)
 parser.add_argument("--out", default="", help="where to save the .blend (default: <name>_styled.blend)")
 args = parser.parse_args(sys.argv[sys.argv.index("--") + 1:] if "--" in sys.argv else [])

@@ -152,7 +152,7 @@ def test_vgg_without_cached_weights_or_network_fails_fast_with_one_line(empty_hu
     assert isinstance(error, StyleTexError), repr(error)
     message = str(error)
     assert "\n" not in message
-    assert "--weights" in message and "random" in message
+    assert "--weights" in message and "--features auto" in message
     assert str(empty_hub / "hub") in message  # says where the weights were looked for
     # Nothing was left behind in the cache (no partial download), and torch's download notice
     # did not reach the terminal: the error message is all the user sees.

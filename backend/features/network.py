@@ -6,17 +6,11 @@ from dataclasses import dataclass, field
 
 import torch
 
+from blender_addon.protocol import FEATURE_CHOICES
+
 from ..errors import StyleTexError
 
-KINDS = ("auto", "efficientnet_lite0", "vgg19", "vgg16", "random")
-# For the panel and --help: what each choice is, `random` marked as what it is.
-DESCRIPTIONS = {
-    "auto": "EfficientNet-Lite0 on the CPU; VGG-19 on CUDA when its weights are on disk",
-    "efficientnet_lite0": "ImageNet EfficientNet-Lite0 (installed with the project; fast)",
-    "vgg19": "ImageNet VGG-19 (torchvision's weights: cache, download or --weights)",
-    "vgg16": "ImageNet VGG-16 (torchvision's weights: cache, download or --weights)",
-    "random": "random filters: for tests only, not a quality mode",
-}
+KINDS = tuple(value for value, _, _ in FEATURE_CHOICES)  # auto, efficientnet_lite0, vgg19, vgg16, random
 
 
 @dataclass
@@ -31,6 +25,11 @@ class FeatureNet:
     quality_note: str = ""  # set when the features are not meant for quality results
     weights: str = field(default="")  # where the weights came from
     reason: str = ""  # why this network: the choice `auto` made, or that it was asked for
+    style_weights: tuple[float, ...] = ()  # per style layer; empty = all 1
+
+    def __post_init__(self) -> None:
+        if len(self.style_weights) != len(self.style_layers):
+            self.style_weights = (1.0,) * len(self.style_layers)
 
     def __call__(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
         return self.module(images)

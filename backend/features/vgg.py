@@ -103,7 +103,8 @@ def load_vgg(kind: str, weights_path: str | None) -> tuple[torch.nn.Sequential, 
         raise StyleTexError(
             f"ImageNet weights for {kind} are not in torch's cache ({_cache_path(kind)}) and could not be "
             f"downloaded ({type(exc).__name__}): copy {os.path.basename(weights.url)} there from a machine "
-            f"with internet access ({weights.url}), pass --weights PATH, or use --features random"
+            f"with internet access ({weights.url}), pass --weights PATH, or use --features auto (EfficientNet-Lite0, "
+            f"installed with StyleTex)"
         ) from None
     finally:
         socket.setdefaulttimeout(previous)

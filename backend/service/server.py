@@ -266,7 +266,8 @@ class Server:
 
         def progress(p: Progress) -> None:
             losses = {"total": _finite(p.total), "style": _finite(p.style), "content": _finite(p.content)}
-            fields = {"job": job.id, "step": p.step, "steps": p.steps, "loss": losses, "elapsed": p.elapsed, "eta": p.eta}
+            fields = {"job": job.id, "step": p.step, "steps": p.steps, "loss": losses, "elapsed": p.elapsed, "eta": p.eta,
+                      "network": p.network}
             arrays = {}
             if p.texture is not None:
                 arrays["preview"] = preview_array(p.texture, request.preview.max_size, request.preview.format)

@@ -26,7 +26,7 @@ from .finishing import finish_texture, uv_island_mask
 from .losses import StyleMemory, channel_objective, content_loss, gram, style_loss
 from .parameterization import make_texture_parameter
 from .progress import Progress, StyleResult
-from .settings import StyleSettings, parse_objective
+from .settings import StyleSettings, parse_layer_weights, parse_objective
 
 
 def _image_tensor(image: np.ndarray, device: torch.device) -> torch.Tensor:
@@ -70,7 +70,9 @@ class StyleJob:
         self.init = settings.init if original_texture is not None else "random"
         torch.manual_seed(settings.seed)
         extra = (self.objective[0],) if self.objective else ()
-        self.net = build_feature_net(settings.features, device, settings.weights, seed=settings.seed, extra_layers=extra)
+        chosen = parse_layer_weights(settings.style_layers)
+        self.net = build_feature_net(settings.features, device, settings.weights, tuple(chosen) or None,
+                                     settings.content_layer or None, extra, settings.seed)
         if self.objective is not None:
             # An index past the layer's channels would slice out nothing and optimize nothing.
             layer, channel = self.objective
@@ -82,7 +84,7 @@ class StyleJob:
         size = settings.texture_size
         self.original_square = resize_square(original_texture, size) if original_texture is not None else None
         start = self.original_square if self.init == "original" else None
-        self.parameter = make_texture_parameter(settings.param, size, settings.seed, start, device)
+        self.parameter = make_texture_parameter(settings.param, size, settings.seed, start, device, settings.fourier_decay)
         self.optimizer = torch.optim.Adam(self.parameter.parameters(), lr=settings.learning_rate)
         self.mesh_t = MeshTensors.from_mesh(mesh, device)
         self.original_pyramid = None
@@ -91,7 +93,7 @@ class StyleJob:
             self.original_pyramid = build_pyramid(texture)
         longer_side = settings.style_size or settings.render_size
         self.targets = style_targets(self.net, style_image, longer_side, device) if self.objective is None else {}
-        self.layer_weights = {name: 1.0 for name in self.net.style_layers}
+        self.layer_weights = chosen or dict(zip(self.net.style_layers, self.net.style_weights))
         self.content_weight = settings.content_weight if self.original_pyramid is not None else 0.0
         self.memory = StyleMemory(settings.style_decay)
         self.rng = np.random.default_rng(settings.seed)
@@ -107,7 +109,8 @@ class StyleJob:
         cameras = random_cameras(self.mesh.center, self.mesh.radius, s.views_per_step, self.rng, s.fov_deg,
                                  (s.zoom_min, s.zoom_max))
         for camera in cameras:
-            fragments = rasterize_view(self.mesh_t, camera, s.render_size)
+            shift = tuple(self.rng.uniform(-s.jitter, s.jitter, 2)) if s.jitter > 0 else None
+            fragments = rasterize_view(self.mesh_t, camera, s.render_size, shift)
             # Both renders share one random background colour, so no feature can rely on it.
             background = torch.from_numpy(self.rng.uniform(0, 1, 3).astype(np.float32)).to(self.device)
             learned.append(shade(fragments, self.mesh_t.uvs, pyramid, s.filter, s.boundary, background))
@@ -192,7 +195,8 @@ def stylize(
             losses = history[-1]
             progress(Progress(step, settings.steps, losses["total"], losses["style"], losses["content"],
                               time.perf_counter() - started, elapsed / step * (settings.steps - step),
-                              job.last_texture.detach().cpu().numpy() if preview else None))
+                              job.last_texture.detach().cpu().numpy() if preview else None,
+                              f"{job.net.kind} ({job.net.reason})"))
     loop_seconds = time.perf_counter() - loop_started
     texture, coverage = job.finish()
     report = {

@@ -28,7 +28,7 @@ def _logit(texture: torch.Tensor) -> torch.Tensor:
 
 
 class PixelTexture(torch.nn.Module):
-    def __init__(self, size: int, generator: torch.Generator, original: torch.Tensor | None = None):
+    def __init__(self, size: int, generator: torch.Generator, original: torch.Tensor | None = None, decay: float = 1.0):
         super().__init__()
         if original is not None:
             logits = _logit(original.float())
@@ -42,12 +42,13 @@ class PixelTexture(torch.nn.Module):
 
 
 class FourierTexture(torch.nn.Module):
-    def __init__(self, size: int, generator: torch.Generator, original: torch.Tensor | None = None):
+    def __init__(self, size: int, generator: torch.Generator, original: torch.Tensor | None = None, decay: float = 1.0):
         super().__init__()
         fy = torch.fft.fftfreq(size).view(-1, 1)
         fx = torch.fft.rfftfreq(size).view(1, -1)
         frequency = torch.sqrt(fx * fx + fy * fy)
-        scale = 1.0 / torch.clamp(frequency, min=1.0 / size) * math.sqrt(size * size)
+        # decay 1 is the article's 1/f; a larger power slows the finest frequencies further (less speckle).
+        scale = 1.0 / torch.clamp(frequency, min=1.0 / size) ** decay * math.sqrt(size * size)
         self.register_buffer("scale", scale)  # (size, size // 2 + 1)
         self.size = size
         if original is not None:
@@ -69,9 +70,10 @@ PARAMETERIZATIONS = {"fourier": FourierTexture, "pixel": PixelTexture}
 
 
 def make_texture_parameter(
-    kind: str, size: int, seed: int, original: np.ndarray | None, device: torch.device
+    kind: str, size: int, seed: int, original: np.ndarray | None, device: torch.device, decay: float = 1.0
 ) -> torch.nn.Module:
-    """A module whose forward() gives the current texture; `original` (size, size, 3) in [0, 1] or None."""
+    """A module whose forward() gives the current texture; `original` (size, size, 3) in [0, 1] or None.
+    `decay` is the fourier spectrum's power (the pixel parameterization has none)."""
     generator = torch.Generator().manual_seed(seed)
     start = torch.from_numpy(original) if original is not None else None
-    return PARAMETERIZATIONS[kind](size, generator, start).to(device)
+    return PARAMETERIZATIONS[kind](size, generator, start, decay).to(device)

@@ -17,6 +17,7 @@ class Progress:
     elapsed: float  # seconds since the job started
     eta: float  # seconds still to go, from the mean step time so far
     texture: np.ndarray | None = None  # (S, S, 3) float32 in [0, 1], at the chosen cadence
+    network: str = ""  # the feature network that runs and why ("efficientnet_lite0 (auto: ...)")
 
 
 @dataclass

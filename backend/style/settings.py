@@ -31,6 +31,10 @@ class StyleSettings:
     views_per_step: int = 1
     style_decay: float = 0.95  # style memory: EMA decay of the Gram matrices
     style_size: int = 0  # longer side of the style image for the targets; 0 = render_size
+    style_layers: str = ""  # "layer[:weight],..." of the network; "" = the network's tuned set
+    content_layer: str = ""  # "" = the network's tuned layer
+    jitter: float = 0.0  # each view's image shifted by up to this many pixels (transformation robustness)
+    fourier_decay: float = 1.0  # power of the fourier spectrum's 1/f scaling
     objective: str | None = None  # "channel:LAYER:INDEX" to excite one feature channel instead of style
     preview_every: int = 0  # send the texture with progress every N steps; 0 = never
     margin: int = 16  # UV island padding in texels
@@ -73,10 +77,30 @@ class StyleSettings:
                 raise StyleTexError(f"setting {name} must be one of {', '.join(allowed)}, got {getattr(self, name)!r}")
         if self.objective is not None:
             parse_objective(self.objective)
+        if self.jitter < 0:
+            raise StyleTexError(f"setting jitter must not be negative, got {self.jitter}")
+        if not 0 <= self.fourier_decay <= 4:
+            raise StyleTexError(f"setting fourier_decay must lie in [0, 4], got {self.fourier_decay}")
+        parse_layer_weights(self.style_layers)
         return self
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+
+def parse_layer_weights(text: str) -> dict[str, float]:
+    """'relu1_1:2,relu2_1' -> {'relu1_1': 2.0, 'relu2_1': 1.0}; '' -> {} (the network's own set)."""
+    out: dict[str, float] = {}
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        name, _, weight = item.partition(":")
+        try:
+            value = float(weight) if weight else 1.0
+        except ValueError:
+            value = -1.0
+        if not name or not (math.isfinite(value) and value >= 0):
+            raise StyleTexError(f"style_layers must look like layer[:weight],... with weights >= 0, got {text!r}")
+        out[name] = value
+    return out
 
 
 def parse_objective(text: str) -> tuple[str, int]:

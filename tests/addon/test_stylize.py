@@ -241,3 +241,20 @@ def test_dead_backend_is_reported_and_the_last_preview_kept(bpy_clean, start_bac
     assert "no answer" in scene.styletex.last_error
     np.testing.assert_array_equal(image_rgba(bpy.data.images[name]), last_preview)  # not cleared
     assert session.done.wait(5)
+
+
+def test_the_network_defaults_to_auto_and_the_backend_runs_the_pretrained_efficientnet(bpy_clean, backend):
+    from blender_addon.protocol import FEATURE_CHOICES
+
+    bpy = bpy_clean
+    settings = bpy.context.scene.styletex
+    assert settings.features == "auto"  # the panel's dropdown
+    items = [(item.identifier, item.name) for item in settings.bl_rna.properties["features"].enum_items]
+    assert items == [(value, label) for value, label, _ in FEATURE_CHOICES]
+    assert "tests" in dict(items)["random"].lower()  # random says what it is, where it can be chosen
+    assert bpy.ops.styletex.stylize.get_rna_type().properties["features"].default == "auto"  # the operator's
+
+    painted_sphere()
+    job = {k: v for k, v in JOB.items() if k != "features"}
+    assert bpy.ops.styletex.stylize(style_path=str(STYLE), steps=2, address=backend.address, **job) == {"FINISHED"}
+    assert "with efficientnet_lite0" in settings.status, settings.status

@@ -63,7 +63,7 @@ def test_hello(main):
     assert info["server"].startswith("styletex ") and len(info["server"]) > len("styletex ")
     assert info["protocols"] == [PROTOCOL_VERSION]
     assert info["device"] == "cpu"  # --device cpu
-    assert "random" in info["features"] and set(info["features"]) >= {"vgg19", "vgg16", "random"}
+    assert info["features"] == ["auto", "efficientnet_lite0", "vgg19", "vgg16", "random"]
     assert info["queue"] == 0
     assert info["limits"]["max_message_bytes"] == MAX_MESSAGE_MB << 20  # --max-message-mb reaches the server
     assert info["limits"]["max_texture_size"] >= 64 and info["limits"]["max_render_size"] >= 64
@@ -119,6 +119,20 @@ def test_job_round_trip(main, fmt, max_size, size, preview_size):
     assert report["settings"]["preview_every"] == 2
     assert report["features"] == "random" and report["device"] == "cpu"
     assert 0 < report["coverage"] <= 1 and report["seconds"] > 0 and report["seconds_per_step"] > 0
+
+
+def test_a_job_that_names_no_network_gets_auto_and_the_pretrained_efficientnet(main):
+    settings = {k: v for k, v in job_settings(steps=2, render_size=48).items() if k != "features"}
+    with main.client() as client:
+        job = client.submit(MESH.positions, MESH.faces, MESH.uvs, STYLE_BYTES, settings)
+        events = finish(client, job)
+    result = events[-1]
+    assert result.type == "result", result.fields
+    report = result.fields["report"]
+    assert report["settings"]["features"] == "auto" and report["features"] == "efficientnet_lite0"
+    assert report["features_reason"].startswith("auto: on the CPU") and report["quality_note"] == ""
+    networks = {e.fields["network"] for e in events if e.type == "progress"}
+    assert networks == {f"efficientnet_lite0 ({report['features_reason']})"}
 
 
 def test_job_without_preview_sends_no_arrays_with_progress(main):

@@ -1,0 +1,93 @@
+"""The quality benchmark's judge (bench/quality_score.py) and one real, small restyling judged by it.
+
+With the pretrained EfficientNet-Lite0 (the default on the CPU), a short run at small sizes must
+already move Spot's renders towards the painting's statistics as another network (Lite1) sees them,
+while keeping more of Spot's structure than the painting pasted on as its texture does.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from backend.images import load_image
+from backend.obj_io import read_obj
+from backend.render import MeshTensors
+from backend.style.engine import resize_square
+from bench.quality_score import Scorer, laplacian_energy, score_cameras
+
+REPO = Path(__file__).resolve().parent.parent
+SPOT = REPO / "data" / "spot"
+STARRY = REPO / "data" / "styles" / "starry_night.jpg"
+
+
+@pytest.fixture(scope="module")
+def scorer():
+    return Scorer(torch.device("cpu"), render_size=128)
+
+
+@pytest.fixture(scope="module")
+def spot():
+    mesh = read_obj(SPOT / "spot_triangulated.obj")
+    return mesh, MeshTensors.from_mesh(mesh), score_cameras(mesh.center, mesh.radius)
+
+
+def test_the_judge_ranks_the_pasted_painting_closer_than_the_original(scorer, spot):
+    mesh, mesh_t, cameras = spot
+    painting = load_image(STARRY)
+    target = scorer.painting_grams(painting)
+    original_images, masks = scorer.renders(mesh_t, cameras, load_image(SPOT / "spot_texture.png"))
+    pasted_images, _ = scorer.renders(mesh_t, cameras, resize_square(painting, 512))
+    original = scorer.style_distance(scorer.features(original_images, masks), target)
+    pasted = scorer.style_distance(scorer.features(pasted_images, masks), target)
+    assert len(cameras) == 8 and masks.mean() > 0.2
+    assert 0 < pasted < 0.6 * original
+    # The pasted painting is all structure change; the original compared with itself is none.
+    original_features = scorer.features(original_images, masks)
+    assert scorer.structure_distance(original_features, original_features, masks) == 0
+    assert scorer.structure_distance(scorer.features(pasted_images, masks), original_features, masks) > 0.5
+
+
+def test_speckle_measures_pixel_noise_inside_the_silhouette():
+    flat = torch.full((1, 3, 32, 32), 0.5)
+    mask = torch.zeros(1, 1, 32, 32)
+    mask[..., 4:28, 4:28] = 1
+    assert laplacian_energy(flat, mask) == 0  # the silhouette's edge is not counted
+    noisy = flat + 0.1 * torch.randn(1, 3, 32, 32, generator=torch.Generator().manual_seed(0))
+    assert laplacian_energy(noisy, mask) > 0.1
+
+
+def test_a_short_run_of_the_quality_benchmark(tmp_path):
+    out = tmp_path / "quality"
+    settings = ["--set", "steps=40", "--set", "texture_size=256", "--set", "render_size=128"]
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    result = subprocess.run([sys.executable, "-m", "bench", "quality", "--only", "spot", "--style", str(STARRY),
+                             *settings, "--out", str(out)], cwd=REPO, env=env, capture_output=True, text=True,
+                            timeout=600)
+    assert result.returncode == 0, result.stderr + result.stdout
+    report = json.loads((out / "quality.json").read_text())
+    (row,) = report["rows"]
+    assert row["features"] == "efficientnet_lite0"
+    assert row["style_result"] < 0.6 * row["style_original"]  # restyled, as another network sees it
+    assert row["structure_result"] < row["structure_pasted"]  # and still more Spot than the pasted painting
+    assert report["settings"]["steps"] == 40 and report["pairs"] == 1
+    sheet = load_image(out / "spot_starry_night.png")
+    assert sheet.shape == (2 * 128 + 3 * 4, 5 * 128 + 6 * 4, 3) and np.std(sheet) > 0.05  # two rows of five
+    assert load_image(out / "spot_starry_night_texture.png").shape == (256, 256, 3)
+    assert "pairs at least as close as the pasted painting" in result.stdout
+
+
+def test_bad_quality_options_exit_2(tmp_path):
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    for args, text in ((["--set", "no_such=1"], "no_such"), (["--only", "cow"], "--only"),
+                       (["--set", "steps=0"], "steps"), (["--set", "steps=many"], "many")):
+        result = subprocess.run([sys.executable, "-m", "bench", "quality", *args, "--out", str(tmp_path)], cwd=REPO,
+                                env=env, capture_output=True, text=True, timeout=120)
+        assert result.returncode == 2 and text in result.stderr and result.stderr.count("\n") == 1, result.stderr

@@ -54,6 +54,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="shift each view by up to this many pixels (transformation robustness)")
     parser.add_argument("--fourier-decay", type=finite_float, default=DEFAULTS["fourier_decay"],
                         help="power of the fourier parameterization's 1/f spectrum scaling")
+    parser.add_argument("--coarse-fraction", type=finite_float, default=DEFAULTS["coarse_fraction"],
+                        help="render at half size for this fraction of the steps first (coarse to fine)")
     parser.add_argument("--objective", help="channel:LAYER:INDEX to excite one feature channel instead of a style")
     parser.add_argument("--previews", help="folder for texture snapshots during the run")
     parser.add_argument("--preview-every", type=positive_int, default=25, help="steps between previews (with --previews)")
@@ -103,7 +105,7 @@ def run(args: argparse.Namespace) -> int:
         init=args.init, seed=args.seed, device=args.device, views_per_step=args.views_per_step,
         learning_rate=args.learning_rate, objective=args.objective, style_size=args.style_size,
         style_layers=args.style_layers, content_layer=args.content_layer, jitter=args.jitter,
-        fourier_decay=args.fourier_decay,
+        fourier_decay=args.fourier_decay, coarse_fraction=args.coarse_fraction,
         preview_every=args.preview_every if args.previews else 0,
     ).validate()
     if args.style is None and args.objective is None:

@@ -461,6 +461,13 @@ def test_zero_area_mesh(starry):
         ({"init": "zeros"}, "init"),
         ({"device": "tpu"}, "device"),
         ({"seed": -1}, "seed"),
+        ({"jitter": -1.0}, "jitter"),
+        ({"fourier_decay": 5.0}, "fourier_decay"),
+        ({"coarse_fraction": 1.5}, "coarse_fraction"),
+        ({"style_layers": "rand1:x"}, "style_layers"),
+        ({"style_layers": "rand1:-2"}, "style_layers"),
+        ({"style_layers": "rand9"}, "rand9"),
+        ({"content_layer": "rand9"}, "rand9"),
     ],
 )
 def test_bad_settings(sphere, starry, overrides, name):
@@ -471,3 +478,54 @@ def test_unknown_feature_kind_even_without_validation(sphere, starry):
     # StyleJob (used by the benchmarks) does not validate; the factory still refuses the name.
     settings = tiny(features="resnet")
     one_line_error(lambda: StyleJob(sphere, starry, settings, None, CPU), "resnet")
+
+
+# --- the tuning settings ----------------------------------------------------------------------------
+
+
+def test_style_layers_and_their_weights_reach_the_loss(sphere, starry):
+    job = StyleJob(sphere, starry, tiny(style_layers="rand1:2, rand4", content_layer="rand2"), None, CPU)
+    assert job.net.style_layers == ("rand1", "rand4") and job.net.content_layer == "rand2"
+    assert job.layer_weights == {"rand1": 2.0, "rand4": 1.0}
+    default = StyleJob(sphere, starry, tiny(), None, CPU)
+    assert default.layer_weights == dict.fromkeys(default.net.style_layers, 1.0)
+
+
+def test_coarse_to_fine_renders_at_half_size_first_with_targets_at_that_scale(sphere, starry):
+    job = StyleJob(sphere, starry, tiny(steps=4, render_size=48, coarse_fraction=0.5), None, CPU)
+    sizes = []
+    for _ in range(4):
+        sizes.append(job.render_size())
+        job.step()
+    assert sizes == [24, 24, 48, 48]
+    assert sorted(job.targets_by_size) == [24, 48]
+    coarse, fine = job.targets(24), job.targets(48)
+    assert any((coarse[n] - fine[n]).abs().max() > 1e-4 for n in coarse)  # the painting seen at two scales
+    assert job.memory.steps == 2  # the style memory started afresh at the switch
+
+
+def test_jitter_moves_the_pixel_grid_by_whole_pixels():
+    mesh = MeshTensors.from_mesh(uv_sphere(12, 24))
+    camera = ring_cameras((0.0, 0.0, 0.0), 1.0, 1)[0]
+    texture = torch.from_numpy(random_texture(32, 1))
+    from backend.render import rasterize_view
+
+    still = rasterize_view(mesh, camera, 64).mask
+    moved = rasterize_view(mesh, camera, 64, shift=(3.0, 2.0)).mask  # 3 right, 2 up
+    torch.testing.assert_close(moved[10:54, 13:57], still[12:56, 10:54], rtol=0, atol=0)
+    assert render(mesh, camera, texture, 64).shape == (64, 64, 3)
+    settings = tiny(jitter=1.5, steps=2)
+    a = stylize(uv_sphere(6, 12), striped_style(), settings).texture
+    b = stylize(uv_sphere(6, 12), striped_style(), settings).texture
+    np.testing.assert_array_equal(a, b)  # jitter is drawn from the job's seeded generator
+
+
+def test_fourier_decay_changes_the_spectrum_scale():
+    from backend.style.parameterization import make_texture_parameter
+
+    flat = make_texture_parameter("fourier", 16, 0, None, CPU, decay=1.0).scale
+    steep = make_texture_parameter("fourier", 16, 0, None, CPU, decay=2.0).scale
+    # Lowest non-zero frequency (1/16) against the highest (sqrt(2)/2): 1/f^2 squares 1/f's ratio.
+    flat_ratio, steep_ratio = float(flat[0, 1] / flat[8, 8]), float(steep[0, 1] / steep[8, 8])
+    assert flat_ratio == pytest.approx(16 * math.sqrt(0.5), rel=1e-5)
+    assert steep_ratio == pytest.approx(flat_ratio**2, rel=1e-5)

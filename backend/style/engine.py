@@ -91,8 +91,9 @@ class StyleJob:
         if original_texture is not None:
             texture = torch.from_numpy(np.ascontiguousarray(original_texture, dtype=np.float32)).to(device)
             self.original_pyramid = build_pyramid(texture)
-        longer_side = settings.style_size or settings.render_size
-        self.targets = style_targets(self.net, style_image, longer_side, device) if self.objective is None else {}
+        self.style_image = style_image
+        self.targets_by_size: dict[int, dict[str, torch.Tensor]] = {}  # render size -> the painting's Grams
+        self.steps_done = 0
         self.layer_weights = chosen or dict(zip(self.net.style_layers, self.net.style_weights))
         self.content_weight = settings.content_weight if self.original_pyramid is not None else 0.0
         self.memory = StyleMemory(settings.style_decay)
@@ -102,7 +103,20 @@ class StyleJob:
         # across UV islands, so hidden texels receive gradient too.)
         self.face_seen = torch.zeros(len(mesh.faces), dtype=torch.bool, device=device)
 
-    def _render_views(self, pyramid) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]:
+    def render_size(self) -> int:
+        """This step's render size: half size for the first coarse_fraction of the steps (coarse to fine)."""
+        s = self.settings
+        return max(16, s.render_size // 2) if self.steps_done < s.coarse_fraction * s.steps else s.render_size
+
+    def targets(self, size: int) -> dict[str, torch.Tensor]:
+        """The painting's Gram matrices as seen at render size `size` (its scale follows the renders')."""
+        if size not in self.targets_by_size:
+            s = self.settings
+            longer_side = max(16, round((s.style_size or s.render_size) * size / s.render_size))
+            self.targets_by_size[size] = style_targets(self.net, self.style_image, longer_side, self.device)
+        return self.targets_by_size[size]
+
+    def _render_views(self, pyramid, size: int) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]:
         """Learned images, content images (or None) and coverage masks, (B, C, R, R) each."""
         s = self.settings
         learned, content, masks = [], [], []
@@ -110,7 +124,7 @@ class StyleJob:
                                  (s.zoom_min, s.zoom_max))
         for camera in cameras:
             shift = tuple(self.rng.uniform(-s.jitter, s.jitter, 2)) if s.jitter > 0 else None
-            fragments = rasterize_view(self.mesh_t, camera, s.render_size, shift)
+            fragments = rasterize_view(self.mesh_t, camera, size, shift)
             # Both renders share one random background colour, so no feature can rely on it.
             background = torch.from_numpy(self.rng.uniform(0, 1, 3).astype(np.float32)).to(self.device)
             learned.append(shade(fragments, self.mesh_t.uvs, pyramid, s.filter, s.boundary, background))
@@ -124,7 +138,11 @@ class StyleJob:
 
     def step(self) -> dict[str, float]:
         texture = self.parameter()
-        learned, content, mask = self._render_views(build_pyramid(texture))
+        size = self.render_size()
+        if self.steps_done and size != self.render_size_before:
+            self.memory = StyleMemory(self.settings.style_decay)  # Grams of another scale: start afresh
+        self.render_size_before = size
+        learned, content, mask = self._render_views(build_pyramid(texture), size)
         features = self.net(learned)
         zero = torch.zeros((), device=self.device)
         if self.objective is not None:
@@ -132,7 +150,7 @@ class StyleJob:
             style = -channel_objective(features[layer], channel, mask)
         else:
             grams = self.memory({name: gram(features[name], mask) for name in self.net.style_layers})
-            style = style_loss(grams, self.targets, self.layer_weights)
+            style = style_loss(grams, self.targets(size), self.layer_weights)
         content_term = zero
         if self.content_weight > 0 and content is not None:
             with torch.no_grad():
@@ -142,6 +160,7 @@ class StyleJob:
         self.optimizer.zero_grad(set_to_none=True)
         total.backward()
         self.optimizer.step()
+        self.steps_done += 1
         self.last_texture = texture
         return {"total": total.item(), "style": style.item(), "content": content_term.item()}
 

@@ -35,6 +35,7 @@ class StyleSettings:
     content_layer: str = ""  # "" = the network's tuned layer
     jitter: float = 0.0  # each view's image shifted by up to this many pixels (transformation robustness)
     fourier_decay: float = 1.0  # power of the fourier spectrum's 1/f scaling
+    coarse_fraction: float = 0.0  # the first this fraction of the steps renders at half size (coarse to fine)
     objective: str | None = None  # "channel:LAYER:INDEX" to excite one feature channel instead of style
     preview_every: int = 0  # send the texture with progress every N steps; 0 = never
     margin: int = 16  # UV island padding in texels
@@ -79,6 +80,8 @@ class StyleSettings:
             parse_objective(self.objective)
         if self.jitter < 0:
             raise StyleTexError(f"setting jitter must not be negative, got {self.jitter}")
+        if not 0 <= self.coarse_fraction <= 1:
+            raise StyleTexError(f"setting coarse_fraction must lie in [0, 1], got {self.coarse_fraction}")
         if not 0 <= self.fourier_decay <= 4:
             raise StyleTexError(f"setting fourier_decay must lie in [0, 4], got {self.fourier_decay}")
         parse_layer_weights(self.style_layers)

@@ -33,12 +33,16 @@ def _random_lookups(n: int, height: int, width: int, seed: int):
     return uv, uv_dxy
 
 
-def _level(texture: torch.Tensor, k: int) -> np.ndarray:
-    """Level k of build_pyramid(texture) as an (h, w, C) array."""
-    pyramid = build_pyramid(texture)
+def _level_of(pyramid, k: int) -> np.ndarray:
+    """Level k of a pyramid as an (h, w, C) array."""
     h, w = pyramid.sizes[k].tolist()
     start = int(pyramid.offsets[k])
-    return pyramid.texels[start : start + h * w].reshape(h, w, -1).detach().numpy()
+    return pyramid.texels[start : start + h * w].detach().reshape(h, w, -1).numpy()
+
+
+def _level(texture: torch.Tensor, k: int) -> np.ndarray:
+    """Level k of build_pyramid(texture) as an (h, w, C) array."""
+    return _level_of(build_pyramid(texture), k)
 
 
 def _texel_centre_uv(rows: np.ndarray, cols: np.ndarray, height: int, width: int) -> torch.Tensor:
@@ -143,6 +147,42 @@ def test_pyramid_levels_are_box_filtered():
         level = level.reshape(h, level.shape[0] // h, w, level.shape[1] // w, 3).mean(axis=(1, 3))
         np.testing.assert_allclose(_level(texture, k), level, atol=1e-12)
     np.testing.assert_allclose(_level(texture, pyramid.levels - 1)[0, 0], texture.numpy().mean(axis=(0, 1)), atol=1e-12)
+
+
+def test_tent_pyramid_levels_match_a_wrapping_convolution_and_keep_the_mean():
+    torch.manual_seed(7)
+    texture = torch.rand(16, 8, 3, dtype=torch.float64)
+    pyramid = build_pyramid(texture, kernel="tent")
+    assert pyramid.sizes.tolist() == [[16, 8], [8, 4], [4, 2], [2, 1], [1, 1]]
+    # Independent reference: each level by hand, out[i] = (x[2i-1] + 3 x[2i] + 3 x[2i+1] + x[2i+2]) / 8
+    # along each axis with indices taken modulo the size; box averages where a side is below 4.
+    level = texture.numpy()
+    for k in range(1, pyramid.levels):
+        h, w = level.shape[:2]
+        if min(h, w) >= 4:
+            taps = {-1: 1 / 8, 0: 3 / 8, 1: 3 / 8, 2: 1 / 8}
+            rows = sum(c * level[(np.arange(0, h, 2) + d) % h] for d, c in taps.items())
+            level = sum(c * rows[:, (np.arange(0, w, 2) + d) % w] for d, c in taps.items())
+        else:
+            nh, nw = max(h // 2, 1), max(w // 2, 1)
+            level = level.reshape(nh, h // nh, nw, w // nw, 3).mean(axis=(1, 3))
+        np.testing.assert_allclose(_level_of(pyramid, k), level, atol=1e-12)
+    np.testing.assert_allclose(_level_of(pyramid, pyramid.levels - 1)[0, 0], texture.numpy().mean(axis=(0, 1)),
+                               atol=1e-12)
+
+
+def test_tent_pyramid_gradient_has_no_blocks():
+    # A gradient on one texel of level 3 reaches level 0 spread smoothly, not as a constant 8 x 8 block.
+    texture = torch.zeros(32, 32, 1, dtype=torch.float64, requires_grad=True)
+    for kernel, blocky in (("box", True), ("tent", False)):
+        texture.grad = None
+        pyramid = build_pyramid(texture, kernel=kernel)
+        offset = int(pyramid.offsets[3])
+        pyramid.texels[offset + 4 * 1 + 1, 0].backward()  # level 3 is 4 x 4: row 1, column 1
+        grad = texture.grad[..., 0]
+        support = grad[grad > 0]
+        assert abs(float(grad.sum()) - 1) < 1e-12  # both filters preserve the mean
+        assert (support.max() == support.min()) == blocky
 
 
 # --- mip selection -------------------------------------------------------------------------------

@@ -67,11 +67,12 @@ def test_same_padding_is_tensorflows(size, kernel, stride, pads):
 def test_feature_layers_have_the_documented_shapes_and_pass_gradients():
     net = build_feature_net("efficientnet_lite0")
     assert net.kind == "efficientnet_lite0" and net.quality_note == ""
-    assert net.style_layers == efficientnet.EFFICIENTNET_STYLE_LAYERS
+    assert net.style_layers == efficientnet.EFFICIENTNET_STYLE_LAYERS and net.content_layer == "block4"
+    assert net.style_weights == efficientnet.EFFICIENTNET_STYLE_WEIGHTS  # the tuned weights travel with the net
     image = torch.rand(1, 3, 64, 64, generator=torch.Generator().manual_seed(0), requires_grad=True)
     out = net(image)
     expected = {"stem": (32, 32), "block0": (16, 32), "block2_expand": (144, 16), "block4_expand": (240, 8),
-                "block7_expand": (480, 4), "block7": (80, 4)}
+                "block7_expand": (480, 4), "block4": (40, 8)}
     for name in net.layers:
         channels, side = expected[name]
         assert out[name].shape == (1, channels, side, side), name

@@ -79,7 +79,7 @@ def test_a_short_run_of_the_quality_benchmark(tmp_path):
     assert row["structure_result"] < row["structure_pasted"]  # and still more Spot than the pasted painting
     assert report["settings"]["steps"] == 40 and report["pairs"] == 1
     sheet = load_image(out / "spot_starry_night.png")
-    assert sheet.shape == (2 * 128 + 3 * 4, 5 * 128 + 6 * 4, 3) and np.std(sheet) > 0.05  # two rows of five
+    assert sheet.shape == (2 * 256 + 3 * 4, 5 * 256 + 6 * 4, 3) and np.std(sheet) > 0.05  # two rows of five, judged at 256²
     assert load_image(out / "spot_starry_night_texture.png").shape == (256, 256, 3)
     assert "pairs at least as close as the pasted painting" in result.stdout
 

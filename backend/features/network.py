@@ -94,13 +94,15 @@ def _build(kind, device, weights_path, style_layers, content_layer, extra_layers
         note = "random features: a seeded bank of random filters for tests, not a quality mode"
         net = FeatureNet(kind, module, layers, style, content, note, f"random (seed {seed})", reason)
     elif kind == "efficientnet_lite0":
-        from .efficientnet import EFFICIENTNET_CONTENT_LAYER, EFFICIENTNET_STYLE_LAYERS, EfficientNetFeatures, load_efficientnet
+        from . import efficientnet as e
 
-        style = tuple(style_layers or EFFICIENTNET_STYLE_LAYERS)
-        content = content_layer or EFFICIENTNET_CONTENT_LAYER
+        style = tuple(style_layers or e.EFFICIENTNET_STYLE_LAYERS)
+        weights = () if style_layers else e.EFFICIENTNET_STYLE_WEIGHTS
+        content = content_layer or e.EFFICIENTNET_CONTENT_LAYER
         layers = tuple(dict.fromkeys((*style, content, *extra_layers)))
-        network, source = load_efficientnet(kind, weights_path)
-        net = FeatureNet(kind, EfficientNetFeatures(network, kind, layers), layers, style, content, "", source, reason)
+        network, source = e.load_efficientnet(kind, weights_path)
+        net = FeatureNet(kind, e.EfficientNetFeatures(network, kind, layers), layers, style, content, "", source,
+                         reason, weights)
     else:
         from .vgg import VGG_CONTENT_LAYER, VGG_STYLE_LAYERS, VggFeatures, load_vgg
 

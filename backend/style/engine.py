@@ -90,7 +90,7 @@ class StyleJob:
         self.original_pyramid = None
         if original_texture is not None:
             texture = torch.from_numpy(np.ascontiguousarray(original_texture, dtype=np.float32)).to(device)
-            self.original_pyramid = build_pyramid(texture)
+            self.original_pyramid = build_pyramid(texture, kernel=settings.mip_kernel)
         self.style_image = style_image
         self.targets_by_size: dict[int, dict[str, torch.Tensor]] = {}  # render size -> the painting's Grams
         self.steps_done = 0
@@ -142,7 +142,7 @@ class StyleJob:
         if self.steps_done and size != self.render_size_before:
             self.memory = StyleMemory(self.settings.style_decay)  # Grams of another scale: start afresh
         self.render_size_before = size
-        learned, content, mask = self._render_views(build_pyramid(texture), size)
+        learned, content, mask = self._render_views(build_pyramid(texture, kernel=self.settings.mip_kernel), size)
         features = self.net(learned)
         zero = torch.zeros((), device=self.device)
         if self.objective is not None:

@@ -29,7 +29,7 @@ from backend.errors import StyleTexError
 from backend.images import contact_sheet, load_image, save_image
 from backend.obj_io import read_obj
 from backend.render import MeshTensors
-from backend.style.engine import resize_square, stylize
+from backend.style.engine import resize_longer_side, resize_square, stylize
 from backend.style.settings import StyleSettings
 
 from .quality_score import Scorer, laplacian_energy, score_cameras
@@ -64,11 +64,8 @@ def parse_overrides(pairs: list[str]) -> dict:
 
 def thumbnail(image: np.ndarray, size: int) -> np.ndarray:
     """The whole image, letterboxed into size x size on white."""
-    h, w = image.shape[:2]
-    scale = size / max(h, w)
-    th, tw = max(1, round(h * scale)), max(1, round(w * scale))
-    small = torch.nn.functional.interpolate(torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1)[None],
-                                            size=(th, tw), mode="bilinear", antialias=True)[0].permute(1, 2, 0).numpy()
+    small = resize_longer_side(image, size, torch.device("cpu"))[0].permute(1, 2, 0).numpy()
+    th, tw = small.shape[:2]
     out = np.ones((size, size, 3), np.float32)
     y, x = (size - th) // 2, (size - tw) // 2
     out[y : y + th, x : x + tw] = small.clip(0, 1)

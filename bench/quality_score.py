@@ -23,6 +23,7 @@ import torch.nn.functional as F
 
 from backend.features.efficientnet import EfficientNetFeatures, load_efficientnet
 from backend.render import MeshTensors, render, rasterize_view
+from backend.style.engine import resize_longer_side
 from backend.style.losses import content_loss, gram
 from backend.views import Camera, ring_cameras
 
@@ -48,11 +49,8 @@ class Scorer:
 
     @torch.no_grad()
     def painting_grams(self, painting: np.ndarray) -> dict[str, torch.Tensor]:
-        image = torch.from_numpy(np.ascontiguousarray(painting)).permute(2, 0, 1)[None].to(self.device)
-        h, w = image.shape[-2:]
-        scale = self.render_size / max(h, w)
-        image = F.interpolate(image, size=(round(h * scale), round(w * scale)), mode="bilinear", antialias=True)
-        features = self.net(image)
+        """The painting's Grams at the scale the engine sees it (longer side = the render size)."""
+        features = self.net(resize_longer_side(painting, self.render_size, self.device))
         return {name: gram(features[name])[0] for name in SCORE_STYLE_LAYERS}
 
     @torch.no_grad()
@@ -79,10 +77,7 @@ class Scorer:
 
     @torch.no_grad()
     def painting_speckle(self, painting: np.ndarray) -> float:
-        image = torch.from_numpy(np.ascontiguousarray(painting)).permute(2, 0, 1)[None].to(self.device)
-        h, w = image.shape[-2:]
-        scale = self.render_size / max(h, w)
-        image = F.interpolate(image, size=(round(h * scale), round(w * scale)), mode="bilinear", antialias=True)
+        image = resize_longer_side(painting, self.render_size, self.device)
         return laplacian_energy(image, torch.ones_like(image[:, :1]))
 
     @staticmethod

@@ -41,12 +41,17 @@ def resize_square(image: np.ndarray, size: int) -> np.ndarray:
     return out[0].permute(1, 2, 0).clamp(0, 1).numpy()
 
 
-def style_targets(net: FeatureNet, style_image: np.ndarray, longer_side: int, device: torch.device) -> dict[str, torch.Tensor]:
-    """Gram matrices (C, C) of the style image, resized so its longer side is `longer_side`."""
-    h, w = style_image.shape[:2]
+def resize_longer_side(image: np.ndarray, longer_side: int, device: torch.device) -> torch.Tensor:
+    """(H, W, 3) -> (1, 3, h, w) on `device`, antialiased, with max(h, w) = longer_side."""
+    h, w = image.shape[:2]
     scale = longer_side / max(h, w)
     size = (max(1, round(h * scale)), max(1, round(w * scale)))
-    image = F.interpolate(_image_tensor(style_image, device), size=size, mode="bilinear", antialias=True)
+    return F.interpolate(_image_tensor(image, device), size=size, mode="bilinear", antialias=True)
+
+
+def style_targets(net: FeatureNet, style_image: np.ndarray, longer_side: int, device: torch.device) -> dict[str, torch.Tensor]:
+    """Gram matrices (C, C) of the style image, resized so its longer side is `longer_side`."""
+    image = resize_longer_side(style_image, longer_side, device)
     with torch.no_grad():
         features = net(image.clamp(0, 1))
         return {name: gram(features[name])[0] for name in net.style_layers}

@@ -18,35 +18,48 @@ from .timing import interleaved_medians
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def _job(render_size: int, weights: Path, device: torch.device) -> StyleJob:
-    """A VGG-19 job on Spot with random weights (from a file, through the real loading path)."""
-    settings = StyleSettings(texture_size=1024, render_size=render_size, features="vgg19", weights=str(weights),
-                             device=device.type)
+def _job(render_size: int, device: torch.device, **settings) -> StyleJob:
+    """A job on Spot with a 1024^2 texture (VGG-19 runs with random weights from a file, through the
+    real loading path: speed does not depend on their values)."""
+    settings = StyleSettings(texture_size=1024, render_size=render_size, device=device.type, **settings)
     mesh = read_obj(ROOT / "data" / "spot" / "spot_triangulated.obj")
     original = load_image(ROOT / "data" / "spot" / "spot_texture.png")
     style = load_image(ROOT / "data" / "styles" / "starry_night.jpg")
     return StyleJob(mesh, style, settings, original, device)
 
 
+def step_and_network(job: StyleJob, device: torch.device, repeats: int) -> tuple[float, float]:
+    """Median seconds of one full step and of the network work inside one step (learned image forward +
+    backward, content image forward, on random images of the render size), timed alternately."""
+    size = job.settings.render_size
+    image = torch.rand(1, 3, size, size, device=device).requires_grad_()
+    content = torch.rand(1, 3, size, size, device=device)
+
+    def network_only() -> None:
+        image.grad = None
+        features = job.net(image)
+        sum(f.square().mean() for f in features.values()).backward()
+        with torch.no_grad():
+            job.net(content)
+
+    step, network = interleaved_medians([job.step, network_only], device, repeats)
+    return step, network
+
+
 def run(device: torch.device, quick: bool) -> list[dict]:
     rows: list[dict] = []
+    job = _job(256, device)  # the defaults: auto picks EfficientNet-Lite0 on the CPU
+    step, network = step_and_network(job, device, 3 if quick else 9)
+    name = job.net.kind
+    rows.append({"name": f"style step, default ({name}), 1024^2 texture, 256^2 render", "seconds": step})
+    rows.append({"name": f"{name} alone (fwd+bwd learned, fwd content), 256^2", "seconds": network})
+    rows.append({"name": "step_over_network_256_default", "ratio": step / network})
     with tempfile.TemporaryDirectory() as folder:
         weights = Path(folder) / "vgg19_random.pth"
         torch.save(torchvision.models.vgg19(weights=None).state_dict(), weights)
         for render_size, repeats in ((256, 5), (512, 3)):
-            job = _job(render_size, weights, device)
-            image = torch.rand(1, 3, render_size, render_size, device=device).requires_grad_()
-            content = torch.rand(1, 3, render_size, render_size, device=device)
-
-            def network_only() -> None:
-                # The network work inside one step: learned image forward + backward, content forward.
-                image.grad = None
-                features = job.net(image)
-                sum(f.square().mean() for f in features.values()).backward()
-                with torch.no_grad():
-                    job.net(content)
-
-            step, network = interleaved_medians([job.step, network_only], device, repeats if not quick else 3)
+            job = _job(render_size, device, features="vgg19", weights=str(weights))
+            step, network = step_and_network(job, device, repeats if not quick else 3)
             rows.append({"name": f"style step, VGG-19, 1024^2 texture, {render_size}^2 render", "seconds": step})
             rows.append({"name": f"network alone (fwd+bwd learned, fwd content), {render_size}^2", "seconds": network})
             if render_size == 256:

@@ -28,8 +28,10 @@ class FeatureNet:
     style_weights: tuple[float, ...] = ()  # per style layer; empty = all 1
 
     def __post_init__(self) -> None:
-        if len(self.style_weights) != len(self.style_layers):
+        if not self.style_weights:
             self.style_weights = (1.0,) * len(self.style_layers)
+        if len(self.style_weights) != len(self.style_layers):
+            raise ValueError(f"{len(self.style_weights)} style weights for {len(self.style_layers)} style layers")
 
     def __call__(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
         return self.module(images)
@@ -39,7 +41,7 @@ def resolve_auto(device: torch.device | str, weights_path: str | None = None) ->
     """What `auto` picks on `device`, and why. It never downloads and never picks random features."""
     if torch.device(device).type != "cuda":
         note = "; --weights is read for VGG-19 on CUDA only" if weights_path else ""
-        return "efficientnet_lite0", f"auto: on the CPU EfficientNet-Lite0 costs a tenth of VGG-19 per step{note}"
+        return "efficientnet_lite0", f"auto: on the CPU a step with EfficientNet-Lite0 costs a sixth of VGG-19's{note}"
     from .vgg import cached_weights
 
     if weights_path:

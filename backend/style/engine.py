@@ -99,6 +99,7 @@ class StyleJob:
         self.style_image = style_image
         self.targets_by_size: dict[int, dict[str, torch.Tensor]] = {}  # render size -> the painting's Grams
         self.steps_done = 0
+        self.render_size_before: int | None = None  # the last step's render size
         self.layer_weights = chosen or dict(zip(self.net.style_layers, self.net.style_weights))
         self.content_weight = settings.content_weight if self.original_pyramid is not None else 0.0
         self.memory = StyleMemory(settings.style_decay)
@@ -144,7 +145,7 @@ class StyleJob:
     def step(self) -> dict[str, float]:
         texture = self.parameter()
         size = self.render_size()
-        if self.steps_done and size != self.render_size_before:
+        if self.render_size_before not in (None, size):
             self.memory = StyleMemory(self.settings.style_decay)  # Grams of another scale: start afresh
         self.render_size_before = size
         learned, content, mask = self._render_views(build_pyramid(texture, kernel=self.settings.mip_kernel), size)

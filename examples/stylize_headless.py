@@ -22,7 +22,9 @@ parser.add_argument("--address", default="", help="backend address (default: fro
 parser.add_argument("--steps", type=int, default=400)
 parser.add_argument("--texture-size", type=int, default=1024)
 parser.add_argument("--render-size", type=int, default=512)
-parser.add_argument("--features", default="auto", choices=("auto", "efficientnet_lite0", "vgg19", "vgg16", "random"))
+parser.add_argument("--features", default="auto", choices=("auto", "efficientnet_lite0", "vgg19", "vgg16", "random"),
+                    help="auto (default): EfficientNet-Lite0 on a CPU backend, VGG-19 on CUDA when its weights are there; "
+                         "random is for tests only, not a quality mode")
 parser.add_argument("--seed", type=int, default=0)
 parser.add_argument("--out", default="", help="where to save the .blend (default: <name>_styled.blend)")
 args = parser.parse_args(sys.argv[sys.argv.index("--") + 1:] if "--" in sys.argv else [])

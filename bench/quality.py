@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from backend.demo import DEMO
 from backend.devices import pick_device
 from backend.errors import StyleTexError
 from backend.images import contact_sheet, load_image, save_image
@@ -42,8 +43,6 @@ MESHES = {
     "blub": (DATA / "blub" / "blub_triangulated.obj", DATA / "blub" / "blub_texture.png"),
 }
 PAINTINGS = [DATA / "styles" / name for name in ("starry_night.jpg", "wave.jpg", "shipwreck.jpg")]
-# The demo's sizes: what a CPU user runs. Other sizes through --set.
-BENCH_SETTINGS = dict(steps=300, texture_size=1024, render_size=256)
 
 
 def parse_overrides(pairs: list[str]) -> dict:
@@ -90,10 +89,11 @@ def run_pair(name: str, obj: Path, texture: Path | None, painting_path: Path, se
     scored = {"result": result.texture, "pasted": pasted}
     if original is not None:
         scored["original"] = original
-    views, feats, masks = {}, {}, None
+    fragments, masks = scorer.views(mesh_t, cameras)
+    views, feats = {}, {}
     for key, tex in scored.items():
-        images, masks = scorer.renders(mesh_t, cameras, tex)
-        views[key], feats[key] = images, scorer.features(images, masks)
+        views[key] = scorer.renders(mesh_t, fragments, tex)
+        feats[key] = scorer.features(views[key], masks)
         row[f"style_{key}"] = scorer.style_distance(feats[key], painting_grams)
     row["vs_pasted"] = row["style_result"] / row["style_pasted"]
     row["speckle"] = laplacian_energy(views["result"], masks) / scorer.painting_speckle(painting)
@@ -135,7 +135,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     args = parser.parse_args(argv)
     try:
-        settings = replace(StyleSettings(**BENCH_SETTINGS, device=args.device), **parse_overrides(args.set)).validate()
+        # The demo's sizes and steps: what a CPU user runs. Others through --set.
+        settings = replace(StyleSettings(**DEMO, device=args.device), **parse_overrides(args.set)).validate()
         if args.mesh:
             meshes = {}
             for spec in args.mesh:

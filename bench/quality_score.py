@@ -22,7 +22,8 @@ import torch
 import torch.nn.functional as F
 
 from backend.features.efficientnet import EfficientNetFeatures, load_efficientnet
-from backend.render import MeshTensors, render, rasterize_view
+from backend.raster import Fragments
+from backend.render import MeshTensors, rasterize_view, shade
 from backend.style.engine import resize_longer_side
 from backend.style.losses import content_loss, gram
 from backend.views import Camera, ring_cameras
@@ -53,15 +54,16 @@ class Scorer:
         features = self.net(resize_longer_side(painting, self.render_size, self.device))
         return {name: gram(features[name])[0] for name in SCORE_STYLE_LAYERS}
 
+    def views(self, mesh: MeshTensors, cameras: list[Camera]) -> tuple[list[Fragments], torch.Tensor]:
+        """The views rasterized once, for every texture to be scored, and their (V, 1, R, R) coverage."""
+        fragments = [rasterize_view(mesh, camera, self.render_size) for camera in cameras]
+        return fragments, torch.stack([f.mask[None].float() for f in fragments])
+
     @torch.no_grad()
-    def renders(self, mesh: MeshTensors, cameras: list[Camera], texture: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
-        """(V, 3, R, R) renders over mid grey and (V, 1, R, R) coverage, from `cameras`."""
+    def renders(self, mesh: MeshTensors, fragments: list[Fragments], texture: np.ndarray) -> torch.Tensor:
+        """(V, 3, R, R) renders of `texture` over mid grey."""
         texture_t = torch.from_numpy(np.ascontiguousarray(texture, dtype=np.float32)).to(self.device)
-        images, masks = [], []
-        for camera in cameras:
-            images.append(render(mesh, camera, texture_t, self.render_size, background=0.5).permute(2, 0, 1))
-            masks.append(rasterize_view(mesh, camera, self.render_size).mask[None].float())
-        return torch.stack(images), torch.stack(masks)
+        return torch.stack([shade(f, mesh.uvs, texture_t, background=0.5).permute(2, 0, 1) for f in fragments])
 
     @torch.no_grad()
     def features(self, images: torch.Tensor, masks: torch.Tensor) -> dict[str, torch.Tensor]:

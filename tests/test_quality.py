@@ -43,8 +43,9 @@ def test_the_judge_ranks_the_pasted_painting_closer_than_the_original(scorer, sp
     mesh, mesh_t, cameras = spot
     painting = load_image(STARRY)
     target = scorer.painting_grams(painting)
-    original_images, masks = scorer.renders(mesh_t, cameras, load_image(SPOT / "spot_texture.png"))
-    pasted_images, _ = scorer.renders(mesh_t, cameras, resize_square(painting, 512))
+    fragments, masks = scorer.views(mesh_t, cameras)
+    original_images = scorer.renders(mesh_t, fragments, load_image(SPOT / "spot_texture.png"))
+    pasted_images = scorer.renders(mesh_t, fragments, resize_square(painting, 512))
     original = scorer.style_distance(scorer.features(original_images, masks), target)
     pasted = scorer.style_distance(scorer.features(pasted_images, masks), target)
     assert len(cameras) == 8 and masks.mean() > 0.2

@@ -14,7 +14,8 @@ import torch.nn.functional as F
 
 from .mesh import Mesh
 from .raster import Fragments, rasterize
-from .texture import MipPyramid, sample, surface_uv
+from .texture import MipPyramid, SamplePlan, build_pyramid, gather, plan_samples, surface_uv
+from .texture.sample import FILTERS
 from .views import Camera
 
 
@@ -52,6 +53,40 @@ def rasterize_view(mesh: MeshTensors, camera: Camera, size: int, shift: tuple[fl
     return rasterize(clip_positions(mesh, camera, shift, size), mesh.faces, size)
 
 
+@dataclass(frozen=True)
+class ShadingPlan:
+    """The texture lookups of one view: which pixels a face covers and where each reads the packed
+    texel table. It depends on the pyramid's level sizes, not its values, so a view shown again
+    is shaded with one weighted gather."""
+
+    pixel: torch.Tensor  # (N,) flat indices into height * width
+    samples: SamplePlan
+    height: int
+    width: int
+
+
+def plan_shading(
+    fragments: Fragments,
+    uvs: torch.Tensor,
+    sizes: torch.Tensor,
+    offsets: torch.Tensor,
+    filter: str = "linear-mipmap-linear",
+    boundary: str = "wrap",
+    dtype: torch.dtype = torch.float32,
+) -> ShadingPlan:
+    """Plans the lookups of `fragments` into a pyramid of level `sizes` and `offsets`."""
+    pixel, uv, uv_dxy = surface_uv(uvs, fragments)
+    h, w = fragments.face_ids.shape
+    return ShadingPlan(pixel, plan_samples(sizes, offsets, uv.to(dtype), uv_dxy, filter, boundary), h, w)
+
+
+def shade_planned(plan: ShadingPlan, texels: torch.Tensor, background: torch.Tensor | float = 0.0) -> torch.Tensor:
+    """Textured image (H, W, C) from a plan and the texel table it was made for."""
+    colors = gather(texels, plan.samples)
+    flat = torch.as_tensor(background, dtype=colors.dtype, device=colors.device).expand(plan.height * plan.width, colors.shape[1])
+    return flat.index_put((plan.pixel,), colors).view(plan.height, plan.width, colors.shape[1])
+
+
 def shade(
     fragments: Fragments,
     uvs: torch.Tensor,
@@ -61,11 +96,11 @@ def shade(
     background: torch.Tensor | float = 0.0,
 ) -> torch.Tensor:
     """Textured image (H, W, C) from fragments; background where no face covers a pixel."""
-    pixel, uv, uv_dxy = surface_uv(uvs, fragments)
-    colors = sample(texture, uv, uv_dxy, filter=filter, boundary=boundary)
-    h, w = fragments.face_ids.shape
-    flat = torch.as_tensor(background, dtype=colors.dtype, device=colors.device).expand(h * w, colors.shape[1])
-    return flat.index_put((pixel,), colors).view(h, w, colors.shape[1])
+    if filter not in FILTERS:
+        raise ValueError(f"filter must be one of {FILTERS}, got {filter!r}")
+    pyramid = texture if isinstance(texture, MipPyramid) else build_pyramid(texture, None if filter == "linear-mipmap-linear" else 1)
+    plan = plan_shading(fragments, uvs, pyramid.sizes, pyramid.offsets, filter, boundary, pyramid.texels.dtype)
+    return shade_planned(plan, pyramid.texels, background)
 
 
 def render(

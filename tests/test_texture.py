@@ -12,7 +12,7 @@ import torch
 from backend.primitives import cube, quad
 from backend.raster import rasterize
 from backend.render import MeshTensors, render
-from backend.texture import build_pyramid, interpolate, sample, surface_uv
+from backend.texture import build_pyramid, interpolate, pyramid_layout, sample, surface_uv
 from backend.views import Camera
 from tests.helpers import SNAP, bilinear, bilinear_taps, mesh_clip, project
 
@@ -171,6 +171,23 @@ def test_tent_pyramid_levels_match_a_wrapping_convolution_and_keep_the_mean():
                                atol=1e-12)
 
 
+@pytest.mark.parametrize("shape", [(16, 8, 3), (12, 20, 2)])
+@pytest.mark.parametrize("kernel", ("box", "tent"))
+def test_pyramid_gradcheck(shape, kernel):
+    # The tent's backward pass is written by hand (its transpose), so check it against finite differences.
+    torch.manual_seed(8)
+    texture = torch.rand(*shape, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(lambda t: build_pyramid(t, kernel=kernel).texels, (texture,))
+
+
+def test_pyramid_layout_is_the_built_pyramids():
+    for shape in ((16, 8), (12, 20), (1, 5), (7, 7)):
+        pyramid = build_pyramid(torch.zeros(*shape, 2), kernel="tent")
+        sizes, offsets = pyramid_layout(*shape)
+        assert torch.equal(sizes, pyramid.sizes) and torch.equal(offsets, pyramid.offsets)
+        assert int(offsets[-1] + sizes[-1].prod()) == pyramid.texels.shape[0]
+
+
 def test_tent_pyramid_gradient_has_no_blocks():
     # A gradient on one texel of level 3 reaches level 0 spread smoothly, not as a constant 8 x 8 block.
     texture = torch.zeros(32, 32, 1, dtype=torch.float64, requires_grad=True)
@@ -297,6 +314,23 @@ def test_render_gradients():
         fractions[filter] = nonzero.mean()
     assert fractions["linear"] < 0.05
     assert fractions["linear-mipmap-linear"] > 0.5 > fractions["linear"]
+
+
+@pytest.mark.parametrize("filter", FILTERS)
+def test_a_planned_view_shades_like_shade_for_any_texels_of_the_same_layout(filter):
+    from backend.render import plan_shading, rasterize_view, shade, shade_planned
+
+    mesh = MeshTensors.from_mesh(cube())
+    camera = Camera(eye=(2.5, 1.5, 3.0), target=(0, 0, 0), up=(0, 1, 0), fov_deg=40)
+    fragments = rasterize_view(mesh, camera, 40)
+    generator = torch.Generator().manual_seed(9)
+    first = build_pyramid(torch.rand(32, 32, 3, generator=generator), kernel="tent")
+    plan = plan_shading(fragments, mesh.uvs, first.sizes, first.offsets, filter, "wrap")
+    for _ in range(2):  # the plan holds for a later texture too: it depends on the layout alone
+        pyramid = build_pyramid(torch.rand(32, 32, 3, generator=generator), kernel="tent")
+        background = torch.rand(3, generator=generator)
+        expected = shade(fragments, mesh.uvs, pyramid, filter, "wrap", background)
+        torch.testing.assert_close(shade_planned(plan, pyramid.texels, background), expected, rtol=0, atol=0)
 
 
 def test_interpolate_positions_reproduce_the_pixel():

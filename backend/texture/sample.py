@@ -11,6 +11,8 @@ deterministic on the CPU. Gradients flow to the texture only, not to the UVs.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 
 from .mipmap import MipPyramid, build_pyramid
@@ -20,51 +22,104 @@ BOUNDARIES = ("wrap", "clamp")
 
 
 class _WeightedGather(torch.autograd.Function):
-    """out[n] = sum_k weight[n, k] * table[index[n, k]], differentiable in `table`."""
+    """out[n] = sum_k weight[k, n] * table[index[k, n]], differentiable in `table`. Tap-major (K, N)
+    plans keep every elementwise pass over contiguous rows of N lookups."""
 
     @staticmethod
     def forward(ctx, table: torch.Tensor, index: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
         ctx.save_for_backward(index, weight)
         ctx.rows = table.shape[0]
         taps = table.index_select(0, index.reshape(-1)).view(*index.shape, table.shape[1])
-        return torch.einsum("nkc,nk->nc", taps, weight)
+        return (taps * weight[..., None]).sum(dim=0)
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor):
         index, weight = ctx.saved_tensors
-        spread = (grad[:, None, :] * weight[..., None]).reshape(-1, grad.shape[1])
+        spread = (weight[..., None] * grad[None]).reshape(-1, grad.shape[1])
         table_grad = grad.new_zeros(ctx.rows, grad.shape[1]).index_add_(0, index.reshape(-1), spread)
         return table_grad, None, None
 
 
-def _bilinear_taps(pyramid: MipPyramid, level: torch.Tensor, uv: torch.Tensor, boundary: str):
-    """Indices (N, 4) into pyramid.texels and weights (N, 4) at mip `level` (N,)."""
-    h = torch.take(pyramid.sizes[:, 0].contiguous(), level)
-    w = torch.take(pyramid.sizes[:, 1].contiguous(), level)
+def _bilinear_taps(sizes: torch.Tensor, offsets: torch.Tensor, levels: torch.Tensor, uv: torch.Tensor, boundary: str):
+    """Indices and weights (L, 4, N) into a packed texel table of the bilinear lookups of uv (N, 2)
+    at mip levels (L, N), taps ordered (row y0, y0 + 1) x (column x0, x0 + 1). All levels at once, and
+    lookups along the last axis: broadcasting over a trailing axis of 2 is several times slower."""
+    h = torch.take(sizes[:, 0].contiguous(), levels)
+    w = torch.take(sizes[:, 1].contiguous(), levels)
     x = uv[:, 0] * w - 0.5
     y = (1 - uv[:, 1]) * h - 0.5
     x0, y0 = torch.floor(x), torch.floor(y)
     fx, fy = x - x0, y - y0
     x0, y0 = x0.to(torch.int64), y0.to(torch.int64)
-    xs = torch.stack([x0, x0 + 1], dim=1)
+    xs = torch.stack([x0, x0 + 1], dim=1)  # (L, 2, N)
     ys = torch.stack([y0, y0 + 1], dim=1)
     if boundary == "wrap":
         xs, ys = torch.remainder(xs, w[:, None]), torch.remainder(ys, h[:, None])
     else:
         xs = torch.minimum(xs.clamp(min=0), w[:, None] - 1)
         ys = torch.minimum(ys.clamp(min=0), h[:, None] - 1)
-    base = torch.take(pyramid.offsets, level)[:, None]
-    index = torch.cat([base + ys[:, :1] * w[:, None] + xs, base + ys[:, 1:] * w[:, None] + xs], dim=1)
+    rows = torch.take(offsets, levels)[:, None] + ys * w[:, None]  # (L, 2, N): first texel of each row
+    index = rows[:, :, None] + xs[:, None]  # (L, 2 rows, 2 columns, N)
     wx = torch.stack([1 - fx, fx], dim=1)
-    weight = torch.cat([wx * (1 - fy)[:, None], wx * fy[:, None]], dim=1)
-    return index, weight
+    wy = torch.stack([1 - fy, fy], dim=1)
+    weight = wx[:, None] * wy[:, :, None]
+    return index.view(len(levels), 4, -1), weight.view(len(levels), 4, -1)
 
 
 def level_of_detail(uv_dxy: torch.Tensor, height: int, width: int) -> torch.Tensor:
     """Mip level (N,) from UV screen derivatives (N, 2, 2): log2 of the longer pixel footprint in texels."""
-    scale = torch.tensor([width, height], dtype=uv_dxy.dtype, device=uv_dxy.device)[:, None]
-    footprint = (uv_dxy * scale).square().sum(dim=1)  # (N, 2): squared length along x and along y
-    return 0.5 * torch.log2(footprint.max(dim=1).values.clamp(min=1e-20))
+    along_x = (uv_dxy[:, 0, 0] * width).square() + (uv_dxy[:, 1, 0] * height).square()  # squared lengths
+    along_y = (uv_dxy[:, 0, 1] * width).square() + (uv_dxy[:, 1, 1] * height).square()
+    return 0.5 * torch.log2(torch.maximum(along_x, along_y).clamp(min=1e-20))
+
+
+@dataclass(frozen=True)
+class SamplePlan:
+    """Where N lookups read a packed texel table: rows `index` (K, N) blended by `weight` (K, N), tap-major.
+
+    A plan depends on the pyramid's level sizes, not on its texel values, so the lookups of a view
+    that is shown again are planned once and reused while the texture changes."""
+
+    index: torch.Tensor
+    weight: torch.Tensor
+
+
+def plan_samples(
+    sizes: torch.Tensor,
+    offsets: torch.Tensor,
+    uv: torch.Tensor,
+    uv_dxy: torch.Tensor | None = None,
+    filter: str = "linear-mipmap-linear",
+    boundary: str = "wrap",
+) -> SamplePlan:
+    """Plans N lookups into a pyramid with level `sizes` (L, 2) and row `offsets` (L,) (a MipPyramid's,
+    or pyramid_layout's); the arguments are those of `sample`."""
+    if filter not in FILTERS:
+        raise ValueError(f"filter must be one of {FILTERS}, got {filter!r}")
+    if boundary not in BOUNDARIES:
+        raise ValueError(f"boundary must be one of {BOUNDARIES}, got {boundary!r}")
+    mipmapped = filter == "linear-mipmap-linear"
+    if mipmapped and uv_dxy is None:
+        raise ValueError("filter 'linear-mipmap-linear' needs uv_dxy (UV screen derivatives)")
+    uv = uv.detach()
+    levels = len(offsets)
+    if not mipmapped or levels == 1:
+        zero = torch.zeros(1, len(uv), dtype=torch.int64, device=uv.device)
+        index, weight = _bilinear_taps(sizes, offsets, zero, uv, boundary)
+    else:
+        height, width = sizes[0].tolist()
+        lod = level_of_detail(uv_dxy.detach().to(uv.dtype), height, width).clamp(0, levels - 1)
+        fine = torch.floor(lod).to(torch.int64).clamp(max=levels - 2)
+        blend = lod - fine
+        index, weight = _bilinear_taps(sizes, offsets, torch.stack([fine, fine + 1]), uv, boundary)
+        weight = weight * torch.stack([1 - blend, blend])[:, None]
+    index, weight = index.view(-1, len(uv)), weight.view(-1, len(uv))
+    return SamplePlan(index, weight)
+
+
+def gather(texels: torch.Tensor, plan: SamplePlan) -> torch.Tensor:
+    """(T, C) packed texels, planned lookups -> (N, C), differentiable with respect to `texels`."""
+    return _WeightedGather.apply(texels, plan.index, plan.weight.to(texels.dtype))
 
 
 def sample(
@@ -85,26 +140,9 @@ def sample(
     """
     if filter not in FILTERS:
         raise ValueError(f"filter must be one of {FILTERS}, got {filter!r}")
-    if boundary not in BOUNDARIES:
-        raise ValueError(f"boundary must be one of {BOUNDARIES}, got {boundary!r}")
-    mipmapped = filter == "linear-mipmap-linear"
-    if mipmapped and uv_dxy is None:
-        raise ValueError("filter 'linear-mipmap-linear' needs uv_dxy (UV screen derivatives)")
     if isinstance(texture, MipPyramid):
         pyramid = texture
     else:
-        pyramid = build_pyramid(texture, None if mipmapped else 1)
-    uv = uv.detach().to(pyramid.texels.dtype)
-    zero = torch.zeros(len(uv), dtype=torch.int64, device=uv.device)
-    if not mipmapped or pyramid.levels == 1:
-        index, weight = _bilinear_taps(pyramid, zero, uv, boundary)
-    else:
-        height, width = pyramid.sizes[0].tolist()
-        lod = level_of_detail(uv_dxy.detach().to(uv.dtype), height, width).clamp(0, pyramid.levels - 1)
-        fine = torch.floor(lod).to(torch.int64).clamp(max=pyramid.levels - 2)
-        blend = (lod - fine)[:, None]
-        index0, weight0 = _bilinear_taps(pyramid, fine, uv, boundary)
-        index1, weight1 = _bilinear_taps(pyramid, fine + 1, uv, boundary)
-        index = torch.cat([index0, index1], dim=1)
-        weight = torch.cat([weight0 * (1 - blend), weight1 * blend], dim=1)
-    return _WeightedGather.apply(pyramid.texels, index, weight)
+        pyramid = build_pyramid(texture, None if filter == "linear-mipmap-linear" else 1)
+    plan = plan_samples(pyramid.sizes, pyramid.offsets, uv.to(pyramid.texels.dtype), uv_dxy, filter, boundary)
+    return gather(pyramid.texels, plan)

@@ -130,15 +130,15 @@ def test_fourier_gradient_reaches_every_frequency():
     assert grad.abs().max() > 0
     # Real and imaginary parts of most coefficients receive gradient (imaginary parts of the
     # self-conjugate ones, e.g. the DC term, legitimately get none).
-    assert (grad[0].abs() > 0).float().mean() > 0.99
-    assert (grad[1].abs() > 0).float().mean() > 0.9
+    assert (grad[..., 0].abs() > 0).float().mean() > 0.99
+    assert (grad[..., 1].abs() > 0).float().mean() > 0.9
 
 
 def test_fourier_single_texel_gradient_is_spread_over_the_spectrum():
     module = make_texture_parameter("fourier", 16, 0, None, CPU)
     module()[5, 7, 1].backward()
     grad = module.spectrum.grad
-    assert (grad.abs().sum(dim=(0, 1)) > 0).float().mean() > 0.9
+    assert (grad.abs().sum(dim=(0, 3)) > 0).float().mean() > 0.9
 
 
 def test_fourier_scale_favours_low_frequencies():
@@ -159,7 +159,7 @@ def test_fourier_scale_favours_low_frequencies():
     # The gradient reaching low frequencies is larger than that at high ones for white-noise input.
     texture = module()
     (texture * torch.randn(texture.shape, generator=torch.Generator().manual_seed(1))).sum().backward()
-    magnitude = module.spectrum.grad.abs().sum(dim=(0, 1)).flatten()
+    magnitude = module.spectrum.grad.abs().sum(dim=(0, 3)).flatten()
     low = magnitude[frequency < 0.1].mean()
     high = magnitude[frequency > 0.4].mean()
     assert low > 4 * high
@@ -184,3 +184,54 @@ def test_one_adam_step_changes_the_texture(kind):
     assert after.mean() < before.mean() - 1e-4  # minimizing the mean darkens the texture
     if kind == "pixel":
         assert (after < before).all()  # ... every texel, each with its own logit
+
+
+def _reference_fourier_texture(module: torch.nn.Module) -> torch.Tensor:
+    """The article's formula step by step: complex spectrum times scale, inverse FFT, colour basis
+    applied to the image's pixels, sigmoid (the module mixes colours in the spectrum instead)."""
+    from backend.style.parameterization import COLOR_MATRIX
+
+    spectrum = torch.view_as_complex(module.spectrum) * module.scale
+    image = torch.fft.irfft2(spectrum, s=(module.size, module.size)) / 4.0
+    return torch.sigmoid(image.permute(1, 2, 0) @ COLOR_MATRIX.T)
+
+
+@pytest.mark.parametrize("size", [16, 33])
+def test_fourier_texture_and_gradient_match_the_step_by_step_formula(size):
+    module = make_texture_parameter("fourier", size, 0, None, CPU)
+    with torch.no_grad():
+        module.spectrum.normal_(0, 0.05)
+    weights = torch.randn(size, size, 3, generator=torch.Generator().manual_seed(2))
+    fast = module()
+    (fast * weights).sum().backward()
+    fast_grad, module.spectrum.grad = module.spectrum.grad.clone(), None
+    reference = _reference_fourier_texture(module)
+    (reference * weights).sum().backward()
+    torch.testing.assert_close(fast, reference, rtol=0, atol=2e-6)
+    torch.testing.assert_close(fast_grad, module.spectrum.grad, rtol=1e-4, atol=1e-6)
+
+
+@pytest.mark.parametrize("working, size", [(16, 64), (15, 45), (32, 64)])
+def test_a_smaller_spectrum_is_interpolated_through_the_working_texels(working, size):
+    module = make_texture_parameter("fourier", size, 3, None, CPU, spectrum_size=working)
+    with torch.no_grad():
+        module.spectrum.normal_(0, 0.2)  # far from grey, so that every frequency shows
+        small, full = module(working), module()
+    assert small.shape == (working, working, 3) and full.shape == (size, size, 3)
+    step = size // working
+    torch.testing.assert_close(full[::step, ::step], small, rtol=0, atol=2e-6)
+    # In between it is smooth: the full texture holds no frequency above the working texture's.
+    spectrum = torch.fft.rfft2(torch.logit(full.double()).permute(2, 0, 1))
+    fy = torch.fft.fftfreq(size).abs().view(-1, 1)
+    fx = torch.fft.rfftfreq(size).view(1, -1)
+    beyond = (fy >= 0.5 / step) | (fx >= 0.5 / step)
+    assert spectrum.abs()[:, beyond].max() < 1e-6 * spectrum.abs().max()
+
+
+def test_spectrum_sizes_that_cannot_work_are_refused():
+    with pytest.raises(ValueError, match="spectrum size"):
+        make_texture_parameter("fourier", 16, 0, None, CPU, spectrum_size=32)
+    with pytest.raises(ValueError, match="pixel"):
+        make_texture_parameter("pixel", 16, 0, None, CPU, spectrum_size=8)
+    with pytest.raises(ValueError, match="at least"):
+        make_texture_parameter("fourier", 16, 0, None, CPU, spectrum_size=8)(4)

@@ -16,6 +16,7 @@ import math
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 # Colour correlation of ImageNet images (square root of the covariance), from the reference code.
 COLOR_CORRELATION_SVD_SQRT = torch.tensor([[0.26, 0.09, 0.02], [0.27, 0.00, -0.05], [0.27, -0.09, 0.03]])
@@ -28,52 +29,96 @@ def _logit(texture: torch.Tensor) -> torch.Tensor:
 
 
 class PixelTexture(torch.nn.Module):
-    def __init__(self, size: int, generator: torch.Generator, original: torch.Tensor | None = None, decay: float = 1.0):
+    def __init__(self, size: int, generator: torch.Generator, original: torch.Tensor | None = None, decay: float = 1.0,
+                 spectrum_size: int | None = None):
         super().__init__()
+        if spectrum_size not in (None, size):
+            raise ValueError("the pixel parameterization has no spectrum: it works at the texture's size")
         if original is not None:
             logits = _logit(original.float())
         else:
             logits = torch.randn(size, size, 3, generator=generator) * 0.01
+        self.size = self.working_size = size
         self.logits = torch.nn.Parameter(logits)
 
-    def forward(self) -> torch.Tensor:
+    def forward(self, size: int | None = None) -> torch.Tensor:
         """The texture (size, size, 3) in (0, 1), image layout (row 0 at the top)."""
+        if size not in (None, self.size):
+            raise ValueError(f"a pixel texture of {self.size}^2 cannot be given at {size}^2")
         return torch.sigmoid(self.logits)
 
 
 class FourierTexture(torch.nn.Module):
-    def __init__(self, size: int, generator: torch.Generator, original: torch.Tensor | None = None, decay: float = 1.0):
+    """spectrum_size n < size optimizes only the frequencies an n x n texture holds; forward(size) is
+    then its band-limited interpolation (the spectrum zero-padded), which equals forward(n) at every
+    (size / n)-th texel. The Nyquist row and column of such a spectrum are held at zero: they have no
+    unambiguous place in the larger spectrum."""
+
+    def __init__(self, size: int, generator: torch.Generator, original: torch.Tensor | None = None, decay: float = 1.0,
+                 spectrum_size: int | None = None):
         super().__init__()
-        fy = torch.fft.fftfreq(size).view(-1, 1)
-        fx = torch.fft.rfftfreq(size).view(1, -1)
+        n = spectrum_size or size
+        if not 1 <= n <= size:
+            raise ValueError(f"spectrum size {n} must be between 1 and the texture size {size}")
+        fy = torch.fft.fftfreq(n).view(-1, 1)
+        fx = torch.fft.rfftfreq(n).view(1, -1)
         frequency = torch.sqrt(fx * fx + fy * fy)
         # decay 1 is the article's 1/f; a larger power slows the finest frequencies further (less speckle).
-        scale = 1.0 / torch.clamp(frequency, min=1.0 / size) ** decay * math.sqrt(size * size)
-        self.register_buffer("scale", scale)  # (size, size // 2 + 1)
-        self.size = size
+        scale = 1.0 / torch.clamp(frequency, min=1.0 / n) ** decay * n
+        if n < size and n % 2 == 0:
+            scale[n // 2, :] = 0
+            scale[:, n // 2] = 0
+        self.register_buffer("scale", scale)  # (n, n // 2 + 1)
+        self.size, self.working_size = size, n
         if original is not None:
-            decorrelated = _logit(original.float()) @ torch.linalg.inv(COLOR_MATRIX.T)  # (H, W, 3)
-            spectrum = torch.fft.rfft2(4.0 * decorrelated.permute(2, 0, 1)) / scale
-            spectrum = torch.stack([spectrum.real, spectrum.imag])
+            start = original.float()
+            if n < size:
+                start = F.interpolate(start.permute(2, 0, 1)[None], size=(n, n), mode="bilinear", antialias=True)[0].permute(1, 2, 0)
+            decorrelated = _logit(start) @ torch.linalg.inv(COLOR_MATRIX.T)  # (n, n, 3)
+            spectrum = torch.fft.rfft2(4.0 * decorrelated.permute(2, 0, 1)) / torch.where(scale > 0, scale, 1.0)
+            spectrum = torch.view_as_real(spectrum * (scale > 0)).contiguous()
         else:
-            spectrum = torch.randn(2, 3, size, size // 2 + 1, generator=generator) * 0.01
-        self.spectrum = torch.nn.Parameter(spectrum)  # (2: real, imaginary, 3, size, size // 2 + 1)
+            spectrum = torch.randn(2, 3, n, n // 2 + 1, generator=generator).permute(1, 2, 3, 0).contiguous() * 0.01
+        # (3, n, n // 2 + 1, 2: real, imaginary): a complex tensor's layout, viewed without a copy.
+        self.spectrum = torch.nn.Parameter(spectrum)
 
-    def forward(self) -> torch.Tensor:
-        """The texture (size, size, 3) in (0, 1), image layout (row 0 at the top)."""
-        spectrum = torch.complex(self.spectrum[0], self.spectrum[1]) * self.scale
-        image = torch.fft.irfft2(spectrum, s=(self.size, self.size)) / 4.0  # (3, H, W)
-        return torch.sigmoid(image.permute(1, 2, 0) @ COLOR_MATRIX.to(image).T)
+    def forward(self, size: int | None = None) -> torch.Tensor:
+        """The texture (size, size, 3) in (0, 1), image layout (row 0 at the top); size defaults to the
+        texture size, and the optimizer's renders use working_size (the cheapest)."""
+        size = size or self.size
+        n = self.working_size
+        if size < n:
+            raise ValueError(f"a spectrum of {n}^2 gives textures of at least {n}^2, not {size}^2")
+        # The colour basis is linear, so it mixes the spectrum's channels before the inverse FFT: a
+        # (3, 3) x (3, N) product on contiguous rows instead of one over the (H * W, 3) image.
+        scaled = (self.spectrum * self.scale[..., None]).view(3, -1)
+        mixed = (COLOR_MATRIX.to(scaled) / 4.0) @ scaled
+        spectrum = torch.view_as_complex(mixed.view(self.spectrum.shape))
+        if size > n:
+            spectrum = _zero_padded(spectrum, size) * (size / n) ** 2
+        return torch.sigmoid(torch.fft.irfft2(spectrum, s=(size, size))).permute(1, 2, 0)
+
+
+def _zero_padded(spectrum: torch.Tensor, size: int) -> torch.Tensor:
+    """(C, n, n // 2 + 1) half spectrum -> (C, size, size // 2 + 1) with the same frequencies."""
+    channels, n = spectrum.shape[:2]
+    positive = (n + 1) // 2  # rows of frequencies 0 .. positive - 1; the rest are negative
+    out = spectrum.new_zeros(channels, size, size // 2 + 1)
+    out[:, :positive, : spectrum.shape[2]] = spectrum[:, :positive]
+    out[:, size - (n - positive) :, : spectrum.shape[2]] = spectrum[:, positive:]
+    return out
 
 
 PARAMETERIZATIONS = {"fourier": FourierTexture, "pixel": PixelTexture}
 
 
 def make_texture_parameter(
-    kind: str, size: int, seed: int, original: np.ndarray | None, device: torch.device, decay: float = 1.0
+    kind: str, size: int, seed: int, original: np.ndarray | None, device: torch.device, decay: float = 1.0,
+    spectrum_size: int | None = None,
 ) -> torch.nn.Module:
     """A module whose forward() gives the current texture; `original` (size, size, 3) in [0, 1] or None.
-    `decay` is the fourier spectrum's power (the pixel parameterization has none)."""
+    `decay` is the fourier spectrum's power and `spectrum_size` its resolution (default: the texture's;
+    the pixel parameterization has neither)."""
     generator = torch.Generator().manual_seed(seed)
     start = torch.from_numpy(original) if original is not None else None
-    return PARAMETERIZATIONS[kind](size, generator, start, decay).to(device)
+    return PARAMETERIZATIONS[kind](size, generator, start, decay, spectrum_size).to(device)

@@ -212,6 +212,23 @@ def test_vgg_runs_only_up_to_the_deepest_requested_layer(vgg16_file):
     assert set(net(images(b=1, size=32))) == {"relu1_1", "relu2_1"}
 
 
+@pytest.mark.parametrize("kind", ["random", "efficientnet_lite0", "vgg16"])
+def test_content_features_alone_equal_the_full_pass_and_run_no_deeper(kind, vgg16_file):
+    weights = str(vgg16_file[0]) if kind == "vgg16" else None
+    net = build_feature_net(kind, weights_path=weights)
+    x = images(b=2, size=64)
+    with torch.no_grad():
+        full = net(x)[net.content_layer]
+        alone = net.content(x)
+    torch.testing.assert_close(alone, full, rtol=0, atol=0)
+    assert net.content_module is not None and net.content_module is not net.module
+    assert not any(p.requires_grad for p in net.content_module.parameters())
+    if kind == "vgg16":
+        assert len(net.content_module.body) == 21  # up to relu4_2, not relu5_1
+    if kind == "efficientnet_lite0":
+        assert net.content_module.last_block < net.module.last_block
+
+
 def test_vgg_conv_and_relu_of_the_same_block_both_survive(vgg16_file):
     # torchvision's ReLUs are in-place; a stored conv activation must not be overwritten.
     path, _ = vgg16_file

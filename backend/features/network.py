@@ -26,6 +26,7 @@ class FeatureNet:
     weights: str = field(default="")  # where the weights came from
     reason: str = ""  # why this network: the choice `auto` made, or that it was asked for
     style_weights: tuple[float, ...] = ()  # per style layer; empty = all 1
+    content_module: torch.nn.Module | None = None  # the same weights, run only as deep as the content layer
 
     def __post_init__(self) -> None:
         if not self.style_weights:
@@ -35,6 +36,10 @@ class FeatureNet:
 
     def __call__(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
         return self.module(images)
+
+    def content(self, images: torch.Tensor) -> torch.Tensor:
+        """The content layer's activations alone (the content renders need no deeper layer)."""
+        return (self.content_module or self.module)(images)[self.content_layer]
 
 
 def resolve_auto(device: torch.device | str, weights_path: str | None = None) -> tuple[str, str]:
@@ -94,7 +99,8 @@ def _build(kind, device, weights_path, style_layers, content_layer, extra_layers
         layers = tuple(dict.fromkeys((*style, content, *extra_layers)))
         module = RandomFeatureBank(seed=seed, layers=layers)
         note = "random features: a seeded bank of random filters for tests, not a quality mode"
-        net = FeatureNet(kind, module, layers, style, content, note, f"random (seed {seed})", reason)
+        net = FeatureNet(kind, module, layers, style, content, note, f"random (seed {seed})", reason,
+                         content_module=RandomFeatureBank(seed=seed, layers=(content,)))
     elif kind == "efficientnet_lite0":
         from . import efficientnet as e
 
@@ -104,7 +110,7 @@ def _build(kind, device, weights_path, style_layers, content_layer, extra_layers
         layers = tuple(dict.fromkeys((*style, content, *extra_layers)))
         network, source = e.load_efficientnet(kind, weights_path)
         net = FeatureNet(kind, e.EfficientNetFeatures(network, kind, layers), layers, style, content, "", source,
-                         reason, weights)
+                         reason, weights, e.EfficientNetFeatures(network, kind, (content,)))
     else:
         from .vgg import VGG_CONTENT_LAYER, VGG_STYLE_LAYERS, VggFeatures, load_vgg
 
@@ -113,8 +119,10 @@ def _build(kind, device, weights_path, style_layers, content_layer, extra_layers
         layers = tuple(dict.fromkeys((*style, content, *extra_layers)))
         features, source = load_vgg(kind, weights_path)
         module = VggFeatures(features, kind, layers)
-        net = FeatureNet(kind, module, layers, style, content, "", source, reason)
-    net.module.to(device).eval()
-    for p in net.module.parameters():
-        p.requires_grad_(False)
+        net = FeatureNet(kind, module, layers, style, content, "", source, reason,
+                         content_module=VggFeatures(features, kind, (content,)))
+    for module in (net.module, net.content_module):
+        module.to(device).eval()
+        for p in module.parameters():
+            p.requires_grad_(False)
     return net

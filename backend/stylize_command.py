@@ -56,6 +56,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="power of the fourier parameterization's 1/f spectrum scaling")
     parser.add_argument("--coarse-fraction", type=finite_float, default=DEFAULTS["coarse_fraction"],
                         help="render at half size for this fraction of the steps first (coarse to fine)")
+    parser.add_argument("--spectrum-size", type=int, default=DEFAULTS["spectrum_size"],
+                        help="resolution of the optimized fourier spectrum (0 = auto: what the renders resolve; the "
+                             "texture is its band-limited interpolation at --texture-size)")
+    parser.add_argument("--view-pool", type=positive_int, default=DEFAULTS["view_pool"],
+                        help="random views kept and reused (each rasterized once)")
+    parser.add_argument("--view-reuse", type=positive_int, default=DEFAULTS["view_reuse"],
+                        help="steps between fresh views in the pool (--view-pool 1 --view-reuse 1: a fresh view each step)")
     parser.add_argument("--objective", help="channel:LAYER:INDEX to excite one feature channel instead of a style")
     parser.add_argument("--previews", help="folder for texture snapshots during the run")
     parser.add_argument("--preview-every", type=positive_int, default=25, help="steps between previews (with --previews)")
@@ -105,7 +112,8 @@ def run(args: argparse.Namespace) -> int:
         init=args.init, seed=args.seed, device=args.device, views_per_step=args.views_per_step,
         learning_rate=args.learning_rate, objective=args.objective, style_size=args.style_size,
         style_layers=args.style_layers, content_layer=args.content_layer, jitter=args.jitter,
-        fourier_decay=args.fourier_decay, coarse_fraction=args.coarse_fraction,
+        fourier_decay=args.fourier_decay, coarse_fraction=args.coarse_fraction, spectrum_size=args.spectrum_size,
+        view_pool=args.view_pool, view_reuse=args.view_reuse,
         preview_every=args.preview_every if args.previews else 0,
     ).validate()
     if args.style is None and args.objective is None:

@@ -30,20 +30,30 @@ def _job(render_size: int, device: torch.device, **settings) -> StyleJob:
 
 def step_and_network(job: StyleJob, device: torch.device, repeats: int) -> tuple[float, float]:
     """Median seconds of one full step and of the network work inside one step (learned image forward +
-    backward, content image forward, on random images of the render size), timed alternately."""
+    backward, content image forward, on random images of the render size), timed alternately.
+
+    Each sample is a whole refresh cycle of the view pool (view_reuse steps, one of which renders a
+    fresh view and runs the network over its content render), divided by its length: a median of
+    single steps would mostly miss the fresh views' cost."""
     size = job.settings.render_size
+    cycle = job.settings.view_reuse
     image = torch.rand(1, 3, size, size, device=device).requires_grad_()
     content = torch.rand(1, 3, size, size, device=device)
 
-    def network_only() -> None:
-        image.grad = None
-        features = job.net(image)
-        sum(f.square().mean() for f in features.values()).backward()
-        with torch.no_grad():
-            job.net(content)
+    def steps() -> None:
+        for _ in range(cycle):
+            job.step()
 
-    step, network = interleaved_medians([job.step, network_only], device, repeats)
-    return step, network
+    def network_only() -> None:
+        for _ in range(cycle):
+            image.grad = None
+            features = job.net(image)
+            sum(f.square().mean() for f in features.values()).backward()
+            with torch.no_grad():
+                job.net(content)
+
+    step, network = interleaved_medians([steps, network_only], device, repeats)
+    return step / cycle, network / cycle
 
 
 def run(device: torch.device, quick: bool) -> list[dict]:
@@ -51,7 +61,8 @@ def run(device: torch.device, quick: bool) -> list[dict]:
     job = _job(256, device)  # the defaults: auto picks EfficientNet-Lite0 on the CPU
     step, network = step_and_network(job, device, 3 if quick else 9)
     name = job.net.kind
-    rows.append({"name": f"style step, default ({name}), 1024^2 texture, 256^2 render", "seconds": step})
+    rows.append({"name": f"style step, default ({name}), 1024^2 texture ({job.working_size}^2 spectrum), 256^2 render",
+                 "seconds": step})
     rows.append({"name": f"{name} alone (fwd+bwd learned, fwd content), 256^2", "seconds": network})
     rows.append({"name": "step_over_network_256_default", "ratio": step / network})
     with tempfile.TemporaryDirectory() as folder:

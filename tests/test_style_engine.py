@@ -282,17 +282,22 @@ def test_uv_island_mask_small_island_position():
 
 
 @pytest.mark.parametrize("param", ["fourier", "pixel"])
-def test_init_original_is_the_texture_of_step_one(sphere, starry, param):
+def test_init_original_starts_from_the_original_and_previews_follow_the_steps(sphere, starry, param):
     original = load_image(REPO / "data" / "spot" / "spot_texture.png")
+    settings = tiny(steps=1, preview_every=1, param=param, init="original").validate()
+    expected = resize_square(original, 32)
+    assert expected.std() > 0.05
+    job = StyleJob(sphere, starry, settings, original, CPU)
+    assert job.working_size == 32  # a start from the original keeps all of its detail
+    start = job.texture().numpy()
+    np.testing.assert_allclose(start, expected, rtol=0, atol=1 / 255)
     previews = []
-    settings = tiny(steps=1, preview_every=1, param=param, init="original")
     result = stylize(sphere, starry, settings, original, previews.append)
     assert result.report["init"] == "original"
     assert len(previews) == 1 and previews[0].texture is not None
-    expected = resize_square(original, 32)
-    assert expected.std() > 0.05
     assert previews[0].texture.shape == (32, 32, 3)
-    np.testing.assert_allclose(previews[0].texture, expected, rtol=0, atol=1 / 255)
+    # A preview shows the texture after its step: close to the start, but moved.
+    assert 0 < np.abs(previews[0].texture - start).max() < 0.1
 
 
 def test_init_original_without_an_original_starts_random(sphere, starry):

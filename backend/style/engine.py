@@ -19,14 +19,16 @@ from ..devices import pick_device
 from ..errors import StyleTexError
 from ..features import FeatureNet, build_feature_net
 from ..mesh import Mesh
-from ..render import MeshTensors, rasterize_view, shade
-from ..texture import build_pyramid
+from ..render import MeshTensors, plan_shading, rasterize_view, shade, shade_planned
+from ..texture import build_pyramid, pyramid_layout
 from ..views import random_cameras
 from .finishing import finish_texture, uv_island_mask
 from .losses import StyleMemory, channel_objective, content_loss, gram, style_loss
 from .parameterization import make_texture_parameter
 from .progress import Progress, StyleResult
 from .settings import StyleSettings, parse_layer_weights, parse_objective
+from .spectrum_size import covered_levels_of_detail, resolvable_size
+from .view_pool import PooledView, ViewPool
 
 
 def _image_tensor(image: np.ndarray, device: torch.device) -> torch.Tensor:
@@ -89,10 +91,13 @@ class StyleJob:
         size = settings.texture_size
         self.original_square = resize_square(original_texture, size) if original_texture is not None else None
         start = self.original_square if self.init == "original" else None
-        self.parameter = make_texture_parameter(settings.param, size, settings.seed, start, device, settings.fourier_decay)
-        # fused: one kernel for Adam's update of the 3.2 M spectrum values (5.7 -> 2.4 ms a step on 2 cores)
-        self.optimizer = torch.optim.Adam(self.parameter.parameters(), lr=settings.learning_rate, fused=True)
         self.mesh_t = MeshTensors.from_mesh(mesh, device)
+        self.parameter = make_texture_parameter(settings.param, size, settings.seed, start, device, settings.fourier_decay,
+                                                self._spectrum_size(start is not None))
+        self.working_size = self.parameter.working_size  # the texture the renders read while optimizing
+        self.layout = pyramid_layout(self.working_size, self.working_size, device=device)
+        # fused: one kernel for Adam's update of the spectrum (5.7 -> 2.4 ms a step for 3.2 M values on 2 cores)
+        self.optimizer = torch.optim.Adam(self.parameter.parameters(), lr=settings.learning_rate, fused=True)
         self.original_pyramid = None
         if original_texture is not None:
             texture = torch.from_numpy(np.ascontiguousarray(original_texture, dtype=np.float32)).to(device)
@@ -105,10 +110,26 @@ class StyleJob:
         self.content_weight = settings.content_weight if self.original_pyramid is not None else 0.0
         self.memory = StyleMemory(settings.style_decay)
         self.rng = np.random.default_rng(settings.seed)
+        self.pool = ViewPool(max(settings.view_pool, settings.views_per_step), settings.view_reuse, self._make_view, self.rng)
         # Faces that covered at least one pixel centre in some view. Texels count as seen when they
         # lie under a seen face in UV space. (Gradients are no guide: coarse mip levels average
         # across UV islands, so hidden texels receive gradient too.)
         self.face_seen = torch.zeros(len(mesh.faces), dtype=torch.bool, device=device)
+
+    def _spectrum_size(self, from_original: bool) -> int:
+        """The fourier spectrum's resolution: as set, else the texture size when starting from the original
+        (all of its detail is kept), else what the renders resolve (spectrum_size.py)."""
+        s = self.settings
+        if s.param != "fourier":
+            return s.texture_size
+        if s.spectrum_size:
+            return s.spectrum_size
+        if from_original:
+            return s.texture_size
+        probe = np.random.default_rng([s.seed, 1])  # its own stream: the views of the run stay as they were
+        levels = covered_levels_of_detail(self.mesh_t, self.mesh.center, self.mesh.radius, s.texture_size, s.render_size,
+                                          probe, fov_deg=s.fov_deg, zoom_range=(s.zoom_min, s.zoom_max))
+        return resolvable_size(levels, s.texture_size)
 
     def render_size(self) -> int:
         """This step's render size: half size for the first coarse_fraction of the steps (coarse to fine)."""
@@ -123,33 +144,35 @@ class StyleJob:
             self.targets_by_size[size] = style_targets(self.net, self.style_image, longer_side, self.device)
         return self.targets_by_size[size]
 
-    def _render_views(self, pyramid, size: int) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]:
-        """Learned images, content images (or None) and coverage masks, (B, C, R, R) each."""
+    def _make_view(self) -> PooledView:
+        """A fresh random view at this step's render size, planned for the learned texture's pyramid,
+        with the content layer's features of the original texture's render."""
         s = self.settings
-        learned, content, masks = [], [], []
-        cameras = random_cameras(self.mesh.center, self.mesh.radius, s.views_per_step, self.rng, s.fov_deg,
-                                 (s.zoom_min, s.zoom_max))
-        for camera in cameras:
-            shift = tuple(self.rng.uniform(-s.jitter, s.jitter, 2)) if s.jitter > 0 else None
-            fragments = rasterize_view(self.mesh_t, camera, size, shift)
-            # Both renders share one random background colour, so no feature can rely on it.
-            background = torch.from_numpy(self.rng.uniform(0, 1, 3).astype(np.float32)).to(self.device)
-            learned.append(shade(fragments, self.mesh_t.uvs, pyramid, s.filter, s.boundary, background))
-            if self.original_pyramid is not None:
-                with torch.no_grad():
-                    content.append(shade(fragments, self.mesh_t.uvs, self.original_pyramid, s.filter, s.boundary, background))
-            masks.append(fragments.mask.to(torch.float32))
-            self.face_seen[fragments.face_ids[fragments.mask]] = True
-        as_batch = lambda images: torch.stack(images).permute(0, 3, 1, 2)  # noqa: E731
-        return as_batch(learned), as_batch(content) if content else None, torch.stack(masks)[:, None]
+        size = self.render_size_before
+        camera = random_cameras(self.mesh.center, self.mesh.radius, 1, self.rng, s.fov_deg, (s.zoom_min, s.zoom_max))[0]
+        shift = tuple(self.rng.uniform(-s.jitter, s.jitter, 2)) if s.jitter > 0 else None
+        fragments = rasterize_view(self.mesh_t, camera, size, shift)
+        # Both renders share one random background colour, so no feature can rely on it.
+        background = torch.from_numpy(self.rng.uniform(0, 1, 3).astype(np.float32)).to(self.device)
+        plan = plan_shading(fragments, self.mesh_t.uvs, *self.layout, s.filter, s.boundary)
+        content = None
+        if self.content_weight > 0:
+            with torch.no_grad():
+                image = shade(fragments, self.mesh_t.uvs, self.original_pyramid, s.filter, s.boundary, background)
+                content = self.net.content(image.permute(2, 0, 1)[None])
+        self.face_seen[fragments.face_ids[fragments.mask]] = True
+        return PooledView(plan, fragments.mask.to(torch.float32)[None], background, content)
 
     def step(self) -> dict[str, float]:
-        texture = self.parameter()
         size = self.render_size()
         if self.render_size_before not in (None, size):
             self.memory = StyleMemory(self.settings.style_decay)  # Grams of another scale: start afresh
+            self.pool.clear()  # and views of another size
         self.render_size_before = size
-        learned, content, mask = self._render_views(build_pyramid(texture, kernel=self.settings.mip_kernel), size)
+        views = self.pool.draw(self.settings.views_per_step)
+        pyramid = build_pyramid(self.parameter(self.working_size), kernel=self.settings.mip_kernel)
+        learned = torch.stack([shade_planned(v.plan, pyramid.texels, v.background) for v in views]).permute(0, 3, 1, 2)
+        mask = torch.stack([v.mask for v in views])
         features = self.net(learned)
         zero = torch.zeros((), device=self.device)
         if self.objective is not None:
@@ -159,17 +182,20 @@ class StyleJob:
             grams = self.memory({name: gram(features[name], mask) for name in self.net.style_layers})
             style = style_loss(grams, self.targets(size), self.layer_weights)
         content_term = zero
-        if self.content_weight > 0 and content is not None:
-            with torch.no_grad():
-                content_features = self.net(content)[self.net.content_layer]
-            content_term = content_loss(features[self.net.content_layer], content_features, mask)
+        if self.content_weight > 0:
+            content = torch.cat([v.content for v in views])
+            content_term = content_loss(features[self.net.content_layer], content, mask)
         total = self.settings.style_weight * style + self.content_weight * content_term
         self.optimizer.zero_grad(set_to_none=True)
         total.backward()
         self.optimizer.step()
         self.steps_done += 1
-        self.last_texture = texture
         return {"total": total.item(), "style": style.item(), "content": content_term.item()}
+
+    def texture(self) -> torch.Tensor:
+        """The current texture at the texture size (no gradient)."""
+        with torch.no_grad():
+            return self.parameter()
 
     def seen_texels(self) -> torch.Tensor:
         """(S, S) bool: texels under the UV footprint of a face that some view so far has shown."""
@@ -221,7 +247,7 @@ def stylize(
             losses = history[-1]
             progress(Progress(step, settings.steps, losses["total"], losses["style"], losses["content"],
                               time.perf_counter() - started, elapsed / step * (settings.steps - step),
-                              job.last_texture.detach().cpu().numpy() if preview else None,
+                              job.texture().cpu().numpy() if preview else None,
                               f"{job.net.kind} ({job.net.reason})"))
     loop_seconds = time.perf_counter() - loop_started
     texture, coverage = job.finish()
@@ -239,5 +265,7 @@ def stylize(
         "seconds": time.perf_counter() - started,
         "seconds_per_step": loop_seconds / max(len(history), 1),
         "coverage": coverage,
+        "spectrum_size": job.working_size,
+        "views_rendered": job.pool.made,
     }
     return StyleResult(texture, report, cancelled)

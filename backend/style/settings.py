@@ -38,6 +38,9 @@ class StyleSettings:
     fourier_decay: float = 1.0  # power of the fourier spectrum's 1/f scaling
     mip_kernel: str = "tent"  # tent | box: the mip pyramid's filter in the renders (tent: no mosaic)
     coarse_fraction: float = 0.0  # the first this fraction of the steps renders at half size (coarse to fine)
+    spectrum_size: int = 0  # fourier spectrum's resolution; 0 = auto: what the renders resolve (spectrum_size.py)
+    view_pool: int = 16  # random views kept ...
+    view_reuse: int = 4  # ... one replaced by a fresh view every this many steps (view_pool.py); 1 and 1 = fresh each step
     objective: str | None = None  # "channel:LAYER:INDEX" to excite one feature channel instead of style
     preview_every: int = 0  # send the texture with progress every N steps; 0 = never
     margin: int = 16  # UV island padding in texels
@@ -55,7 +58,8 @@ class StyleSettings:
                 raise StyleTexError(f"setting {f.name} must be a finite number, got {value}")
         ints = {"steps": (1, 1_000_000), "texture_size": (8, 8192), "render_size": (16, MAX_SIZE),
                 "views_per_step": (1, 64), "style_size": (0, 8192), "preview_every": (0, 1_000_000),
-                "margin": (0, 4096), "seed": (0, 2**63 - 1)}
+                "margin": (0, 4096), "seed": (0, 2**63 - 1),
+                "spectrum_size": (0, self.texture_size), "view_pool": (1, 256), "view_reuse": (1, 1_000_000)}
         for name, (lo, hi) in ints.items():
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
@@ -87,6 +91,10 @@ class StyleSettings:
             raise StyleTexError(f"setting coarse_fraction must lie in [0, 1], got {self.coarse_fraction}")
         if not 0 <= self.fourier_decay <= 4:
             raise StyleTexError(f"setting fourier_decay must lie in [0, 4], got {self.fourier_decay}")
+        if 0 < self.spectrum_size < 8:
+            raise StyleTexError(f"setting spectrum_size must be 0 (auto) or at least 8, got {self.spectrum_size}")
+        if self.param == "pixel" and self.spectrum_size not in (0, self.texture_size):
+            raise StyleTexError("setting spectrum_size applies to the fourier parameterization only (param is pixel)")
         parse_layer_weights(self.style_layers)
         return self
 

@@ -1,0 +1,79 @@
+"""The resolution of the optimized spectrum (backend.style.spectrum_size) and how the engine uses it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from backend.images import load_image
+from backend.obj_io import read_obj
+from backend.render import MeshTensors
+from backend.style.engine import StyleJob, stylize
+from backend.style.settings import StyleSettings
+from backend.style.spectrum_size import MIN_AUTO_SIZE, covered_levels_of_detail, resolvable_size
+
+REPO = Path(__file__).resolve().parent.parent
+CPU = torch.device("cpu")
+
+
+@pytest.fixture(scope="module")
+def spot():
+    return read_obj(REPO / "data" / "spot" / "spot_triangulated.obj")
+
+
+@pytest.mark.parametrize("median, size", [(-1.0, 1024), (0.9, 1024), (1.0, 512), (1.5, 512), (2.99, 256), (9.0, MIN_AUTO_SIZE)])
+def test_the_texture_halved_floor_median_times(median, size):
+    levels = torch.tensor([median - 3, median, median + 3])
+    assert resolvable_size(levels, 1024) == size
+
+
+def test_no_covered_pixel_keeps_the_texture_size_and_small_textures_stay():
+    assert resolvable_size(torch.zeros(0), 512) == 512
+    assert resolvable_size(torch.full((5,), 4.0), 48) == 48  # already below the smallest automatic size
+
+
+def test_levels_follow_texture_and_render_size(spot):
+    mesh = MeshTensors.from_mesh(spot)
+    probe = lambda texture, render: covered_levels_of_detail(  # noqa: E731
+        mesh, spot.center, spot.radius, texture, render, np.random.default_rng(4), views=3)
+    base = probe(512, 128)
+    assert len(base) > 1000
+    # Twice the texels under the same pixels: exactly one level more.
+    torch.testing.assert_close(probe(1024, 128), base + 1, rtol=0, atol=1e-5)
+    # Twice the pixels over the same texels: about one level less.
+    assert float(probe(512, 256).median()) == pytest.approx(float(base.median()) - 1, abs=0.1)
+
+
+def small_job(spot, **overrides) -> StyleJob:
+    settings = StyleSettings(steps=2, texture_size=512, render_size=64, features="random", device="cpu", **overrides)
+    return StyleJob(spot, load_image(REPO / "data" / "styles" / "starry_night.jpg"), settings.validate(), None, CPU)
+
+
+def test_auto_optimizes_what_the_renders_resolve_and_the_texture_keeps_its_size(spot):
+    job = small_job(spot)
+    levels = covered_levels_of_detail(MeshTensors.from_mesh(spot), spot.center, spot.radius, 512, 64,
+                                      np.random.default_rng([0, 1]), zoom_range=(1.0, 1.2))
+    assert job.working_size == resolvable_size(levels, 512) < 512  # 64^2 renders resolve far less than 512^2
+    assert job.parameter(job.working_size).shape == (job.working_size,) * 2 + (3,)
+    job.step()
+    assert job.texture().shape == (512, 512, 3)
+    assert job.finish()[0].shape == (512, 512, 3)
+
+
+def test_a_set_spectrum_size_the_pixel_parameterization_and_an_original_start_are_kept(spot):
+    assert small_job(spot, spectrum_size=256).working_size == 256
+    assert small_job(spot, param="pixel").working_size == 512
+    original = np.full((64, 64, 3), 0.5, np.float32)
+    settings = StyleSettings(steps=1, texture_size=512, render_size=64, features="random", init="original")
+    job = StyleJob(spot, original, settings.validate(), original, CPU)
+    assert job.working_size == 512
+
+
+def test_the_report_says_the_spectrum_size_and_how_many_views_were_rendered(spot):
+    settings = StyleSettings(steps=9, texture_size=128, render_size=32, features="random", view_pool=3, view_reuse=2)
+    report = stylize(spot, load_image(REPO / "data" / "styles" / "starry_night.jpg"), settings).report
+    assert report["spectrum_size"] == 64
+    assert report["views_rendered"] == 3 + 8 // 2  # the fill, then one fresh view every second step

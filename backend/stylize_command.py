@@ -63,6 +63,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="random views kept and reused (each rasterized once)")
     parser.add_argument("--view-reuse", type=positive_int, default=DEFAULTS["view_reuse"],
                         help="steps between fresh views in the pool (--view-pool 1 --view-reuse 1: a fresh view each step)")
+    parser.add_argument("--channels-last", action="store_true",
+                        help="run the network in NHWC memory order (a GPU speed option)")
+    parser.add_argument("--network-precision", choices=("float32", "bfloat16"), default=DEFAULTS["network_precision"],
+                        help="bfloat16: the network under autocast (a GPU speed option; losses stay float32)")
     parser.add_argument("--objective", help="channel:LAYER:INDEX to excite one feature channel instead of a style")
     parser.add_argument("--previews", help="folder for texture snapshots during the run")
     parser.add_argument("--preview-every", type=positive_int, default=25, help="steps between previews (with --previews)")
@@ -113,7 +117,8 @@ def run(args: argparse.Namespace) -> int:
         learning_rate=args.learning_rate, objective=args.objective, style_size=args.style_size,
         style_layers=args.style_layers, content_layer=args.content_layer, jitter=args.jitter,
         fourier_decay=args.fourier_decay, coarse_fraction=args.coarse_fraction, spectrum_size=args.spectrum_size,
-        view_pool=args.view_pool, view_reuse=args.view_reuse,
+        view_pool=args.view_pool, view_reuse=args.view_reuse, channels_last=args.channels_last,
+        network_precision=args.network_precision,
         preview_every=args.preview_every if args.previews else 0,
     ).validate()
     if args.style is None and args.objective is None:

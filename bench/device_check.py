@@ -7,6 +7,8 @@
    style step of the random feature bank (loss and updated texture).
 2. The record the style engine's goal names: `--steps` steps of a 1024^2 texture with 512^2 renders
    and VGG-19 on Spot (weights from a file of random values: speed does not depend on them).
+3. The same run with the default network, EfficientNet-Lite0, in float32 and with each GPU speed
+   option (channels_last, bfloat16 autocast, both): `--lite0-weights FILE` where its package is missing.
 Prints each result and writes JSON. With `--device cpu` it checks the CPU against itself and runs a
 short record: a dry run of this script where there is no GPU.
 """
@@ -24,6 +26,7 @@ import numpy as np
 import torch
 import torchvision
 
+from backend.errors import StyleTexError
 from backend.images import load_image
 from backend.obj_io import read_obj
 from backend.render import MeshTensors, rasterize_view, shade
@@ -80,6 +83,16 @@ def compare_step(device: torch.device) -> dict:
     return out
 
 
+def _run(mesh, original, style, settings: StyleSettings, device: torch.device) -> dict:
+    started = time.perf_counter()
+    result = stylize(mesh, style, settings, original)
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    return {"steps": settings.steps, "seconds_total": time.perf_counter() - started,
+            "seconds_per_step": result.report["seconds_per_step"], "coverage": result.report["coverage"],
+            "spectrum_size": result.report["spectrum_size"], "final_loss": result.report["loss"][-1]["total"]}
+
+
 def record(device: torch.device, steps: int) -> dict:
     """The full job through stylize(): VGG-19, 1024^2 texture, 512^2 renders."""
     mesh = read_obj(SPOT / "spot_triangulated.obj")
@@ -89,19 +102,35 @@ def record(device: torch.device, steps: int) -> dict:
         torch.save(torchvision.models.vgg19(weights=None).state_dict(), weights)
         settings = StyleSettings(steps=steps, texture_size=1024, render_size=512, features="vgg19",
                                  weights=str(weights), device=device.type)
-        started = time.perf_counter()
-        result = stylize(mesh, style, settings, original)
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
-        seconds = time.perf_counter() - started
-    return {"steps": steps, "seconds_total": seconds, "seconds_per_step": result.report["seconds_per_step"],
-            "coverage": result.report["coverage"]}
+        return _run(mesh, original, style, settings, device)
+
+
+SPEED_OPTIONS = {"float32": {}, "channels_last": {"channels_last": True},
+                 "bfloat16": {"network_precision": "bfloat16"},
+                 "channels_last+bfloat16": {"channels_last": True, "network_precision": "bfloat16"}}
+
+
+def record_default(device: torch.device, steps: int, weights: str | None) -> dict:
+    """The same job with the default network, EfficientNet-Lite0 (its ImageNet weights: the installed
+    package's, or `weights`, a copy of its file), in float32 and with each GPU speed option."""
+    mesh = read_obj(SPOT / "spot_triangulated.obj")
+    original, style = load_image(SPOT / "spot_texture.png"), load_image(STYLE)
+    out = {}
+    for name, options in SPEED_OPTIONS.items():
+        settings = StyleSettings(steps=steps, texture_size=1024, render_size=512, features="efficientnet_lite0",
+                                 weights=weights, device=device.type, **options)
+        try:
+            out[name] = _run(mesh, original, style, settings, device)
+        except StyleTexError as exc:  # weights missing on this machine: say so, keep the other records
+            return {"error": str(exc)}
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python3 -m bench.device_check", description=__doc__.split("\n")[0])
     parser.add_argument("--device", choices=("cuda", "cpu"), default="cuda")
     parser.add_argument("--steps", type=int, default=None, help="record length (default 400 on CUDA, 3 on the CPU)")
+    parser.add_argument("--lite0-weights", help="EfficientNet-Lite0's weights file, where its package is not installed")
     parser.add_argument("--out", default=str(ROOT / "out" / "bench" / "device_check.json"))
     args = parser.parse_args(argv)
     if args.device == "cuda" and not torch.cuda.is_available():
@@ -117,6 +146,8 @@ def main(argv: list[str] | None = None) -> int:
     steps = args.steps or (400 if device.type == "cuda" else 3)
     report["record"] = record(device, steps)
     print(f"record: {json.dumps(report['record'])}", flush=True)
+    report["record_default"] = record_default(device, steps, args.lite0_weights)
+    print(f"record_default: {json.dumps(report['record_default'])}", flush=True)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(report, indent=2) + "\n")

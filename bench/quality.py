@@ -85,7 +85,8 @@ def run_pair(name: str, obj: Path, texture: Path | None, painting_path: Path, se
     painting_grams = scorer.painting_grams(painting)
     pasted = resize_square(painting, settings.texture_size)
     row = {"mesh": name, "painting": painting_path.stem, "seconds": seconds,
-           "seconds_per_step": result.report["seconds_per_step"], "features": result.report["features"]}
+           "seconds_per_step": result.report["seconds_per_step"], "features": result.report["features"],
+           "spectrum_size": result.report["spectrum_size"]}
     scored = {"result": result.texture, "pasted": pasted}
     if original is not None:
         scored["original"] = original
@@ -119,7 +120,8 @@ def print_row(row: dict) -> None:
                  else f"{'-':>9s} {'-':>9s}")
     original = f"{row['style_original']:8.3f}" if "style_original" in row else f"{'-':>8s}"
     print(f"{row['mesh']:<8s} {row['painting']:<14s} {original} {row['style_pasted']:8.3f} {row['style_result']:8.3f} "
-          f"{row['vs_pasted']:9.3f} {structure} {row['speckle']:7.2f} {row['seconds']:7.1f}", flush=True)
+          f"{row['vs_pasted']:9.3f} {structure} {row['speckle']:7.2f} {row['spectrum_size']:8d} {row['seconds']:7.1f}",
+          flush=True)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -154,7 +156,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"quality: {settings.steps} steps, texture {settings.texture_size}^2, renders {settings.render_size}^2, "
               f"features {settings.features}; scored by EfficientNet-Lite1 over 8 fixed views")
         print(f"{'mesh':<8s} {'painting':<14s} {'original':>8s} {'pasted':>8s} {'result':>8s} {'vs_pasted':>9s} "
-              f"{'struct':>9s} {'struct_p':>9s} {'speckle':>7s} {'seconds':>7s}")
+              f"{'struct':>9s} {'struct_p':>9s} {'speckle':>7s} {'spectrum':>8s} {'seconds':>7s}")
         rows = []
         for name, (obj, tex) in meshes.items():
             for painting in paintings:

@@ -21,6 +21,9 @@ def test_dry_run_on_the_cpu_agrees_with_itself_and_records(tmp_path, capsys):
     assert len(report["style_step"]["loss_cpu"]) == 3
     assert report["record"]["steps"] == 1 and report["record"]["seconds_per_step"] > 0
     assert 0.5 < report["record"]["coverage"] <= 1.0
+    default = report["record_default"]
+    assert set(default) == {"float32", "channels_last", "bfloat16", "channels_last+bfloat16"}
+    assert all(run["steps"] == 1 and run["seconds_per_step"] > 0 for run in default.values())
     assert "render: ok" in capsys.readouterr().out
 
 

@@ -228,3 +228,32 @@ def test_channel_objective_with_a_coarser_layer_uses_the_area_mask():
     expected = f[:, 1, 1, 2].mean().item()
     assert channel_objective(f, 1, m).item() == pytest.approx(expected, rel=1e-12)
     assert np.isfinite(channel_objective(f, 1, torch.zeros_like(m)).item())
+
+
+def test_a_kept_coverage_gives_the_same_losses_as_its_mask_and_computes_each_size_once():
+    from backend.style.losses import Coverage
+
+    g = torch.Generator().manual_seed(3)
+    mask = (torch.rand(2, 1, 16, 16, generator=g, dtype=torch.float64) > 0.6).double()
+    coverage = Coverage(mask)
+    for size in (16, 8, 3):
+        f = torch.rand(2, 5, size, size, generator=g, dtype=torch.float64)
+        torch.testing.assert_close(gram(f, coverage), gram(f, mask), rtol=1e-12, atol=1e-12)
+        torch.testing.assert_close(content_loss(f, f.flip(0), coverage), content_loss(f, f.flip(0), mask), rtol=1e-12, atol=1e-12)
+        assert coverage.at(f) is coverage.at(f.clone())  # kept, not recomputed
+    assert len(coverage._at) == 3
+
+
+@pytest.mark.parametrize("masked", [False, True])
+def test_channels_last_features_give_the_same_gram_and_gradient(masked):
+    g = torch.Generator().manual_seed(4)
+    f = torch.rand(2, 6, 8, 10, generator=g, dtype=torch.float64)
+    mask = (torch.rand(2, 1, 16, 20, generator=g, dtype=torch.float64) > 0.5).double() if masked else None
+    nhwc = f.contiguous(memory_format=torch.channels_last).requires_grad_()
+    plain = f.clone().requires_grad_()
+    upstream = torch.rand(2, 6, 6, generator=g, dtype=torch.float64)
+    (gram(nhwc, mask) * upstream).sum().backward()
+    (gram(plain, mask) * upstream).sum().backward()
+    torch.testing.assert_close(gram(nhwc, mask), gram(plain, mask), rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(nhwc.grad, plain.grad, rtol=1e-12, atol=1e-12)
+    torch.autograd.gradcheck(lambda x: gram(x, mask), (nhwc,))

@@ -534,3 +534,27 @@ def test_fourier_decay_changes_the_spectrum_scale():
     flat_ratio, steep_ratio = float(flat[0, 1] / flat[8, 8]), float(steep[0, 1] / steep[8, 8])
     assert flat_ratio == pytest.approx(16 * math.sqrt(0.5), rel=1e-5)
     assert steep_ratio == pytest.approx(flat_ratio**2, rel=1e-5)
+
+
+def test_gpu_speed_options_run_and_stay_close_to_float32(sphere, starry):
+    # channels_last and bfloat16 autocast are meant for CUDA; they run on the CPU as well, which
+    # lets CI check that they change the arithmetic, not the result.
+    base = stylize(sphere, starry, tiny(steps=3)).report["loss"]
+    for options in ({"channels_last": True}, {"network_precision": "bfloat16"},
+                    {"channels_last": True, "network_precision": "bfloat16"}):
+        job = StyleJob(sphere, starry, tiny(steps=3, **options).validate(), None, CPU)
+        assert job.net.channels_last == options.get("channels_last", False)
+        assert job.net.bfloat16 == ("network_precision" in options)
+        image = torch.rand(1, 3, 32, 32, generator=torch.Generator().manual_seed(1))
+        features = job.net(image)
+        assert all(f.dtype == torch.float32 for f in features.values())
+        if job.net.bfloat16:  # autocast really ran: bfloat16's 8-bit mantissa shows
+            plain = build_feature_net("random")(image)
+            assert max(float((features[k] - plain[k]).abs().max()) for k in plain) > 1e-4
+        losses = [job.step()["total"] for _ in range(3)]
+        for got, expected in zip(losses, base):
+            assert got == pytest.approx(expected["total"], rel=0.05), options
+    with pytest.raises(StyleTexError, match="network_precision"):
+        tiny(network_precision="float16").validate()
+    with pytest.raises(StyleTexError, match="channels_last"):
+        tiny(channels_last=1).validate()

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 
+from backend.style.losses import Coverage
 from backend.style.view_pool import PooledView, ViewPool
 
 
@@ -18,13 +19,13 @@ def counting_pool(capacity: int, reuse: int, seed: int = 0) -> tuple[ViewPool, l
 
     def make() -> PooledView:
         made.append(len(made))
-        return PooledView(None, torch.full((1,), float(made[-1])), torch.zeros(3), None)
+        return PooledView(None, Coverage(torch.full((1,), float(made[-1]))), torch.zeros(3), None)
 
     return ViewPool(capacity, reuse, make, np.random.default_rng(seed)), made
 
 
 def ids(views: list[PooledView]) -> list[int]:
-    return [int(v.mask[0]) for v in views]
+    return [int(v.coverage.mask[0]) for v in views]
 
 
 def test_fills_once_then_replaces_the_oldest_every_reuse_steps():
@@ -34,7 +35,7 @@ def test_fills_once_then_replaces_the_oldest_every_reuse_steps():
     for step in range(1, 13):
         pool.draw(1)
         assert pool.made == 4 + (step // 3)
-    assert [int(v.mask[0]) for v in pool.views] == [4, 5, 6, 7]  # the four oldest are gone, in order
+    assert ids(list(pool.views)) == [4, 5, 6, 7]  # the four oldest are gone, in order
 
 
 def test_each_step_draws_distinct_views_uniformly_from_the_pool():
@@ -73,3 +74,12 @@ def test_clear_refills_and_bad_sizes_are_refused():
         pool.draw(4)
     with pytest.raises(ValueError, match="at least 1"):
         ViewPool(0, 1, lambda: None, np.random.default_rng(0))
+
+
+def test_the_pool_shrinks_to_fit_its_memory_bound_for_large_renders():
+    from backend.style.view_pool import BYTES_PER_PIXEL, POOL_BYTES, pool_capacity
+
+    assert pool_capacity(16, 1, 256) == 16
+    assert pool_capacity(16, 1, 1024) == POOL_BYTES // (BYTES_PER_PIXEL * 1024 * 1024) < 16
+    assert pool_capacity(16, 1, 4096) == 1  # one view per step still fits the rule
+    assert pool_capacity(16, 3, 4096) == 3

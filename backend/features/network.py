@@ -27,6 +27,8 @@ class FeatureNet:
     reason: str = ""  # why this network: the choice `auto` made, or that it was asked for
     style_weights: tuple[float, ...] = ()  # per style layer; empty = all 1
     content_module: torch.nn.Module | None = None  # the same weights, run only as deep as the content layer
+    channels_last: bool = False  # images and weights in NHWC memory order (set with use_speed_options)
+    bfloat16: bool = False  # the network under bfloat16 autocast; the features come back as float32
 
     def __post_init__(self) -> None:
         if not self.style_weights:
@@ -35,11 +37,30 @@ class FeatureNet:
             raise ValueError(f"{len(self.style_weights)} style weights for {len(self.style_layers)} style layers")
 
     def __call__(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
-        return self.module(images)
+        return self._run(self.module, images)
 
     def content(self, images: torch.Tensor) -> torch.Tensor:
         """The content layer's activations alone (the content renders need no deeper layer)."""
-        return (self.content_module or self.module)(images)[self.content_layer]
+        return self._run(self.content_module or self.module, images)[self.content_layer]
+
+    def _run(self, module: torch.nn.Module, images: torch.Tensor) -> dict[str, torch.Tensor]:
+        if not (self.channels_last or self.bfloat16):
+            return module(images)
+        if self.channels_last:
+            images = images.contiguous(memory_format=torch.channels_last)
+        with torch.autocast(images.device.type, dtype=torch.bfloat16, enabled=self.bfloat16):
+            features = module(images)
+        return {name: value.float() for name, value in features.items()}
+
+    def use_speed_options(self, channels_last: bool, bfloat16: bool) -> "FeatureNet":
+        """GPU speed options: NHWC memory order (tensor cores prefer it) and bfloat16 autocast. Both run
+        on the CPU too, where they are rarely faster; the losses always see float32 features."""
+        self.channels_last, self.bfloat16 = channels_last, bfloat16
+        if channels_last:
+            for module in (self.module, self.content_module):
+                if module is not None:
+                    module.to(memory_format=torch.channels_last)
+        return self
 
 
 def resolve_auto(device: torch.device | str, weights_path: str | None = None) -> tuple[str, str]:

@@ -23,12 +23,12 @@ from ..render import MeshTensors, plan_shading, rasterize_view, shade, shade_pla
 from ..texture import build_pyramid, pyramid_layout
 from ..views import random_cameras
 from .finishing import finish_texture, uv_island_mask
-from .losses import StyleMemory, channel_objective, content_loss, gram, style_loss
+from .losses import Coverage, StyleMemory, channel_objective, content_loss, gram, style_loss
 from .parameterization import make_texture_parameter
 from .progress import Progress, StyleResult
 from .settings import StyleSettings, parse_layer_weights, parse_objective
 from .spectrum_size import covered_levels_of_detail, resolvable_size
-from .view_pool import PooledView, ViewPool
+from .view_pool import PooledView, ViewPool, pool_capacity
 
 
 def _image_tensor(image: np.ndarray, device: torch.device) -> torch.Tensor:
@@ -80,6 +80,7 @@ class StyleJob:
         chosen = parse_layer_weights(settings.style_layers)
         self.net = build_feature_net(settings.features, device, settings.weights, tuple(chosen) or None,
                                      settings.content_layer or None, extra, settings.seed)
+        self.net.use_speed_options(settings.channels_last, settings.network_precision == "bfloat16")
         if self.objective is not None:
             # An index past the layer's channels would slice out nothing and optimize nothing.
             layer, channel = self.objective
@@ -110,7 +111,8 @@ class StyleJob:
         self.content_weight = settings.content_weight if self.original_pyramid is not None else 0.0
         self.memory = StyleMemory(settings.style_decay)
         self.rng = np.random.default_rng(settings.seed)
-        self.pool = ViewPool(max(settings.view_pool, settings.views_per_step), settings.view_reuse, self._make_view, self.rng)
+        capacity = pool_capacity(settings.view_pool, settings.views_per_step, settings.render_size)
+        self.pool = ViewPool(capacity, settings.view_reuse, self._make_view, self.rng)
         # Faces that covered at least one pixel centre in some view. Texels count as seen when they
         # lie under a seen face in UV space. (Gradients are no guide: coarse mip levels average
         # across UV islands, so hidden texels receive gradient too.)
@@ -161,7 +163,7 @@ class StyleJob:
                 image = shade(fragments, self.mesh_t.uvs, self.original_pyramid, s.filter, s.boundary, background)
                 content = self.net.content(image.permute(2, 0, 1)[None])
         self.face_seen[fragments.face_ids[fragments.mask]] = True
-        return PooledView(plan, fragments.mask.to(torch.float32)[None], background, content)
+        return PooledView(plan, Coverage(fragments.mask.to(torch.float32)[None, None]), background, content)
 
     def step(self) -> dict[str, float]:
         size = self.render_size()
@@ -172,7 +174,7 @@ class StyleJob:
         views = self.pool.draw(self.settings.views_per_step)
         pyramid = build_pyramid(self.parameter(self.working_size), kernel=self.settings.mip_kernel)
         learned = torch.stack([shade_planned(v.plan, pyramid.texels, v.background) for v in views]).permute(0, 3, 1, 2)
-        mask = torch.stack([v.mask for v in views])
+        mask = views[0].coverage if len(views) == 1 else Coverage(torch.cat([v.coverage.mask for v in views]))
         features = self.net(learned)
         zero = torch.zeros((), device=self.device)
         if self.objective is not None:

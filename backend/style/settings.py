@@ -39,8 +39,10 @@ class StyleSettings:
     mip_kernel: str = "tent"  # tent | box: the mip pyramid's filter in the renders (tent: no mosaic)
     coarse_fraction: float = 0.0  # the first this fraction of the steps renders at half size (coarse to fine)
     spectrum_size: int = 0  # fourier spectrum's resolution; 0 = auto: what the renders resolve (spectrum_size.py)
-    view_pool: int = 16  # random views kept ...
+    view_pool: int = 32  # random views kept ...
     view_reuse: int = 4  # ... one replaced by a fresh view every this many steps (view_pool.py); 1 and 1 = fresh each step
+    channels_last: bool = False  # network in NHWC memory order (a GPU option; docs/BENCHMARKS.md)
+    network_precision: str = "float32"  # float32 | bfloat16 (autocast; a GPU option)
     objective: str | None = None  # "channel:LAYER:INDEX" to excite one feature channel instead of style
     preview_every: int = 0  # send the texture with progress every N steps; 0 = never
     margin: int = 16  # UV island padding in texels
@@ -79,7 +81,7 @@ class StyleSettings:
             raise StyleTexError(f"setting zoom_max ({self.zoom_max}) is below zoom_min ({self.zoom_min})")
         choices = {"features": FEATURE_KINDS, "param": tuple(PARAMETERIZATIONS), "init": ("original", "random"),
                    "device": ("auto", "cpu", "cuda"), "filter": FILTERS, "boundary": BOUNDARIES,
-                   "mip_kernel": ("box", "tent")}
+                   "mip_kernel": ("box", "tent"), "network_precision": ("float32", "bfloat16")}
         for name, allowed in choices.items():
             if getattr(self, name) not in allowed:
                 raise StyleTexError(f"setting {name} must be one of {', '.join(allowed)}, got {getattr(self, name)!r}")
@@ -91,6 +93,8 @@ class StyleSettings:
             raise StyleTexError(f"setting coarse_fraction must lie in [0, 1], got {self.coarse_fraction}")
         if not 0 <= self.fourier_decay <= 4:
             raise StyleTexError(f"setting fourier_decay must lie in [0, 4], got {self.fourier_decay}")
+        if not isinstance(self.channels_last, bool):
+            raise StyleTexError(f"setting channels_last must be true or false, got {self.channels_last!r}")
         if 0 < self.spectrum_size < 8:
             raise StyleTexError(f"setting spectrum_size must be 0 (auto) or at least 8, got {self.spectrum_size}")
         if self.param == "pixel" and self.spectrum_size not in (0, self.texture_size):

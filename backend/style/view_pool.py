@@ -21,6 +21,15 @@ import numpy as np
 import torch
 
 from ..render import ShadingPlan
+from .losses import Coverage
+
+POOL_BYTES = 512 * 2**20  # what the pooled views may hold at most
+BYTES_PER_PIXEL = 100  # a covered pixel's plan (8 taps: int64 index + float32 weight), mask, pixel index
+
+
+def pool_capacity(wanted: int, views_per_step: int, render_size: int) -> int:
+    """`wanted`, bounded so that the pool's views fit in POOL_BYTES (at least one step's views)."""
+    return max(views_per_step, min(wanted, POOL_BYTES // (BYTES_PER_PIXEL * render_size * render_size)))
 
 
 @dataclass(frozen=True)
@@ -28,7 +37,7 @@ class PooledView:
     """One view, ready to shade with the learned texture's texel table."""
 
     plan: ShadingPlan  # the lookups into the learned texture's pyramid
-    mask: torch.Tensor  # (1, R, R) float coverage
+    coverage: Coverage  # of this view alone, (1, 1, R, R), with its per-layer resizings kept
     background: torch.Tensor  # (C,) the colour behind the mesh, shared with the content render
     content: torch.Tensor | None  # the content layer's features of the original texture's render, (1, C', h, w)
 

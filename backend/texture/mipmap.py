@@ -45,15 +45,20 @@ def _tent_rows(x: torch.Tensor) -> torch.Tensor:
     return out
 
 
-def _tent_rows_adjoint(grad: torch.Tensor) -> torch.Tensor:
-    """The transpose of _tent_rows: (n, ...) -> (2n, ...), a smooth (bilinear-like) upsampling."""
+def _tent_rows_adjoint(grad: torch.Tensor, base: torch.Tensor | None = None) -> torch.Tensor:
+    """The transpose of _tent_rows: (n, ...) -> (2n, ...), a smooth (bilinear-like) upsampling, added
+    to `base` (2n, ...) when given (one pass fewer than adding afterwards)."""
     n = grad.shape[0]
     out = grad.new_empty((n, 2) + grad.shape[1:])
     even, odd = out[:, 0], out[:, 1]
-    torch.mul(grad, 0.375, out=even)
+    if base is None:
+        torch.mul(grad, 0.375, out=even)
+        torch.mul(grad, 0.375, out=odd)
+    else:
+        torch.add(base[0::2], grad, alpha=0.375, out=even)
+        torch.add(base[1::2], grad, alpha=0.375, out=odd)
     even[1:].add_(grad[:-1], alpha=0.125)
     even[:1].add_(grad[-1:], alpha=0.125)
-    torch.mul(grad, 0.375, out=odd)
     odd[:-1].add_(grad[1:], alpha=0.125)
     odd[-1:].add_(grad[:1], alpha=0.125)
     return out.view((2 * n,) + grad.shape[1:])
@@ -78,9 +83,10 @@ def _tent_half(level: torch.Tensor) -> torch.Tensor:
     return _tent_rows(rows.transpose(0, 1)).transpose(0, 1)
 
 
-def _tent_half_adjoint(grad: torch.Tensor) -> torch.Tensor:
+def _tent_half_adjoint(grad: torch.Tensor, base: torch.Tensor) -> torch.Tensor:
+    """base + the transpose of _tent_half applied to grad."""
     columns = _tent_rows_adjoint(grad.transpose(0, 1)).transpose(0, 1)
-    return _tent_rows_adjoint(columns)
+    return _tent_rows_adjoint(columns, base)
 
 
 def _area_half(level: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
@@ -133,12 +139,11 @@ class _Pyramid(torch.autograd.Function):
         for k in range(len(levels) - 1, 0, -1):
             kind = filters[k - 1]
             if kind == "tent":
-                finer = _tent_half_adjoint(carried)
+                carried = _tent_half_adjoint(carried, levels[k - 1])
             elif kind == "box":
-                finer = _box_half_adjoint(carried)
+                carried = _box_half_adjoint(carried).add_(levels[k - 1])
             else:
-                finer = _area_half_adjoint(carried, sizes[k - 1])
-            carried = finer.add_(levels[k - 1])
+                carried = _area_half_adjoint(carried, sizes[k - 1]).add_(levels[k - 1])
         return carried, None, None, None
 
 

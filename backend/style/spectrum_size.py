@@ -5,9 +5,15 @@ trilinear filtering reads mip level k or coarser, and texture detail finer than 
 reaches the loss except blurred away. Optimizing a spectrum finer than the renders resolve costs
 time (the inverse FFT, the sigmoid, the mip pyramid and their gradients all grow with its area)
 and buys detail no render judged. So `auto` measures the mip level of detail of every covered
-pixel over a few random views, and takes the texture size halved floor(median) times: the
-resolution at which the median pixel's footprint is still at least one texel. The result is then
-the band-limited interpolation of that spectrum at the texture size (parameterization.py).
+pixel over a few random views and halves the texture size floor(L) times, L being the level that
+all but LEVEL_QUANTILE of the covered pixels read or coarser: the finest resolution a sizeable share
+of the pixels still resolves. The result is then the band-limited interpolation of that spectrum at
+the texture size (parameterization.py).
+
+Why a low quantile and not the median: with the median, Spot at 256^2 renders was optimized at 512^2,
+where a third of its pixels still read level 0, and in one run of two its body came out in a light and
+a dark half, split along a UV seam; at 1024^2 it did not (docs/BENCHMARKS.md). Fine detail is where a
+style's statistics can be met locally; without it they were met by large blocks of colour.
 """
 
 from __future__ import annotations
@@ -24,6 +30,7 @@ from ..views import random_cameras
 
 PROBE_VIEWS = 8
 MIN_AUTO_SIZE = 64  # below this a texture is a few colour patches; never chosen automatically
+LEVEL_QUANTILE = 0.1
 
 
 def covered_levels_of_detail(mesh: MeshTensors, center, radius: float, texture_size: int, render_size: int,
@@ -39,10 +46,11 @@ def covered_levels_of_detail(mesh: MeshTensors, center, radius: float, texture_s
 
 
 def resolvable_size(levels: torch.Tensor, texture_size: int) -> int:
-    """texture_size halved floor(median level) times, but not below MIN_AUTO_SIZE (nor above texture_size)."""
+    """texture_size halved floor(LEVEL_QUANTILE quantile of the levels) times, but not below MIN_AUTO_SIZE
+    (nor above texture_size)."""
     if levels.numel() == 0:
         return texture_size
-    halvings = max(0, math.floor(float(levels.float().median())))
+    halvings = max(0, math.floor(float(torch.quantile(levels.float(), LEVEL_QUANTILE))))
     size = texture_size
     while halvings > 0 and size // 2 >= MIN_AUTO_SIZE:
         size //= 2

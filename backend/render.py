@@ -14,8 +14,8 @@ import torch.nn.functional as F
 
 from .mesh import Mesh
 from .raster import Fragments, rasterize
-from .texture import MipPyramid, SamplePlan, build_pyramid, gather, plan_samples, surface_uv
-from .texture.sample import FILTERS
+from .texture import MipPyramid, SamplePlan, gather, plan_samples, surface_uv
+from .texture.sample import as_pyramid
 from .views import Camera
 
 
@@ -98,9 +98,7 @@ def shade(
     background: torch.Tensor | float = 0.0,
 ) -> torch.Tensor:
     """Textured image (H, W, C) from fragments; background where no face covers a pixel."""
-    if filter not in FILTERS:
-        raise ValueError(f"filter must be one of {FILTERS}, got {filter!r}")
-    pyramid = texture if isinstance(texture, MipPyramid) else build_pyramid(texture, None if filter == "linear-mipmap-linear" else 1)
+    pyramid = as_pyramid(texture, filter)
     plan = plan_shading(fragments, uvs, pyramid.sizes, pyramid.offsets, filter, boundary, pyramid.texels.dtype)
     return shade_planned(plan, pyramid.texels, background)
 

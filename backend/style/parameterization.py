@@ -12,7 +12,6 @@ half an 8-bit step (exact 0 and 1 are pulled in by that much: the sigmoid never 
 
 from __future__ import annotations
 
-
 import numpy as np
 import torch
 import torch.nn.functional as F

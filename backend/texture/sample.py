@@ -137,6 +137,16 @@ def gather(texels: torch.Tensor, plan: SamplePlan) -> torch.Tensor:
     return _WeightedGather.apply(texels, plan.index, plan.weight.to(texels.dtype))
 
 
+def as_pyramid(texture: torch.Tensor | MipPyramid, filter: str = "linear-mipmap-linear") -> MipPyramid:
+    """The pyramid a lookup with `filter` reads: `texture` itself when it is one, else built from it (all
+    levels for mip-mapping, level 0 alone for bilinear)."""
+    if filter not in FILTERS:
+        raise ValueError(f"filter must be one of {FILTERS}, got {filter!r}")
+    if isinstance(texture, MipPyramid):
+        return texture
+    return build_pyramid(texture, None if filter == "linear-mipmap-linear" else 1)
+
+
 def sample(
     texture: torch.Tensor | MipPyramid,
     uv: torch.Tensor,
@@ -153,11 +163,6 @@ def sample(
              (trilinear: bilinear on the two mip levels around the level of detail, blended).
     Returns (N, C), differentiable with respect to the texture.
     """
-    if filter not in FILTERS:
-        raise ValueError(f"filter must be one of {FILTERS}, got {filter!r}")
-    if isinstance(texture, MipPyramid):
-        pyramid = texture
-    else:
-        pyramid = build_pyramid(texture, None if filter == "linear-mipmap-linear" else 1)
+    pyramid = as_pyramid(texture, filter)
     plan = plan_samples(pyramid.sizes, pyramid.offsets, uv.to(pyramid.texels.dtype), uv_dxy, filter, boundary)
     return gather(pyramid.texels, plan)

@@ -5,15 +5,19 @@ trilinear filtering reads mip level k or coarser, and texture detail finer than 
 reaches the loss except blurred away. Optimizing a spectrum finer than the renders resolve costs
 time (the inverse FFT, the sigmoid, the mip pyramid and their gradients all grow with its area)
 and buys detail no render judged. So `auto` measures the mip level of detail of every covered
-pixel over a few random views and halves the texture size floor(L) times, L being the level that
-all but LEVEL_QUANTILE of the covered pixels read or coarser: the finest resolution a sizeable share
-of the pixels still resolves. The result is then the band-limited interpolation of that spectrum at
-the texture size (parameterization.py).
+pixel over a few random views and halves the texture size floor(L + MAGNIFICATION) times, L being the
+level that all but LEVEL_QUANTILE of the covered pixels read or coarser: that tenth of the pixels may
+then see texels up to 2^MAGNIFICATION (about 1.7) pixels wide. The result is the band-limited
+interpolation of that spectrum at the texture size (parameterization.py).
 
-Why a low quantile and not the median: with the median, Spot at 256^2 renders was optimized at 512^2,
-where a third of its pixels still read level 0, and in one run of two its body came out in a light and
-a dark half, split along a UV seam; at 1024^2 it did not (docs/BENCHMARKS.md). Fine detail is where a
-style's statistics can be met locally; without it they were met by large blocks of colour.
+What a coarse spectrum costs is where texels get larger than pixels, so the rule looks at the finest
+pixels, not the median one. The constants are calibrated on the bundled meshes at 256^2 renders
+(docs/BENCHMARKS.md), over eight probe seeds: Blub's tenth-percentile pixel reads level -1.1 to 0.0 at
+1024^2 (its tail and fins); at 512^2 the tail's texels were 2-3 pixels wide and came out flat yellow in
+all four runs (at 1024^2 in one of three), so Blub keeps 1024^2. Spot's reads 0.39-0.63; at 512^2 it
+scored better than at 1024^2 in all six seeds tried, with the same pictures, so it gets 512^2. Bob's reads
+-0.24-0.25 and keeps 1024^2 but at one seed in eight (at 512^2 it scored 0.750 against 0.654 with The
+Starry Night, 0.841 against 0.852 with The Great Wave).
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ from ..views import random_cameras
 PROBE_VIEWS = 8
 MIN_AUTO_SIZE = 64  # below this a texture is a few colour patches; never chosen automatically
 LEVEL_QUANTILE = 0.1
+MAGNIFICATION = 0.75  # levels: texels up to 2^0.75 pixels wide still count as resolved
 
 
 def covered_levels_of_detail(mesh: MeshTensors, center, radius: float, texture_size: int, render_size: int,
@@ -46,11 +51,11 @@ def covered_levels_of_detail(mesh: MeshTensors, center, radius: float, texture_s
 
 
 def resolvable_size(levels: torch.Tensor, texture_size: int) -> int:
-    """texture_size halved floor(LEVEL_QUANTILE quantile of the levels) times, but not below MIN_AUTO_SIZE
-    (nor above texture_size)."""
+    """texture_size halved floor(LEVEL_QUANTILE quantile of the levels + MAGNIFICATION) times, but not below
+    MIN_AUTO_SIZE (nor above texture_size)."""
     if levels.numel() == 0:
         return texture_size
-    halvings = max(0, math.floor(float(torch.quantile(levels.float(), LEVEL_QUANTILE))))
+    halvings = max(0, math.floor(float(torch.quantile(levels.float(), LEVEL_QUANTILE)) + MAGNIFICATION))
     size = texture_size
     while halvings > 0 and size // 2 >= MIN_AUTO_SIZE:
         size //= 2

@@ -36,8 +36,8 @@ def uv_sphere(rows: int, cols: int, radius: float = 1.0) -> Mesh:
     uv = np.stack([p / (2 * np.pi), 1 - t / np.pi], -1).reshape(-1, 2)
     idx = np.arange((rows + 1) * (cols + 1)).reshape(rows + 1, cols + 1)
     a, b, c, d = idx[:-1, :-1], idx[1:, :-1], idx[1:, 1:], idx[:-1, 1:]
-    lower = np.stack([a, b, c], -1)[1:].reshape(-1, 3)  # skip triangles collapsed at the north pole
-    upper = np.stack([a, c, d], -1)[:-1].reshape(-1, 3)  # ... and at the south pole
+    lower = np.stack([a, b, c], -1)[:-1].reshape(-1, 3)  # b and c collapse at the south pole: skipped
+    upper = np.stack([a, c, d], -1)[1:].reshape(-1, 3)  # a and d collapse at the north pole: skipped
     faces = np.concatenate([lower, upper])
     return make_mesh(positions, faces, uv[faces], "uv_sphere")
 

@@ -43,7 +43,7 @@ def run(device: torch.device, quick: bool) -> list[dict]:
         mesh_t = MeshTensors.from_mesh(mesh, device)
         clip = clip_positions(mesh_t, orbit_camera(mesh.center, mesh.radius, VIEW))
         for size in (256, 512, 1024):
-            seconds = median_seconds(lambda: rasterize(clip, mesh_t.faces, size), device, repeats)
+            seconds = median_seconds(lambda: rasterize(clip, mesh_t.faces, size, orientation=mesh_t.orientation), device, repeats)
             rows.append({"name": f"rasterize {name} ({len(mesh.faces)} tris) {size}^2", "seconds": seconds})
 
     # Sampler alone: every pixel of a 512^2 view looks up a random UV with footprints of ~2 texels.
@@ -68,7 +68,8 @@ def run(device: torch.device, quick: bool) -> list[dict]:
         image.grad = None
         net(image).square().mean().backward()
 
-    # The renderer's whole share of one training view: rasterize, interpolate UVs, sample + backward.
+    # The renderer's whole share of one training view: rasterize, interpolate UVs, sample + backward. Both
+    # meshes are closed, so their back faces are culled, as every render of the engine does.
     texture = torch.rand(1024, 1024, 3, generator=gen).to(device).requires_grad_()
 
     def view_step_of(mesh) -> Callable[[], None]:
@@ -77,7 +78,7 @@ def run(device: torch.device, quick: bool) -> list[dict]:
 
         def step() -> None:
             texture.grad = None
-            shade(rasterize(clip, mesh_t.faces, 512), mesh_t.uvs, texture).sum().backward()
+            shade(rasterize(clip, mesh_t.faces, 512, orientation=mesh_t.orientation), mesh_t.uvs, texture).sum().backward()
 
         return step
 

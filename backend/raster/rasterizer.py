@@ -128,7 +128,7 @@ def _face_barycentrics(prims: Primitives, prim: torch.Tensor, px: torch.Tensor, 
 
 
 @torch.no_grad()
-def rasterize(clip: torch.Tensor, faces: torch.Tensor, size: int, chunk: int = DEFAULT_CHUNK) -> Fragments:
+def rasterize(clip: torch.Tensor, faces: torch.Tensor, size: int, chunk: int = DEFAULT_CHUNK, orientation: int = 0) -> Fragments:
     """Rasterizes one view.
 
     clip:  (V, 4) float, clip-space vertex positions (P @ V @ [x, y, z, 1]).
@@ -136,11 +136,13 @@ def rasterize(clip: torch.Tensor, faces: torch.Tensor, size: int, chunk: int = D
     size:  output is size x size pixels; pixel (x, y) is covered when its centre (x+0.5, y+0.5)
            lies inside the projected triangle (row 0 at the top).
     chunk: upper bound on fragments processed at once (a memory knob; results do not depend on it).
+    orientation: +1 / -1 for a closed surface facing outward / inward (culling.closed_orientation), whose
+           back faces are then skipped when they cannot be seen; 0 (any mesh) renders both sides.
     """
     if not 1 <= size <= MAX_SIZE:
         raise ValueError(f"image size must lie in [1, {MAX_SIZE}], got {size}")
     device = clip.device
-    prims = setup_triangles(clip, faces, size)
+    prims = setup_triangles(clip, faces, size, orientation)
     zbuf = _zbuffer(prims, size, chunk)
 
     covered = torch.nonzero(zbuf != EMPTY_KEY).squeeze(1)

@@ -97,12 +97,20 @@ def _pixel_range(lo: torch.Tensor, hi: torch.Tensor, size: int) -> tuple[torch.T
     return first, last
 
 
-def setup_triangles(clip: torch.Tensor, faces: torch.Tensor, size: int) -> Primitives:
-    """Culls, clips, snaps and orients the triangles of one view; see Primitives."""
+def setup_triangles(clip: torch.Tensor, faces: torch.Tensor, size: int, orientation: int = 0) -> Primitives:
+    """Culls, clips, snaps and orients the triangles of one view; see Primitives.
+
+    orientation: +1 or -1 when the faces form a closed surface facing outward or inward
+    (culling.closed_orientation); its back faces are then dropped whenever no vertex lies beyond the
+    near plane, since they can never be seen. 0 keeps every face (open meshes are seen from both sides).
+    """
     device = clip.device
     clip = clip.to(torch.float64)
     corners = faces.T.contiguous()  # (3, F)
-    code = take(_outcodes(clip), corners.reshape(-1)).view(3, -1)
+    vertex_code = _outcodes(clip)
+    # Seen from outside (nothing beyond the near plane), a closed surface shows its front faces only.
+    cull = orientation if orientation and not bool(((vertex_code & _NEAR) != 0).any()) else 0
+    code = take(vertex_code, corners.reshape(-1)).view(3, -1)
     every = code[0] & code[1] & code[2]
     either = code[0] | code[1] | code[2]
     visible = (every & _FRUSTUM) == 0
@@ -125,6 +133,8 @@ def setup_triangles(clip: torch.Tensor, faces: torch.Tensor, size: int) -> Primi
     row0, row1 = _pixel_range(y.amin(dim=0), y.amax(dim=0), size)
     area = (x[1] - x[0]) * (y[2] - y[0]) - (y[1] - y[0]) * (x[2] - x[0])
     live = (col0 <= col1) & (row0 <= row1) & (area != 0)
+    if cull:
+        live &= area * cull < 0  # front faces wind counter-clockwise, which is area < 0 with rows downward
     # Order: unclipped triangles one pixel row tall first (most of them on dense meshes; the scan
     # converter handles them in place), then the other unclipped ones, then the clipped pieces.
     unclipped = torch.arange(len(live), device=device) < len(plain)

@@ -18,14 +18,24 @@ from .obj_io import read_obj
 from .style.engine import stylize
 from .style.parameterization import PARAMETERIZATIONS
 from .style.progress import Progress
-from .style.settings import StyleSettings
+from .style.settings import StyleSettings, parse_blend
 
 DEFAULTS = {f.name: f.default for f in fields(StyleSettings)}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("mesh", help="OBJ file with texture coordinates")
-    parser.add_argument("--style", help="style image (a painting)")
+    parser.add_argument("--style", action="append", metavar="IMAGE",
+                        help="style image (a painting); repeat it to mix several, weighted by --style-blend")
+    parser.add_argument("--style-blend", default=DEFAULTS["style_blend"], metavar="W1,W2,...",
+                        help="one weight per --style: the targets are the weighted mean of the paintings' Gram "
+                             "matrices (default: equal)")
+    parser.add_argument("--style-scale", type=finite_float, default=DEFAULTS["style_scale"],
+                        help="the painting's size relative to the renders when its style is measured: 2 gives "
+                             "bigger brush strokes and motifs, 0.5 finer ones")
+    parser.add_argument("--preserve-colors", action="store_true",
+                        help="keep the original texture's colours; take only the luminance structure from the "
+                             "painting (needs --texture)")
     parser.add_argument("--texture", help="the mesh's original texture (content, start and fill)")
     parser.add_argument("--out", required=True, help="output texture PNG (sRGB-encoded, like the input texture)")
     parser.add_argument("--steps", type=positive_int, default=DEFAULTS["steps"])
@@ -118,14 +128,19 @@ def run(args: argparse.Namespace) -> int:
         style_layers=args.style_layers, content_layer=args.content_layer, jitter=args.jitter,
         fourier_decay=args.fourier_decay, coarse_fraction=args.coarse_fraction, spectrum_size=args.spectrum_size,
         view_pool=args.view_pool, view_reuse=args.view_reuse, channels_last=args.channels_last,
-        network_precision=args.network_precision,
+        network_precision=args.network_precision, style_scale=args.style_scale, style_blend=args.style_blend,
+        preserve_colors=args.preserve_colors,
         preview_every=args.preview_every if args.previews else 0,
     ).validate()
-    if args.style is None and args.objective is None:
+    if not args.style and args.objective is None:
         raise StyleTexError("--style IMAGE is required (or --objective channel:LAYER:INDEX)")
     mesh = read_obj(args.mesh, up_axis=args.obj_up)
-    style = load_image(args.style) if args.style else None
+    style = [load_image(path) for path in args.style] if args.style else None
     original = load_image(args.texture) if args.texture else None
+    if settings.preserve_colors and original is None:
+        raise StyleTexError("--preserve-colors keeps the original texture's colours: give it with --texture")
+    if style is not None:
+        parse_blend(settings.style_blend, len(style))
     note = ""
     if settings.features == "random":
         note = "note: --features random is for tests; it is not a quality mode"

@@ -54,6 +54,11 @@ def parse_overrides(pairs: list[str]) -> dict:
         if name not in types:
             raise StyleTexError(f"--set {pair}: no setting {name!r}")
         kind = types[name]
+        if kind is bool:
+            if value not in ("true", "false"):
+                raise StyleTexError(f"--set {pair}: {value!r} is not true or false")
+            out[name] = value == "true"
+            continue
         try:
             out[name] = None if value == "none" else (kind(value) if kind in (int, float, str) else value)
         except ValueError:

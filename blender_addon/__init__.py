@@ -19,8 +19,10 @@ bl_info = {
 def _classes():
     from . import operators, panel, preferences, properties
 
-    return (properties.StyleTexSettings, preferences.StyleTexPreferences, operators.STYLETEX_OT_stylize,
-            operators.STYLETEX_OT_cancel, operators.STYLETEX_OT_revert, panel.STYLETEX_PT_panel)
+    return (properties.StyleTexPainting, properties.StyleTexSettings, preferences.StyleTexPreferences,
+            operators.STYLETEX_OT_stylize, operators.STYLETEX_OT_cancel, operators.STYLETEX_OT_revert,
+            operators.STYLETEX_OT_painting_add, operators.STYLETEX_OT_painting_remove, panel.STYLETEX_UL_paintings,
+            panel.STYLETEX_PT_panel, panel.STYLETEX_PT_advanced)
 
 
 def register() -> None:

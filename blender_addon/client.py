@@ -21,7 +21,7 @@ from typing import Iterator
 import numpy as np
 import zmq
 
-from .protocol import SERVER_TYPES, Limits, Message, ProtocolError, decode, encode
+from .protocol import SERVER_TYPES, Limits, Message, ProtocolError, decode, encode, painting_array_name
 
 PING_INTERVAL = 1.0
 
@@ -174,14 +174,17 @@ class StyleTexClient:
         self._request(encode("ping"), ("pong",))
         return time.perf_counter() - start
 
-    def submit(self, positions: np.ndarray, faces: np.ndarray, uvs: np.ndarray, style: bytes | np.ndarray | None,
-               settings: dict | None = None, texture: np.ndarray | None = None,
-               preview: dict | None = None) -> str:
-        """Queues a job; returns its id. `style` is an encoded image file (bytes) or an (H, W, 3|4) array."""
+    def submit(self, positions: np.ndarray, faces: np.ndarray, uvs: np.ndarray,
+               style: bytes | np.ndarray | list | None, settings: dict | None = None,
+               texture: np.ndarray | None = None, preview: dict | None = None) -> str:
+        """Queues a job; returns its id. `style` is an encoded image file (bytes) or an (H, W, 3|4) array, or
+        a list of them (several paintings, mixed by the `style_blend` setting)."""
         arrays = {"positions": np.asarray(positions, np.float32), "faces": np.asarray(faces, np.int32),
                   "uvs": np.asarray(uvs, np.float32)}
-        if style is not None:
-            arrays["style"] = np.frombuffer(style, np.uint8) if isinstance(style, (bytes, bytearray)) else style
+        paintings = style if isinstance(style, list) else [] if style is None else [style]
+        for index, painting in enumerate(paintings):
+            arrays[painting_array_name(index)] = (np.frombuffer(painting, np.uint8)
+                                                  if isinstance(painting, (bytes, bytearray)) else painting)
         if texture is not None:
             arrays["texture"] = texture
         fields = {"settings": settings or {}}

@@ -13,11 +13,12 @@ import queue
 import time
 
 import bpy
-from bpy.props import EnumProperty, FloatProperty, IntProperty, StringProperty
+from bpy.props import BoolProperty, CollectionProperty, EnumProperty, FloatProperty, IntProperty, StringProperty
 
 from .client import ClientError, CurveKeys
 from .extract import ExtractError, extract_active
-from .properties import FEATURES
+from .controls import style_settings
+from .properties import ADVANCED, BLEND, FEATURES, PRESERVE, SCALE, STRENGTH, StyleTexPainting
 from .session import Event, JobSession
 from .write_back import ensure_image, revert, show_styled, styled_image_name, write_pixels
 
@@ -113,6 +114,13 @@ class STYLETEX_OT_stylize(bpy.types.Operator):
     bl_options = {"REGISTER"}
 
     style_path: StringProperty(name="Style Image", subtype="FILE_PATH")
+    blend_weight: FloatProperty(**BLEND)
+    paintings: CollectionProperty(type=StyleTexPainting, name="More Paintings",
+                                  description="Further paintings mixed into the style: [{'name': path, 'weight': w}, ...]")
+    style_scale: FloatProperty(**SCALE)
+    preserve_colors: BoolProperty(**PRESERVE)
+    strength: FloatProperty(**STRENGTH)
+    advanced_weights: BoolProperty(**ADVANCED)
     steps: IntProperty(name="Steps", default=400, min=1)
     texture_size: IntProperty(name="Texture Size", default=1024, min=16, max=4096)
     render_size: IntProperty(name="Render Size", default=512, min=16, max=2048)
@@ -144,17 +152,26 @@ class STYLETEX_OT_stylize(bpy.types.Operator):
         from .preferences import backend_address, preferences
 
         payload = extract_active(context)
-        path = bpy.path.abspath(self.style_path)
-        if not self.style_path or not os.path.isfile(path):
-            raise ExtractError(f"style image not found: {self.style_path or '(none chosen)'}")
-        with open(path, "rb") as handle:
-            style = handle.read()
+        chosen = [(self.style_path, self.blend_weight)] + [(p.name, p.weight) for p in self.paintings]
+        style = []
+        for number, (name, _) in enumerate(chosen, 1):
+            path = bpy.path.abspath(name)
+            if not name or not os.path.isfile(path):
+                which = "style image" if number == 1 else f"painting {number}"
+                raise ExtractError(f"{which} not found: {name or '(none chosen)'}")
+            with open(path, "rb") as handle:
+                style.append(handle.read())
+        if not any(weight > 0 for _, weight in chosen):
+            raise ExtractError("every painting has weight 0: give at least one a weight")
+        if self.preserve_colors and payload.texture is None:
+            raise ExtractError("Preserve Colors keeps the texture's colours, and this object has no texture")
         obj = context.active_object
         if obj.name in _sessions:
             raise ExtractError(f"a StyleTex job is already running for '{obj.name}'")
+        raw = (self.style_weight, self.content_weight) if self.advanced_weights else None
         settings = {"steps": self.steps, "texture_size": self.texture_size, "render_size": self.render_size,
-                    "style_weight": self.style_weight, "content_weight": self.content_weight,
-                    "features": self.features, "seed": self.seed}
+                    "features": self.features, "seed": self.seed,
+                    **style_settings([w for _, w in chosen], self.style_scale, self.preserve_colors, self.strength, raw)}
         preview = {"every": max(1, self.steps // 40), "max_size": min(self.texture_size, 1024), "format": "float16"}
         curve, local, address = None, None, self.address
         prefs = preferences(context)
@@ -221,3 +238,35 @@ class STYLETEX_OT_revert(bpy.types.Operator):
 
 def running(obj_name: str) -> bool:
     return obj_name in _sessions
+
+
+class STYLETEX_OT_painting_add(bpy.types.Operator):
+    """Mix one more painting into the style"""
+
+    bl_idname = "styletex.painting_add"
+    bl_label = "Add Painting"
+    bl_options = {"REGISTER", "UNDO"}
+
+    def execute(self, context):
+        settings = _settings(context.scene)
+        settings.paintings.add()
+        settings.painting_index = len(settings.paintings) - 1
+        return {"FINISHED"}
+
+
+class STYLETEX_OT_painting_remove(bpy.types.Operator):
+    """Remove the selected painting from the mix"""
+
+    bl_idname = "styletex.painting_remove"
+    bl_label = "Remove Painting"
+    bl_options = {"REGISTER", "UNDO"}
+
+    @classmethod
+    def poll(cls, context):
+        return len(_settings(context.scene).paintings) > 0
+
+    def execute(self, context):
+        settings = _settings(context.scene)
+        settings.paintings.remove(min(settings.painting_index, len(settings.paintings) - 1))
+        settings.painting_index = max(0, min(settings.painting_index, len(settings.paintings) - 1))
+        return {"FINISHED"}

@@ -1,4 +1,4 @@
-"""The sidebar panel: View3D > Sidebar > StyleTex (bpy-facing)."""
+"""The sidebar panel: View3D > Sidebar > StyleTex, with an Advanced sub-panel (bpy-facing)."""
 
 from __future__ import annotations
 
@@ -6,21 +6,55 @@ import bpy
 
 from .operators import running
 
+# Settings copied from the panel onto the stylize operator when it is drawn (the paintings list apart).
+OPERATOR_SETTINGS = ("style_path", "blend_weight", "style_scale", "preserve_colors", "strength", "advanced_weights",
+                     "texture_size", "render_size", "steps", "style_weight", "content_weight", "features", "seed")
 
-class STYLETEX_PT_panel(bpy.types.Panel):
-    bl_label = "StyleTex"
-    bl_idname = "STYLETEX_PT_panel"
+
+class STYLETEX_UL_paintings(bpy.types.UIList):
+    """More paintings, each with its weight in the mix."""
+
+    def draw_item(self, context, layout, data, item, icon, active_data, active_propname, index=0):
+        row = layout.row(align=True)
+        row.prop(item, "name", text="")
+        row.prop(item, "weight", text="")
+
+
+class _Sidebar:
+    """Where StyleTex's panels live: View3D > Sidebar > StyleTex."""
+
     bl_space_type = "VIEW_3D"
     bl_region_type = "UI"
     bl_category = "StyleTex"
 
+
+class STYLETEX_PT_panel(_Sidebar, bpy.types.Panel):
+    bl_label = "StyleTex"
+    bl_idname = "STYLETEX_PT_panel"
+
     def draw(self, context):
         layout = self.layout
         settings = context.scene.styletex
-        short = {"style_path": "Style", "features": "CNN"}  # full names do not fit beside their fields
-        for name in ("style_path", "texture_size", "render_size", "steps", "style_weight", "content_weight",
-                     "features", "seed"):
-            layout.prop(settings, name, **({"text": short[name]} if name in short else {}))
+        row = layout.row(align=True)
+        row.prop(settings, "style_path", text="Style")  # full names do not fit beside their fields
+        if len(settings.paintings):
+            row.prop(settings, "blend_weight", text="")
+        layout.label(text="More paintings (mixed by weight):")
+        row = layout.row()
+        row.template_list("STYLETEX_UL_paintings", "", settings, "paintings", settings, "painting_index", rows=2)
+        buttons = row.column(align=True)
+        buttons.operator("styletex.painting_add", icon="ADD", text="")
+        buttons.operator("styletex.painting_remove", icon="REMOVE", text="")
+        layout.prop(settings, "strength", slider=True)
+        row = layout.row()
+        row.active = not settings.advanced_weights  # the raw weights of Advanced replace it
+        row.label(text="Subtle")
+        row.label(text="Strong")
+        layout.prop(settings, "style_scale")
+        layout.prop(settings, "preserve_colors")
+        for name in ("texture_size", "render_size", "steps"):
+            layout.prop(settings, name)
+        layout.prop(settings, "features", text="CNN")
         from .preferences import preferences
 
         prefs = preferences(context)
@@ -38,9 +72,11 @@ class STYLETEX_PT_panel(bpy.types.Panel):
             row.operator("styletex.cancel")
         else:
             op = row.operator("styletex.stylize")
-            for name in ("style_path", "texture_size", "render_size", "steps", "style_weight", "content_weight",
-                         "features", "seed"):
+            for name in OPERATOR_SETTINGS:
                 setattr(op, name, getattr(settings, name))
+            for painting in settings.paintings:
+                item = op.paintings.add()
+                item.name, item.weight = painting.name, painting.weight
         layout.operator("styletex.revert")
         if hasattr(layout, "progress"):  # 4.0+
             layout.progress(factor=settings.progress, text=settings.status or "idle")
@@ -50,3 +86,22 @@ class STYLETEX_PT_panel(bpy.types.Panel):
             box = layout.box()
             box.alert = True
             box.label(text=settings.last_error, icon="ERROR")
+
+
+class STYLETEX_PT_advanced(_Sidebar, bpy.types.Panel):
+    """The raw loss weights (instead of the strength slider) and the seed."""
+
+    bl_label = "Advanced"
+    bl_idname = "STYLETEX_PT_advanced"
+    bl_parent_id = "STYLETEX_PT_panel"
+    bl_options = {"DEFAULT_CLOSED"}
+
+    def draw(self, context):
+        layout = self.layout
+        settings = context.scene.styletex
+        layout.prop(settings, "advanced_weights")
+        column = layout.column()
+        column.active = settings.advanced_weights
+        column.prop(settings, "style_weight")
+        column.prop(settings, "content_weight")
+        layout.prop(settings, "seed")

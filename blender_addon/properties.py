@@ -3,15 +3,41 @@
 from __future__ import annotations
 
 import bpy
-from bpy.props import EnumProperty, FloatProperty, IntProperty, StringProperty
+from bpy.props import BoolProperty, CollectionProperty, EnumProperty, FloatProperty, IntProperty, StringProperty
 
+from .controls import DEFAULT_STRENGTH
 from .protocol import FEATURE_CHOICES
 
 FEATURES = list(FEATURE_CHOICES)
+SCALE = {"name": "Style Scale", "default": 1.0, "min": 0.125, "max": 8.0,
+         "description": "The painting's size against the renders: 2 gives bigger brush strokes and motifs, 0.5 finer ones"}
+PRESERVE = {"name": "Preserve Colors", "default": False,
+            "description": "Keep the texture's own colours; take only the light and dark of the painting's strokes"}
+STRENGTH = {"name": "Strength", "default": DEFAULT_STRENGTH, "min": 0.0, "max": 1.0, "subtype": "FACTOR",
+            "description": "From subtle (the object's markings stay) to strong (the painting takes over)"}
+ADVANCED = {"name": "Raw Weights", "default": False,
+            "description": "Use the style and content weights below instead of the strength slider"}
+BLEND = {"name": "Weight", "default": 1.0, "min": 0.0, "max": 100.0, "description": "This painting's share of the style"}
+
+
+class StyleTexPainting(bpy.types.PropertyGroup):
+    """One more painting to mix into the style, with its weight. The item's `name` is the painting's file
+    path: collections passed to an operator as dicts must give a name, so the path is it
+    (`paintings=[{"name": "/path/wave.jpg", "weight": 0.5}]`)."""
+
+    name: StringProperty(name="Painting", subtype="FILE_PATH")
+    weight: FloatProperty(**BLEND)
 
 
 class StyleTexSettings(bpy.types.PropertyGroup):
     style_path: StringProperty(name="Style Image", subtype="FILE_PATH", description="The painting whose style to apply")
+    blend_weight: FloatProperty(**BLEND)
+    paintings: CollectionProperty(type=StyleTexPainting, name="More Paintings")
+    painting_index: IntProperty(name="Active Painting", default=0, min=0)
+    style_scale: FloatProperty(**SCALE)
+    preserve_colors: BoolProperty(**PRESERVE)
+    strength: FloatProperty(**STRENGTH)
+    advanced_weights: BoolProperty(**ADVANCED)
     texture_size: IntProperty(name="Texture Size", default=1024, min=64, max=4096)
     render_size: IntProperty(name="Render Size", default=512, min=64, max=2048)
     steps: IntProperty(name="Steps", default=400, min=1, max=100000)

@@ -12,11 +12,11 @@ from dataclasses import dataclass, fields
 import numpy as np
 from PIL import Image
 
-from blender_addon.protocol import Message, ProtocolError
+from blender_addon.protocol import MAX_PAINTINGS, Message, ProtocolError, painting_array_name
 
 from ..errors import StyleTexError
 from ..mesh import Mesh, make_mesh
-from ..style.settings import StyleSettings
+from ..style.settings import StyleSettings, parse_blend
 
 # Settings a client may set. Not 'device' (the server's choice) and never 'weights' (a path on the
 # server's disk: a client must not make the server open files).
@@ -43,7 +43,7 @@ class PreviewOptions:
 @dataclass
 class JobRequest:
     mesh: Mesh
-    style: np.ndarray | None  # (H, W, 3) float32 in [0, 1]
+    style: list[np.ndarray] | None  # paintings (H, W, 3) float32 in [0, 1], in the order style_blend weighs them
     texture: np.ndarray | None
     settings: StyleSettings
     preview: PreviewOptions
@@ -137,7 +137,27 @@ def parse_submit(message: Message, limits: ServiceLimits = ServiceLimits()) -> J
     except StyleTexError as exc:
         raise ProtocolError("bad_mesh", str(exc)) from None
     settings = _settings(message.fields.get("settings"), limits)
-    style = _image(message, "style", limits)
+    style = _paintings(message, limits)
     if style is None and settings.objective is None:
         raise ProtocolError("bad_image", "submit needs a 'style' image (or an objective setting)")
-    return JobRequest(mesh, style, _image(message, "texture", limits), settings, _preview(message.fields.get("preview")))
+    texture = _image(message, "texture", limits)
+    if settings.preserve_colors and texture is None:
+        raise ProtocolError("bad_settings", "preserve_colors keeps the original texture's colours: send a 'texture'")
+    if style is not None:
+        try:
+            parse_blend(settings.style_blend, len(style))
+        except StyleTexError as exc:
+            raise ProtocolError("bad_settings", str(exc)) from None
+    return JobRequest(mesh, style, texture, settings, _preview(message.fields.get("preview")))
+
+
+def _paintings(message: Message, limits: ServiceLimits) -> list[np.ndarray] | None:
+    """The paintings 'style', 'style_2', ... in order; a gap in the numbering is an error."""
+    names = [painting_array_name(k) for k in range(MAX_PAINTINGS)]
+    stray = sorted(n for n in message.arrays if n.startswith("style_") and n not in names)
+    if stray:
+        raise ProtocolError("bad_image", f"unknown painting array {stray[0]!r} (style, style_2 ... style_{MAX_PAINTINGS})")
+    present = [n for n in names if n in message.arrays]
+    if present != names[: len(present)]:
+        raise ProtocolError("bad_image", f"painting arrays must be numbered without gaps, got {', '.join(present)}")
+    return [_image(message, n, limits) for n in present] or None

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import threading
 import time
-from typing import Callable
+from typing import Callable, Sequence
 
 import numpy as np
 import torch
@@ -22,11 +22,12 @@ from ..mesh import Mesh
 from ..render import MeshTensors, plan_shading, rasterize_view, shade, shade_planned
 from ..texture import build_pyramid, pyramid_layout
 from ..views import random_cameras
+from .colors import grey, keep_colors, matched_grey_painting
 from .finishing import finish_texture, uv_island_mask
 from .losses import Coverage, StyleMemory, channel_objective, content_loss, gram, style_loss
 from .parameterization import make_texture_parameter
 from .progress import Progress, StyleResult
-from .settings import StyleSettings, parse_layer_weights, parse_objective
+from .settings import StyleSettings, parse_blend, parse_layer_weights, parse_objective
 from .spectrum_size import covered_levels_of_detail, resolvable_size
 from .view_pool import PooledView, ViewPool, pool_capacity
 
@@ -51,12 +52,23 @@ def resize_longer_side(image: np.ndarray, longer_side: int, device: torch.device
     return F.interpolate(_image_tensor(image, device), size=size, mode="bilinear", antialias=True)
 
 
-def style_targets(net: FeatureNet, style_image: np.ndarray, longer_side: int, device: torch.device) -> dict[str, torch.Tensor]:
-    """Gram matrices (C, C) of the style image, resized so its longer side is `longer_side`."""
-    image = resize_longer_side(style_image, longer_side, device)
+def style_targets(net: FeatureNet, paintings: Sequence[np.ndarray], longer_side: int, device: torch.device,
+                  blend: Sequence[float] | None = None) -> dict[str, torch.Tensor]:
+    """Gram matrices (C, C) of the paintings, each resized so its longer side is `longer_side`, averaged with
+    the `blend` weights (default: equal). A Gram matrix is a mean over positions, so the blend is what one
+    image holding the paintings' features in those proportions would give."""
+    weights = torch.tensor(blend if blend is not None else [1.0] * len(paintings), dtype=torch.float64)
+    weights = (weights / weights.sum()).tolist()
+    targets: dict[str, torch.Tensor] = {}
     with torch.no_grad():
-        features = net(image.clamp(0, 1))
-        return {name: gram(features[name])[0] for name in net.style_layers}
+        for painting, weight in zip(paintings, weights):
+            if weight == 0:
+                continue
+            features = net(resize_longer_side(painting, longer_side, device).clamp(0, 1))
+            for name in net.style_layers:
+                part = weight * gram(features[name])[0]
+                targets[name] = part if name not in targets else targets[name] + part
+    return targets
 
 
 def check_mesh(mesh: Mesh) -> None:
@@ -70,10 +82,18 @@ class StyleJob:
     """The state of one stylization run; `step()` performs one optimization step."""
 
     def __init__(self, mesh: Mesh, style_image, settings: StyleSettings, original_texture, device: torch.device):
+        """style_image: one painting (H, W, 3) or a list of them; see stylize()."""
         self.settings, self.device, self.mesh = settings, device, mesh
         self.objective = parse_objective(settings.objective) if settings.objective else None
-        if self.objective is None and style_image is None:
+        paintings = [] if style_image is None else list(style_image) if isinstance(style_image, (list, tuple)) else [style_image]
+        if self.objective is None and not paintings:
             raise StyleTexError("a style image is needed (or an objective such as channel:relu4_1:17)")
+        self.blend = parse_blend(settings.style_blend, len(paintings)) if paintings else None
+        self.preserve_colors = settings.preserve_colors
+        if self.preserve_colors and original_texture is None:
+            raise StyleTexError("preserve_colors keeps the original texture's colours: it needs an original texture")
+        if self.preserve_colors:
+            paintings = [matched_grey_painting(p, original_texture) for p in paintings]
         self.init = settings.init if original_texture is not None else "random"
         torch.manual_seed(settings.seed)
         extra = (self.objective[0],) if self.objective else ()
@@ -103,7 +123,7 @@ class StyleJob:
         if original_texture is not None:
             texture = torch.from_numpy(np.ascontiguousarray(original_texture, dtype=np.float32)).to(device)
             self.original_pyramid = build_pyramid(texture, kernel=settings.mip_kernel)
-        self.style_image = style_image
+        self.paintings = paintings
         self.targets_by_size: dict[int, dict[str, torch.Tensor]] = {}  # render size -> the painting's Grams
         self.steps_done = 0
         self.render_size_before: int | None = None  # the last step's render size
@@ -141,9 +161,8 @@ class StyleJob:
     def targets(self, size: int) -> dict[str, torch.Tensor]:
         """The painting's Gram matrices as seen at render size `size` (its scale follows the renders')."""
         if size not in self.targets_by_size:
-            s = self.settings
-            longer_side = max(16, round((s.style_size or s.render_size) * size / s.render_size))
-            self.targets_by_size[size] = style_targets(self.net, self.style_image, longer_side, self.device)
+            longer_side = self.settings.style_longer_side(size)
+            self.targets_by_size[size] = style_targets(self.net, self.paintings, longer_side, self.device, self.blend)
         return self.targets_by_size[size]
 
     def _make_view(self) -> PooledView:
@@ -161,7 +180,8 @@ class StyleJob:
         if self.content_weight > 0:
             with torch.no_grad():
                 image = shade(fragments, self.mesh_t.uvs, self.original_pyramid, s.filter, s.boundary, background)
-                content = self.net.content(image.permute(2, 0, 1)[None])
+                image = image.permute(2, 0, 1)[None]
+                content = self.net.content(grey(image) if self.preserve_colors else image)
         self.face_seen[fragments.face_ids[fragments.mask]] = True
         return PooledView(plan, Coverage(fragments.mask.to(torch.float32)[None, None]), background, content)
 
@@ -175,7 +195,7 @@ class StyleJob:
         pyramid = build_pyramid(self.parameter(self.working_size), kernel=self.settings.mip_kernel)
         learned = torch.stack([shade_planned(v.plan, pyramid.texels, v.background) for v in views]).permute(0, 3, 1, 2)
         mask = views[0].coverage if len(views) == 1 else Coverage(torch.cat([v.coverage.mask for v in views]))
-        features = self.net(learned)
+        features = self.net(grey(learned) if self.preserve_colors else learned)
         zero = torch.zeros((), device=self.device)
         if self.objective is not None:
             layer, channel = self.objective
@@ -195,9 +215,12 @@ class StyleJob:
         return {"total": total.item(), "style": style.item(), "content": content_term.item()}
 
     def texture(self) -> torch.Tensor:
-        """The current texture at the texture size (no gradient)."""
+        """The current texture at the texture size (no gradient); with preserve_colors, in the original's colours."""
         with torch.no_grad():
-            return self.parameter()
+            texture = self.parameter()
+            if self.preserve_colors:
+                texture = keep_colors(texture, torch.from_numpy(self.original_square).to(self.device))
+            return texture
 
     def seen_texels(self) -> torch.Tensor:
         """(S, S) bool: texels under the UV footprint of a face that some view so far has shown."""
@@ -211,13 +234,13 @@ class StyleJob:
             island = uv_island_mask(self.mesh_t.uvs, self.settings.texture_size)
             seen = self.seen_texels()
             original = torch.from_numpy(self.original_square).to(self.device) if self.original_square is not None else None
-            finished, coverage = finish_texture(self.parameter(), seen, island, original, self.settings.margin)
+            finished, coverage = finish_texture(self.texture(), seen, island, original, self.settings.margin)
         return finished.cpu().numpy().astype(np.float32), coverage
 
 
 def stylize(
     mesh: Mesh,
-    style_image: np.ndarray | None,
+    style_image: np.ndarray | Sequence[np.ndarray] | None,
     settings: StyleSettings,
     original_texture: np.ndarray | None = None,
     progress: Callable[[Progress], None] | None = None,
@@ -225,7 +248,8 @@ def stylize(
 ) -> StyleResult:
     """Optimizes a texture for `mesh` so that its renders carry the style of `style_image`.
 
-    style_image: (H, W, 3) float in [0, 1] (not needed with a channel objective).
+    style_image: (H, W, 3) float in [0, 1], or a list of paintings whose styles settings.style_blend mixes
+    (not needed with a channel objective).
     original_texture: (H, W, 3) float in [0, 1] or None; it gives the content renders, the start
     (init 'original') and the texels no view saw.
     Returns the finished texture (texture_size^2, image layout, values as in the original: sRGB) and

@@ -32,6 +32,9 @@ class StyleSettings:
     views_per_step: int = 1
     style_decay: float = 0.95  # style memory: EMA decay of the Gram matrices
     style_size: int = 0  # longer side of the style image for the targets; 0 = render_size
+    style_scale: float = 1.0  # the painting's size relative to that when its style is measured: 2 = bigger strokes
+    style_blend: str = ""  # "W1,W2,...": weights of several paintings' Gram matrices; "" = equal weights
+    preserve_colors: bool = False  # keep the original texture's colours, take luminance from the style (colors.py)
     style_layers: str = ""  # "layer[:weight],..." of the network; "" = the network's tuned set
     content_layer: str = ""  # "" = the network's tuned layer
     jitter: float = 0.0  # each view's image shifted by up to this many pixels (transformation robustness)
@@ -93,8 +96,15 @@ class StyleSettings:
             raise StyleTexError(f"setting coarse_fraction must lie in [0, 1], got {self.coarse_fraction}")
         if not 0 <= self.fourier_decay <= 4:
             raise StyleTexError(f"setting fourier_decay must lie in [0, 4], got {self.fourier_decay}")
-        if not isinstance(self.channels_last, bool):
-            raise StyleTexError(f"setting channels_last must be true or false, got {self.channels_last!r}")
+        for name in ("channels_last", "preserve_colors"):
+            if not isinstance(getattr(self, name), bool):
+                raise StyleTexError(f"setting {name} must be true or false, got {getattr(self, name)!r}")
+        if not 0.125 <= self.style_scale <= 8:
+            raise StyleTexError(f"setting style_scale must lie in [0.125, 8], got {self.style_scale}")
+        if self.style_longer_side() > 8192:
+            raise StyleTexError(f"setting style_scale {self.style_scale} makes the painting {self.style_longer_side()} "
+                                "pixels long; at most 8192")
+        parse_blend(self.style_blend)
         if 0 < self.spectrum_size < 8:
             raise StyleTexError(f"setting spectrum_size must be 0 (auto) or at least 8, got {self.spectrum_size}")
         if self.param == "pixel" and self.spectrum_size not in (0, self.texture_size):
@@ -104,6 +114,27 @@ class StyleSettings:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+    def style_longer_side(self, render_size: int | None = None) -> int:
+        """The painting's longer side, in pixels, when its style is measured for renders of `render_size`
+        (default: the full render size; coarse-to-fine steps measure it smaller in proportion)."""
+        size = render_size or self.render_size
+        return max(16, round((self.style_size or self.render_size) * self.style_scale * size / self.render_size))
+
+
+def parse_blend(text: str, paintings: int | None = None) -> list[float] | None:
+    """'1,0.5' -> [1.0, 0.5]; '' -> None (equal weights). With `paintings`, the count must match."""
+    if not text.strip():
+        return None
+    try:
+        weights = [float(part) for part in text.split(",")]
+    except ValueError:
+        weights = [-1.0]
+    if not all(math.isfinite(w) and w >= 0 for w in weights) or not sum(weights) > 0:
+        raise StyleTexError(f"style_blend must be comma-separated weights >= 0, not all 0, got {text!r}")
+    if paintings is not None and len(weights) != paintings:
+        raise StyleTexError(f"style_blend has {len(weights)} weights for {paintings} painting{'s' * (paintings != 1)}")
+    return weights
 
 
 def parse_layer_weights(text: str) -> dict[str, float]:

@@ -17,8 +17,8 @@ import zmq
 import zmq.auth
 from PIL import Image
 
-from blender_addon.client import ServerUnreachable, StyleTexClient
-from blender_addon.protocol import PROTOCOL_VERSION
+from blender_addon.client import ServerError, ServerUnreachable, StyleTexClient
+from blender_addon.protocol import PROTOCOL_VERSION, encode
 
 from .support import (
     CLIENT_TIMEOUT,
@@ -26,6 +26,7 @@ from .support import (
     LONG,
     MAX_MESSAGE_MB,
     MESH,
+    STYLE,
     STYLE_BYTES,
     environment,
     finish,
@@ -362,3 +363,36 @@ def test_a_killed_server_is_reported_and_the_client_reconnects(world):
     finally:
         client.close()
 
+
+
+# --- the artist's controls -------------------------------------------------------------------------
+
+
+def test_several_paintings_blend_and_the_controls_are_checked(main):
+    wave = (STYLE.parent / "wave.jpg").read_bytes()
+    with main.client() as client:
+        textures = []
+        for style, blend in ((STYLE_BYTES, ""), ([STYLE_BYTES, wave], "1,0"), ([STYLE_BYTES, wave], "1,1")):
+            job = client.submit(MESH.positions, MESH.faces, MESH.uvs, style, job_settings(style_blend=blend, style_scale=1.5))
+            events = finish(client, job)
+            assert events[-1].type == "result", events[-1].fields
+            assert events[-1].fields["report"]["settings"]["style_scale"] == 1.5
+            textures.append(np.asarray(events[-1].arrays["texture"]))
+        assert np.array_equal(textures[0], textures[1]) and not np.array_equal(textures[0], textures[2])
+        refused = (
+            (dict(style=[STYLE_BYTES, wave], settings=job_settings(style_blend="1,1,1")), "bad_settings", "3 weights for 2"),
+            (dict(style=STYLE_BYTES, settings=job_settings(preserve_colors=True)), "bad_settings", "send a 'texture'"),
+            (dict(style=STYLE_BYTES, settings=job_settings(style_scale=50.0)), "bad_settings", "style_scale"),
+        )
+        for request, code, text in refused:
+            with pytest.raises(ServerError) as info:
+                client.submit(MESH.positions, MESH.faces, MESH.uvs, request["style"], request["settings"])
+            assert info.value.code == code and text in str(info.value)
+        # A gap in the paintings' numbering: style and style_3 without style_2.
+        header = {"settings": job_settings()}
+        arrays = {"positions": MESH.positions.astype(np.float32), "faces": MESH.faces.astype(np.int32),
+                  "uvs": MESH.uvs.astype(np.float32), "style": np.frombuffer(STYLE_BYTES, np.uint8),
+                  "style_3": np.frombuffer(wave, np.uint8)}
+        with pytest.raises(ServerError) as info:
+            client._request(encode("submit", header, arrays), ("accepted",))
+        assert info.value.code == "bad_image" and "without gaps" in str(info.value)

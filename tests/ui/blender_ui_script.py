@@ -13,7 +13,8 @@ previews into the image:
 
     setup -> tab (sidebar on the StyleTex tab) -> empty (screenshot without the mesh)
     -> before (the mesh with its original texture, once EEVEE compiled its shaders) -> start the job -> during_1, during_2 (after several previews) -> after (status 'done')
-    -> write ui_result.json -> quit
+    -> controls (the artist's controls set as a user would: a second painting, strength, style scale,
+       preserved colours, the Advanced sub-panel open) -> write ui_result.json -> quit
 
 Screenshots are taken with ImageMagick's `import -window root` (the X display Blender draws into)
 after a forced redraw; 'empty', 'before' and 'after' only once no shader compilation runs and two
@@ -244,6 +245,23 @@ def show_styletex_tab() -> None:
     window.event_simulate(type="MOUSEMOVE", value="NOTHING", x=region.x + 5, y=region.y + 5)
 
 
+def set_controls() -> None:
+    """The artist's controls as a user sets them, and the Advanced sub-panel opened (3.4 has no Python API
+    for a panel's open state, so the sub-panel is registered again, open, under a new id)."""
+    settings = bpy.context.scene.styletex
+    with override():
+        bpy.ops.styletex.painting_add()
+    settings.paintings[0].name = str(Path(ARGS.data).resolve() / "styles" / "wave.jpg")
+    settings.paintings[0].weight = 0.5
+    settings.strength, settings.style_scale, settings.preserve_colors = 0.8, 2.0, True
+    advanced = bpy.types.STYLETEX_PT_advanced
+    bpy.utils.unregister_class(advanced)
+    advanced.bl_options = set()
+    advanced.bl_idname = "STYLETEX_PT_advanced_open"  # a new id: the region remembers the old one as closed
+    bpy.utils.register_class(advanced)
+    RESULT["controls"] = {"paintings": len(settings.paintings), "strength": settings.strength}
+
+
 def start_job() -> None:
     settings = bpy.context.scene.styletex
     with override():
@@ -259,6 +277,9 @@ def record_geometry() -> None:
     window, area, region = window_and_view3d()
     RESULT["window"] = {"width": window.width, "height": window.height}
     RESULT["view3d_region"] = {"x": region.x, "y": region.y, "width": region.width, "height": region.height}
+    sidebar = next((r for r in area.regions if r.type == "UI"), None)
+    if sidebar is not None:
+        RESULT["sidebar_region"] = {"x": sidebar.x, "y": sidebar.y, "width": sidebar.width, "height": sidebar.height}
 
 
 def record_material() -> None:
@@ -368,6 +389,12 @@ class Machine:
                 save("after", frame)
                 record_material()
                 RESULT["status"] = bpy.context.scene.styletex.status
+                set_controls()
+                self.goto("controls")
+        elif self.state == "controls":
+            frame = self.settled(1.0)
+            if frame:
+                save("controls", frame)
                 finish()
                 return None
         return TICK_S

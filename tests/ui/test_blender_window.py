@@ -168,3 +168,17 @@ def test_screenshots_change_where_the_mesh_is(ui_run):
     # Elsewhere in the viewport (floor grid, overlays, the sidebar's status line) almost nothing changes.
     background = ~mesh
     assert change(after, before, background) < 3, "'after' differs from 'before' away from the mesh"
+
+
+def test_the_artists_controls_draw_in_the_panel_and_its_advanced_sub_panel(ui_run):
+    assert ui_run["panel"]["error"] is None, ui_run["panel"]["error"]
+    assert ui_run["controls"] == {"paintings": 1, "strength": pytest.approx(0.8)}
+    after, controls = load("after"), load("controls")
+    height = ui_run["window"]["height"]
+    bar = ui_run["sidebar_region"]
+    sidebar = np.zeros(after.shape[:2], bool)
+    sidebar[height - (bar["y"] + bar["height"]):height - bar["y"], bar["x"]:bar["x"] + bar["width"]] = True
+    # The sidebar redrew with the new values, the list's new row and the opened sub-panel ...
+    assert (np.abs(controls - after).sum(axis=2) > 30)[sidebar].mean() > 0.02
+    # ... and nothing else on the screen changed.
+    assert np.abs(controls - after)[~sidebar].mean() < 1

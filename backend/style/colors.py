@@ -1,0 +1,50 @@
+"""Preserving the original texture's colours: style transfer in a luminance channel.
+
+Gatys et al. ("Preserving Color in Neural Artistic Style Transfer", 2016) compare two ways: matching the
+painting's colour statistics to the content before measuring its style, or transferring style in
+luminance only. We take luminance: it keeps every texel's own colour (hue and saturation come from the
+original texel, not from a global colour distribution), which is what an artist asking to keep their
+colours means; colour matching keeps only the overall palette and still moves colours between regions.
+
+So, with `preserve_colors`, the network sees grey images only (the learned and the content renders, and
+the painting with its luminance matched to the original texture's mean and spread, so the style's
+light/dark balance does not fight the content), and the texture handed out is the original with the
+result's luminance: in YIQ, Y from the result and I, Q from the original.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+# Rec. 601 luma, the Y of YIQ. Its weights sum to 1, so adding d to R, G and B adds d to Y and leaves
+# I and Q unchanged: replacing Y is adding the difference of Y to every channel.
+LUMA = (0.299, 0.587, 0.114)
+
+
+def luminance(rgb: torch.Tensor, dim: int = -1) -> torch.Tensor:
+    """Y of RGB values along `dim` (kept, size 1)."""
+    weights = torch.tensor(LUMA, dtype=rgb.dtype, device=rgb.device)
+    shape = [1] * rgb.dim()
+    shape[dim] = 3
+    return (rgb * weights.view(shape)).sum(dim=dim, keepdim=True)
+
+
+def grey(images: torch.Tensor) -> torch.Tensor:
+    """(B, 3, H, W) -> (B, 3, H, W), each channel the luminance: what the network sees of colour-kept runs."""
+    return luminance(images, dim=1).expand_as(images)
+
+
+def matched_grey_painting(painting: np.ndarray, original: np.ndarray) -> np.ndarray:
+    """The painting (H, W, 3) as grey, its luminance shifted and scaled to the original texture's mean and
+    standard deviation (clipped to [0, 1])."""
+    y = painting @ np.asarray(LUMA, np.float32)
+    reference = original @ np.asarray(LUMA, np.float32)
+    spread = float(y.std())
+    scaled = (y - y.mean()) * (float(reference.std()) / spread if spread > 1e-6 else 1.0) + float(reference.mean())
+    return np.repeat(np.clip(scaled, 0, 1)[..., None], 3, axis=2).astype(np.float32)
+
+
+def keep_colors(texture: torch.Tensor, original: torch.Tensor) -> torch.Tensor:
+    """(S, S, 3) result and original -> the original's I and Q with the result's Y, clipped to [0, 1]."""
+    return (original + luminance(texture) - luminance(original)).clamp(0, 1)

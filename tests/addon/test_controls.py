@@ -1,0 +1,91 @@
+"""The artist's controls through the add-on against a real backend: several paintings with weights, the
+strength slider against the raw weights, preserved colours, and their errors; the panel's mapping."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from .support import JOB, REPO, STYLE, add_sphere, base_color_node, image_rgba, make_image, textured_material
+
+WAVE = REPO / "data" / "styles" / "wave.jpg"
+YIQ = np.array([[0.299, 0.587, 0.114], [0.596, -0.274, -0.322], [0.211, -0.523, 0.312]], np.float32)
+
+
+def painted_sphere(bpy):
+    obj = add_sphere("Ball")
+    image = make_image("Original")
+    textured_material(obj, image)
+    return obj, image
+
+
+def styled_pixels(bpy, backend, **options) -> np.ndarray:
+    """Runs the headless operator on the active object, returns the styled image's RGBA, then reverts."""
+    result = bpy.ops.styletex.stylize(steps=3, address=backend.address, **{**JOB, **options})
+    assert result == {"FINISHED"}
+    pixels = image_rgba(bpy.data.images["Original_styled"]).copy()
+    bpy.ops.styletex.revert()
+    bpy.data.images.remove(bpy.data.images["Original_styled"])
+    return pixels
+
+
+def test_strength_maps_onto_the_loss_weights():
+    from blender_addon.controls import style_settings, weights_for_strength
+
+    assert weights_for_strength(0.0) == (1.0, 4.0)
+    assert weights_for_strength(0.5) == (1.0, 1.0)
+    assert weights_for_strength(1.0) == (1.0, 0.25)
+    assert weights_for_strength(0.75)[1] == pytest.approx(0.5)
+    assert weights_for_strength(7.0) == weights_for_strength(1.0)  # clamped
+    assert style_settings([1.0], 2.0, True, 0.5) == {"style_blend": "", "style_scale": 2.0, "preserve_colors": True,
+                                                      "style_weight": 1.0, "content_weight": 1.0}
+    assert style_settings([1.0, 0.5], 1.0, False, 0.5, raw_weights=(2.0, 0.0))["style_blend"] == "1.0,0.5"
+
+
+def test_paintings_blend_by_weight_and_the_strength_is_the_raw_weights(bpy_clean, backend):
+    bpy = bpy_clean
+    painted_sphere(bpy)
+    single = styled_pixels(bpy, backend, style_path=str(STYLE))
+    blended_away = styled_pixels(bpy, backend, style_path=str(STYLE), paintings=[{"name": str(WAVE), "weight": 0.0}])
+    mixed = styled_pixels(bpy, backend, style_path=str(STYLE), paintings=[{"name": str(WAVE), "weight": 1.0}])
+    np.testing.assert_array_equal(blended_away, single)  # weights 1, 0: the first painting alone
+    assert not np.array_equal(mixed, single)
+    strong = styled_pixels(bpy, backend, style_path=str(STYLE), strength=1.0)
+    raw = styled_pixels(bpy, backend, style_path=str(STYLE), advanced_weights=True, style_weight=1.0, content_weight=0.25)
+    np.testing.assert_array_equal(strong, raw)
+    assert not np.array_equal(strong, single)
+    scaled = styled_pixels(bpy, backend, style_path=str(STYLE), style_scale=2.0)
+    assert not np.array_equal(scaled, single)
+
+
+def test_preserved_colors_keep_every_texels_chroma(bpy_clean, backend):
+    bpy = bpy_clean
+    obj, original = painted_sphere(bpy)
+    before = image_rgba(original)[..., :3].reshape(-1, 3) @ YIQ.T
+    kept = styled_pixels(bpy, backend, style_path=str(STYLE), preserve_colors=True)[..., :3].reshape(-1, 3) @ YIQ.T
+    plain = styled_pixels(bpy, backend, style_path=str(STYLE))[..., :3].reshape(-1, 3) @ YIQ.T
+    # I and Q come from the original texel (only clipping to [0, 1] and the 8-bit image move them a little);
+    # the luminance is the result's.
+    assert np.abs(kept[:, 1:] - before[:, 1:]).mean() < 0.01
+    assert np.abs(plain[:, 1:] - before[:, 1:]).mean() > 3 * np.abs(kept[:, 1:] - before[:, 1:]).mean()
+    assert np.abs(kept[:, 0] - before[:, 0]).mean() > 0.02
+    assert base_color_node(obj).image == original  # reverted
+
+
+def test_control_errors_are_one_line_and_change_nothing(bpy_clean, backend):
+    bpy = bpy_clean
+    obj = add_sphere("Plain")  # a material without an image: no texture to keep the colours of
+    mat = bpy.data.materials.new("NoImage")
+    mat.use_nodes = True
+    obj.data.materials.append(mat)
+    cases = (
+        (dict(style_path=str(STYLE), preserve_colors=True), "no texture"),
+        (dict(style_path=str(STYLE), paintings=[{"name": str(REPO / "missing.jpg"), "weight": 1.0}]),
+         "painting 2 not found"),
+        (dict(style_path=str(STYLE), blend_weight=0.0), "weight 0"),
+    )
+    for options, text in cases:
+        with pytest.raises(RuntimeError, match=text):
+            bpy.ops.styletex.stylize(steps=1, address=backend.address, **{**JOB, **options})
+        assert text in bpy.context.scene.styletex.last_error
+    assert not [i for i in bpy.data.images if i.name.endswith("_styled")]

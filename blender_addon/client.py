@@ -176,9 +176,11 @@ class StyleTexClient:
 
     def submit(self, positions: np.ndarray, faces: np.ndarray, uvs: np.ndarray,
                style: bytes | np.ndarray | list | None, settings: dict | None = None,
-               texture: np.ndarray | None = None, preview: dict | None = None) -> str:
+               texture: np.ndarray | None = None, preview: dict | None = None,
+               editable: np.ndarray | None = None) -> str:
         """Queues a job; returns its id. `style` is an encoded image file (bytes) or an (H, W, 3|4) array, or
-        a list of them (several paintings, mixed by the `style_blend` setting)."""
+        a list of them (several paintings, mixed by the `style_blend` setting). `editable` (F,) bool restyles
+        only those faces; the others keep their texels."""
         arrays = {"positions": np.asarray(positions, np.float32), "faces": np.asarray(faces, np.int32),
                   "uvs": np.asarray(uvs, np.float32)}
         paintings = style if isinstance(style, list) else [] if style is None else [style]
@@ -187,6 +189,8 @@ class StyleTexClient:
                                                   if isinstance(painting, (bytes, bytearray)) else painting)
         if texture is not None:
             arrays["texture"] = texture
+        if editable is not None:
+            arrays["editable"] = np.asarray(editable, dtype=np.uint8)
         fields = {"settings": settings or {}}
         if preview:
             fields["preview"] = preview

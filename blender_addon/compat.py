@@ -6,9 +6,9 @@ import bpy
 import numpy as np
 
 
-def corner_uvs(mesh: "bpy.types.Mesh") -> np.ndarray:
-    """(loops, 2) float32 UVs of the active UV map."""
-    layer = mesh.uv_layers.active
+def corner_uvs(mesh: "bpy.types.Mesh", name: str = "") -> np.ndarray:
+    """(loops, 2) float32 UVs of the UV map `name` (default: the active one)."""
+    layer = mesh.uv_layers[name] if name else mesh.uv_layers.active
     out = np.empty(len(mesh.loops) * 2, dtype=np.float32)
     if hasattr(layer, "uv"):  # 3.5+: attribute-backed UV access
         layer.uv.foreach_get("vector", out)

@@ -18,9 +18,12 @@ class ExtractError(Exception):
 class MeshPayload:
     positions: np.ndarray  # (V, 3) float32, world space
     faces: np.ndarray  # (F, 3) int32 (loop triangles)
-    uvs: np.ndarray  # (F, 3, 2) float32, per corner, active UV map
+    uvs: np.ndarray  # (F, 3, 2) float32, per corner, of the UV map `uv_map`
     image: "bpy.types.Image | None"  # the image behind the material's Base Color, if any
     texture: np.ndarray | None  # (H, W, 3) float32, sRGB-encoded, row 0 at the top
+    uv_map: str = ""  # the UV map the job uses, and why (see which_uv_map)
+    uv_map_reason: str = ""
+    editable: np.ndarray | None = None  # (F,) bool: triangles of selected faces, for a selected-only job
 
 
 def _linear_to_srgb(x: np.ndarray) -> np.ndarray:
@@ -45,6 +48,53 @@ def base_color_node(material: "bpy.types.Material | None") -> "bpy.types.ImageTe
     return None
 
 
+def which_uv_map(obj: "bpy.types.Object", requested: str = "") -> tuple[str, str]:
+    """(name, why) of the UV map a job on `obj` uses: the one asked for; else the one a UV Map node feeds
+    into the Base Color image's Vector input (what the material shows); else the active render map (what
+    an image node without a UV Map node reads). ("", why not) when the mesh has none or lacks the one asked."""
+    layers = obj.data.uv_layers if obj is not None and obj.type == "MESH" else []
+    names = [layer.name for layer in layers]
+    if not names:
+        return "", NO_UV_MAP
+    if requested:
+        if requested in names:
+            return requested, "chosen"
+        return "", f"no UV map '{requested}' (it has {', '.join(names)})"
+    node = base_color_image(obj)
+    if node is not None:
+        for link in node.inputs["Vector"].links:
+            if link.from_node.type == "UVMAP" and link.from_node.uv_map in names:
+                return link.from_node.uv_map, "the image node's UV Map node"
+    render = next((layer.name for layer in layers if layer.active_render), names[0])
+    return render, "the active render map"
+
+
+UNWRAP_NAME = "StyleTex_UV"
+NO_UV_MAP = "has no UV map: unwrap it first (UV > Smart UV Project), or let StyleTex do it (Auto Unwrap)"
+
+
+def add_uv_map(obj: "bpy.types.Object") -> str:
+    """Auto Unwrap: a new UV map made by Smart UV Project on a mesh that has none. The rest of the mesh,
+    its face selection and the mode stay as they were; the new map becomes the active (render) map."""
+    mesh = obj.data
+    selected = np.empty(len(mesh.polygons), dtype=bool)
+    mesh.polygons.foreach_get("select", selected)
+    layer = mesh.uv_layers.new(name=UNWRAP_NAME)
+    mesh.uv_layers.active = layer
+    layer.active_render = True
+    mode = obj.mode
+    with bpy.context.temp_override(active_object=obj, object=obj, selected_objects=[obj], edit_object=obj):
+        bpy.ops.object.mode_set(mode="EDIT")
+        bpy.ops.mesh.select_all(action="SELECT")
+        bpy.ops.uv.smart_project(island_margin=0.02)
+        bpy.ops.object.mode_set(mode="OBJECT")
+        if mode != "OBJECT":
+            bpy.ops.object.mode_set(mode=mode)
+    mesh.polygons.foreach_set("select", selected)
+    mesh.update()
+    return layer.name
+
+
 def image_pixels(image: "bpy.types.Image") -> np.ndarray:
     """(H, W, 3) float32 sRGB-encoded values, row 0 at the top (Blender stores the bottom row first)."""
     width, height = image.size
@@ -60,14 +110,17 @@ def image_pixels(image: "bpy.types.Image") -> np.ndarray:
     return np.ascontiguousarray(pixels, dtype=np.float32)
 
 
-def extract_active(context: "bpy.types.Context") -> MeshPayload:
-    """The evaluated (modifiers applied) active mesh, triangulated, in world space."""
+def extract_active(context: "bpy.types.Context", uv_map: str = "", selected_only: bool = False) -> MeshPayload:
+    """The evaluated (modifiers applied) active mesh, triangulated, in world space, with the UVs of `uv_map`
+    (default: see which_uv_map); with selected_only, which triangles belong to faces selected in Edit Mode."""
     obj = context.active_object
     if obj is None:
         raise ExtractError("nothing selected: select a mesh object")
     if obj.type != "MESH":
         kind = obj.type.lower().replace("_", " ")
         raise ExtractError(f"'{obj.name}' is {'an' if kind[0] in 'aeiou' else 'a'} {kind}, not a mesh")
+    if obj.mode == "EDIT":  # edit-mode changes (the selection among them) reach the mesh data only on request
+        obj.update_from_editmode()
     depsgraph = context.evaluated_depsgraph_get()
     evaluated = obj.evaluated_get(depsgraph)
     mesh = evaluated.to_mesh()
@@ -77,14 +130,26 @@ def extract_active(context: "bpy.types.Context") -> MeshPayload:
         if count == 0:  # before the UV check: a mesh without faces has no UV map either, and can't be unwrapped
             raise ExtractError(f"'{obj.name}' has no faces")
         if not mesh.uv_layers:
-            raise ExtractError(f"'{obj.name}' has no UV map: unwrap it first (UV > Unwrap)")
+            raise ExtractError(f"'{obj.name}' {NO_UV_MAP}")
+        chosen, why = which_uv_map(obj, uv_map)
+        if not chosen or chosen not in mesh.uv_layers:
+            raise ExtractError(f"'{obj.name}' {why}" if why == NO_UV_MAP else f"'{obj.name}': {why}")
         positions = np.empty(len(mesh.vertices) * 3, dtype=np.float32)
         mesh.vertices.foreach_get("co", positions)
         faces = np.empty(count * 3, dtype=np.int32)
         mesh.loop_triangles.foreach_get("vertices", faces)
         loops = np.empty(count * 3, dtype=np.int32)
         mesh.loop_triangles.foreach_get("loops", loops)
-        uvs = corner_uvs(mesh)[loops].reshape(count, 3, 2)
+        uvs = corner_uvs(mesh, chosen)[loops].reshape(count, 3, 2)
+        editable = None
+        if selected_only:
+            polygon = np.empty(count, dtype=np.int32)
+            mesh.loop_triangles.foreach_get("polygon_index", polygon)
+            selected = np.empty(len(mesh.polygons), dtype=bool)
+            mesh.polygons.foreach_get("select", selected)
+            editable = selected[polygon]
+            if not editable.any():
+                raise ExtractError(f"'{obj.name}': no face is selected (select faces in Edit Mode, or untick Selected Only)")
         matrix = np.array(evaluated.matrix_world, dtype=np.float64)
     finally:
         evaluated.to_mesh_clear()
@@ -92,4 +157,5 @@ def extract_active(context: "bpy.types.Context") -> MeshPayload:
     node = base_color_image(obj)
     image = node.image if node is not None else None
     texture = image_pixels(image) if image is not None else None
-    return MeshPayload(positions.astype(np.float32), faces.reshape(count, 3), np.ascontiguousarray(uvs), image, texture)
+    return MeshPayload(positions.astype(np.float32), faces.reshape(count, 3), np.ascontiguousarray(uvs), image, texture,
+                       chosen, why, editable)

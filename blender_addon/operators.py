@@ -16,9 +16,10 @@ import bpy
 from bpy.props import BoolProperty, CollectionProperty, EnumProperty, FloatProperty, IntProperty, StringProperty
 
 from .client import ClientError, CurveKeys
-from .extract import ExtractError, extract_active
+from .extract import ExtractError, add_uv_map, extract_active
 from .controls import style_settings
-from .properties import ADVANCED, BLEND, FEATURES, PRESERVE, SCALE, STRENGTH, StyleTexPainting
+from .properties import (ADVANCED, BLEND, FEATURES, PRESERVE, SCALE, SELECTED, STRENGTH, UNWRAP, UV_MAP,
+                         StyleTexPainting)
 from .session import Event, JobSession
 from .write_back import ensure_image, revert, show_styled, styled_image_name, write_pixels
 
@@ -121,6 +122,9 @@ class STYLETEX_OT_stylize(bpy.types.Operator):
     preserve_colors: BoolProperty(**PRESERVE)
     strength: FloatProperty(**STRENGTH)
     advanced_weights: BoolProperty(**ADVANCED)
+    uv_map: StringProperty(**UV_MAP)
+    selected_only: BoolProperty(**SELECTED)
+    auto_unwrap: BoolProperty(**UNWRAP)
     steps: IntProperty(name="Steps", default=400, min=1)
     texture_size: IntProperty(name="Texture Size", default=1024, min=16, max=4096)
     render_size: IntProperty(name="Render Size", default=512, min=16, max=2048)
@@ -151,7 +155,20 @@ class STYLETEX_OT_stylize(bpy.types.Operator):
         """Checks the input, makes the new image and starts the worker; (object, image, session)."""
         from .preferences import backend_address, preferences
 
-        payload = extract_active(context)
+        obj = context.active_object
+        if obj is not None and obj.name in _sessions:
+            raise ExtractError(f"a StyleTex job is already running for '{obj.name}'")
+        if self.auto_unwrap and obj is not None and obj.type == "MESH" and not obj.data.uv_layers and obj.data.polygons:
+            add_uv_map(obj)
+        payload = extract_active(context, self.uv_map, self.selected_only)
+        texture_size = self.texture_size
+        if self.selected_only:  # the other texels are kept bit for bit: the result must have the image's own size
+            if payload.texture is None:
+                raise ExtractError("Selected Faces Only keeps the other faces' texels, and this object has no texture")
+            height, width = payload.texture.shape[:2]
+            if height != width:
+                raise ExtractError(f"Selected Faces Only needs a square texture ('{payload.image.name}' is {width}x{height})")
+            texture_size = width
         chosen = [(self.style_path, self.blend_weight)] + [(p.name, p.weight) for p in self.paintings]
         style = []
         for number, (name, _) in enumerate(chosen, 1):
@@ -165,23 +182,20 @@ class STYLETEX_OT_stylize(bpy.types.Operator):
             raise ExtractError("every painting has weight 0: give at least one a weight")
         if self.preserve_colors and payload.texture is None:
             raise ExtractError("Preserve Colors keeps the texture's colours, and this object has no texture")
-        obj = context.active_object
-        if obj.name in _sessions:
-            raise ExtractError(f"a StyleTex job is already running for '{obj.name}'")
         raw = (self.style_weight, self.content_weight) if self.advanced_weights else None
-        settings = {"steps": self.steps, "texture_size": self.texture_size, "render_size": self.render_size,
+        settings = {"steps": self.steps, "texture_size": texture_size, "render_size": self.render_size,
                     "features": self.features, "seed": self.seed,
                     **style_settings([w for _, w in chosen], self.style_scale, self.preserve_colors, self.strength, raw)}
-        preview = {"every": max(1, self.steps // 40), "max_size": min(self.texture_size, 1024), "format": "float16"}
+        preview = {"every": max(1, self.steps // 40), "max_size": min(texture_size, 1024), "format": "float16"}
         curve, local, address = None, None, self.address
         prefs = preferences(context)
         if not address and prefs is not None and prefs.mode == "remote" and prefs.server_key and prefs.client_key:
             curve = CurveKeys.from_files(bpy.path.abspath(prefs.server_key), bpy.path.abspath(prefs.client_key))
         if not address:
             address, local = backend_address(context)
-        image = ensure_image(styled_image_name(obj, payload.image), self.texture_size)
+        image = ensure_image(styled_image_name(obj, payload.image), texture_size)
         data = {"positions": payload.positions, "faces": payload.faces, "uvs": payload.uvs, "style": style,
-                "texture": payload.texture}
+                "texture": payload.texture, "editable": payload.editable}
         session = JobSession(address, data, settings, preview, curve, self.timeout,
                              before=local.wait_ready if local is not None else None).start()
         _settings(context.scene).last_error = ""

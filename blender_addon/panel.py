@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import bpy
 
+from .extract import which_uv_map
 from .operators import running
 
 # Settings copied from the panel onto the stylize operator when it is drawn (the paintings list apart).
 OPERATOR_SETTINGS = ("style_path", "blend_weight", "style_scale", "preserve_colors", "strength", "advanced_weights",
-                     "texture_size", "render_size", "steps", "style_weight", "content_weight", "features", "seed")
+                     "uv_map", "selected_only", "auto_unwrap", "texture_size", "render_size", "steps", "style_weight",
+                     "content_weight", "features", "seed")
 
 
 class STYLETEX_UL_paintings(bpy.types.UIList):
@@ -52,6 +54,14 @@ class STYLETEX_PT_panel(_Sidebar, bpy.types.Panel):
         row.label(text="Strong")
         layout.prop(settings, "style_scale")
         layout.prop(settings, "preserve_colors")
+        obj = context.active_object
+        if obj is not None and obj.type == "MESH":
+            layout.prop_search(settings, "uv_map", obj.data, "uv_layers", text="UV Map")
+            name, why = which_uv_map(obj, settings.uv_map)
+            layout.label(text=f"Uses {name} ({why})" if name else why, icon="UV" if name else "ERROR")
+            if not obj.data.uv_layers:
+                layout.prop(settings, "auto_unwrap")
+        layout.prop(settings, "selected_only")
         for name in ("texture_size", "render_size", "steps"):
             layout.prop(settings, name)
         layout.prop(settings, "features", text="CNN")
@@ -66,7 +76,6 @@ class STYLETEX_PT_panel(_Sidebar, bpy.types.Panel):
                       "client_key": "Client Key"}
             for name in (("python", "port") if prefs.mode == "local" else ("address", "server_key", "client_key")):
                 box.prop(prefs, name, text=labels[name])
-        obj = context.active_object
         row = layout.row()
         if obj is not None and running(obj.name):
             row.operator("styletex.cancel")

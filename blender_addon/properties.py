@@ -17,6 +17,12 @@ STRENGTH = {"name": "Strength", "default": DEFAULT_STRENGTH, "min": 0.0, "max": 
             "description": "From subtle (the object's markings stay) to strong (the painting takes over)"}
 ADVANCED = {"name": "Raw Weights", "default": False,
             "description": "Use the style and content weights below instead of the strength slider"}
+UV_MAP = {"name": "UV Map", "default": "",
+          "description": "Empty: the map the image node uses, else the active render map"}
+SELECTED = {"name": "Selected Faces Only", "default": False,
+            "description": "Restyle the faces selected in Edit Mode; the others keep their texels exactly"}
+UNWRAP = {"name": "Auto Unwrap", "default": False,
+          "description": "A mesh without UV map gets one (Smart UV Project, named StyleTex_UV); nothing else changes"}
 BLEND = {"name": "Weight", "default": 1.0, "min": 0.0, "max": 100.0, "description": "This painting's share of the style"}
 
 
@@ -38,6 +44,9 @@ class StyleTexSettings(bpy.types.PropertyGroup):
     preserve_colors: BoolProperty(**PRESERVE)
     strength: FloatProperty(**STRENGTH)
     advanced_weights: BoolProperty(**ADVANCED)
+    uv_map: StringProperty(**UV_MAP)
+    selected_only: BoolProperty(**SELECTED)
+    auto_unwrap: BoolProperty(**UNWRAP)
     texture_size: IntProperty(name="Texture Size", default=1024, min=64, max=4096)
     render_size: IntProperty(name="Render Size", default=512, min=64, max=2048)
     steps: IntProperty(name="Steps", default=400, min=1, max=100000)

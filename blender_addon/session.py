@@ -52,7 +52,7 @@ class JobSession:
             with StyleTexClient(self._address, self._timeout, self._curve) as client:
                 p = self._payload
                 self.job = client.submit(p["positions"], p["faces"], p["uvs"], p["style"], self._settings,
-                                         p.get("texture"), self._preview)
+                                         p.get("texture"), self._preview, p.get("editable"))
                 self.events.put(Event("accepted", {"job": self.job}))
                 cancel_sent = False
                 for message in client.events(self.job):

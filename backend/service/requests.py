@@ -47,6 +47,7 @@ class JobRequest:
     texture: np.ndarray | None
     settings: StyleSettings
     preview: PreviewOptions
+    editable: np.ndarray | None = None  # (F,) bool: only these faces are restyled (see stylize)
 
 
 def _image(message: Message, name: str, limits: ServiceLimits) -> np.ndarray | None:
@@ -148,7 +149,16 @@ def parse_submit(message: Message, limits: ServiceLimits = ServiceLimits()) -> J
             parse_blend(settings.style_blend, len(style))
         except StyleTexError as exc:
             raise ProtocolError("bad_settings", str(exc)) from None
-    return JobRequest(mesh, style, texture, settings, _preview(message.fields.get("preview")))
+    editable = None
+    if "editable" in message.arrays:
+        editable = message.arrays["editable"]
+        if editable.shape != (len(mesh.faces),) or editable.dtype != np.uint8:
+            raise ProtocolError("bad_mesh", f"editable must be ({len(mesh.faces)},) uint8, one flag per face, got "
+                                            f"{editable.dtype} {list(editable.shape)}")
+        editable = editable.astype(bool)
+        if texture is None or not editable.any():
+            raise ProtocolError("bad_mesh", "editable faces need a 'texture' (the others keep theirs) and at least one face")
+    return JobRequest(mesh, style, texture, settings, _preview(message.fields.get("preview")), editable)
 
 
 def _paintings(message: Message, limits: ServiceLimits) -> list[np.ndarray] | None:

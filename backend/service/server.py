@@ -274,7 +274,8 @@ class Server:
             self.outbox.put((job.client, encode("progress", fields, arrays)))
 
         try:
-            result = stylize(request.mesh, request.style, settings, request.texture, progress, job.cancel)
+            result = stylize(request.mesh, request.style, settings, request.texture, progress, job.cancel,
+                             request.editable)
         except StyleTexError as exc:
             log.info("job %s: failed: %s", job.id, exc)
             self.outbox.put((job.client, error("job_failed", str(exc), job=job.id)))

@@ -23,7 +23,7 @@ from ..render import MeshTensors, plan_shading, rasterize_view, shade, shade_pla
 from ..texture import build_pyramid, pyramid_layout
 from ..views import random_cameras
 from .colors import grey, keep_colors, matched_grey_painting
-from .finishing import finish_texture, uv_island_mask
+from .finishing import editable_weight, finish_texture, uv_island_mask
 from .losses import Coverage, StyleMemory, channel_objective, content_loss, gram, style_loss
 from .parameterization import make_texture_parameter
 from .progress import Progress, StyleResult
@@ -38,7 +38,9 @@ def _image_tensor(image: np.ndarray, device: torch.device) -> torch.Tensor:
 
 
 def resize_square(image: np.ndarray, size: int) -> np.ndarray:
-    """Antialiased resize of (H, W, 3) to (size, size, 3)."""
+    """Antialiased resize of (H, W, 3) to (size, size, 3); an image of that size comes back unchanged."""
+    if image.shape[:2] == (size, size):
+        return np.ascontiguousarray(image[..., :3], dtype=np.float32)
     tensor = _image_tensor(image, torch.device("cpu"))
     out = F.interpolate(tensor, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
     return out[0].permute(1, 2, 0).clamp(0, 1).numpy()
@@ -71,6 +73,9 @@ def style_targets(net: FeatureNet, paintings: Sequence[np.ndarray], longer_side:
     return targets
 
 
+EDIT_FEATHER = 4  # texels over which a selected-only result blends into the original at the selection's border
+
+
 def check_mesh(mesh: Mesh) -> None:
     p = mesh.positions[mesh.faces]
     area = np.linalg.norm(np.cross(p[:, 1] - p[:, 0], p[:, 2] - p[:, 0]), axis=1).sum() / 2
@@ -81,8 +86,9 @@ def check_mesh(mesh: Mesh) -> None:
 class StyleJob:
     """The state of one stylization run; `step()` performs one optimization step."""
 
-    def __init__(self, mesh: Mesh, style_image, settings: StyleSettings, original_texture, device: torch.device):
-        """style_image: one painting (H, W, 3) or a list of them; see stylize()."""
+    def __init__(self, mesh: Mesh, style_image, settings: StyleSettings, original_texture, device: torch.device,
+                 editable: np.ndarray | None = None):
+        """style_image: one painting (H, W, 3) or a list of them; editable: see stylize()."""
         self.settings, self.device, self.mesh = settings, device, mesh
         self.objective = parse_objective(settings.objective) if settings.objective else None
         paintings = [] if style_image is None else list(style_image) if isinstance(style_image, (list, tuple)) else [style_image]
@@ -94,6 +100,17 @@ class StyleJob:
             raise StyleTexError("preserve_colors keeps the original texture's colours: it needs an original texture")
         if self.preserve_colors:
             paintings = [matched_grey_painting(p, original_texture) for p in paintings]
+        self.editable = None
+        if editable is not None:
+            editable = np.asarray(editable)
+            if editable.shape != (len(mesh.faces),) or editable.dtype != bool:
+                raise StyleTexError(f"editable faces must be {len(mesh.faces)} booleans, one per face, got {editable.dtype} "
+                                    f"{list(editable.shape)}")
+            if original_texture is None:
+                raise StyleTexError("restyling selected faces only keeps the others' texels: it needs an original texture")
+            if not editable.any():
+                raise StyleTexError("no face is selected to restyle")
+            self.editable = torch.from_numpy(editable).to(device)
         self.init = settings.init if original_texture is not None else "random"
         torch.manual_seed(settings.seed)
         extra = (self.objective[0],) if self.objective else ()
@@ -137,6 +154,7 @@ class StyleJob:
         # lie under a seen face in UV space. (Gradients are no guide: coarse mip levels average
         # across UV islands, so hidden texels receive gradient too.)
         self.face_seen = torch.zeros(len(mesh.faces), dtype=torch.bool, device=device)
+        self._editable_weight: torch.Tensor | None = None
 
     def _spectrum_size(self, from_original: bool) -> int:
         """The fourier spectrum's resolution: as set, else the texture size when starting from the original
@@ -176,14 +194,19 @@ class StyleJob:
         # Both renders share one random background colour, so no feature can rely on it.
         background = torch.from_numpy(self.rng.uniform(0, 1, 3).astype(np.float32)).to(self.device)
         plan = plan_shading(fragments, self.mesh_t.uvs, *self.layout, s.filter, s.boundary)
-        content = None
-        if self.content_weight > 0:
+        content, fixed = None, None
+        if self.content_weight > 0 or self.editable is not None:
             with torch.no_grad():
-                image = shade(fragments, self.mesh_t.uvs, self.original_pyramid, s.filter, s.boundary, background)
-                image = image.permute(2, 0, 1)[None]
-                content = self.net.content(grey(image) if self.preserve_colors else image)
+                original = shade(fragments, self.mesh_t.uvs, self.original_pyramid, s.filter, s.boundary, background)
+                if self.content_weight > 0:
+                    image = original.permute(2, 0, 1)[None]
+                    content = self.net.content(grey(image) if self.preserve_colors else image)
+                if self.editable is not None:  # faces that may not change show the original texture
+                    frozen = fragments.mask & ~self.editable[fragments.face_ids.clamp(min=0)]
+                    pixels = torch.nonzero(frozen.reshape(-1)).squeeze(1)
+                    fixed = (pixels, original.reshape(-1, original.shape[-1])[pixels])
         self.face_seen[fragments.face_ids[fragments.mask]] = True
-        return PooledView(plan, Coverage(fragments.mask.to(torch.float32)[None, None]), background, content)
+        return PooledView(plan, Coverage(fragments.mask.to(torch.float32)[None, None]), background, content, fixed)
 
     def step(self) -> dict[str, float]:
         size = self.render_size()
@@ -193,7 +216,8 @@ class StyleJob:
         self.render_size_before = size
         views = self.pool.draw(self.settings.views_per_step)
         pyramid = build_pyramid(self.parameter(self.working_size), kernel=self.settings.mip_kernel)
-        learned = torch.stack([shade_planned(v.plan, pyramid.texels, v.background) for v in views]).permute(0, 3, 1, 2)
+        learned = torch.stack([self._shown(v, shade_planned(v.plan, pyramid.texels, v.background)) for v in views])
+        learned = learned.permute(0, 3, 1, 2)
         mask = views[0].coverage if len(views) == 1 else Coverage(torch.cat([v.coverage.mask for v in views]))
         features = self.net(grey(learned) if self.preserve_colors else learned)
         zero = torch.zeros((), device=self.device)
@@ -214,13 +238,32 @@ class StyleJob:
         self.steps_done += 1
         return {"total": total.item(), "style": style.item(), "content": content_term.item()}
 
+    @staticmethod
+    def _shown(view: PooledView, image: torch.Tensor) -> torch.Tensor:
+        """The learned render (H, W, C) as shown: the pixels of faces that may not change keep the original's."""
+        if view.fixed is None:
+            return image
+        pixels, colors = view.fixed
+        return image.reshape(-1, image.shape[-1]).index_put((pixels,), colors).view(image.shape)
+
+    def _keep_unselected(self, texture: torch.Tensor) -> torch.Tensor:
+        """Selected-only jobs: the original texel wherever the weight is 0, a blend at the selection's border."""
+        if self.editable is None:
+            return texture
+        if self._editable_weight is None:
+            self._editable_weight = editable_weight(self.mesh_t.uvs, self.editable, self.settings.texture_size,
+                                                    EDIT_FEATHER)[..., None]
+        original = torch.from_numpy(self.original_square).to(self.device)
+        weight = self._editable_weight
+        return torch.where(weight > 0, original + weight * (texture - original), original)
+
     def texture(self) -> torch.Tensor:
         """The current texture at the texture size (no gradient); with preserve_colors, in the original's colours."""
         with torch.no_grad():
             texture = self.parameter()
             if self.preserve_colors:
                 texture = keep_colors(texture, torch.from_numpy(self.original_square).to(self.device))
-            return texture
+            return self._keep_unselected(texture)
 
     def seen_texels(self) -> torch.Tensor:
         """(S, S) bool: texels under the UV footprint of a face that some view so far has shown."""
@@ -235,6 +278,7 @@ class StyleJob:
             seen = self.seen_texels()
             original = torch.from_numpy(self.original_square).to(self.device) if self.original_square is not None else None
             finished, coverage = finish_texture(self.texture(), seen, island, original, self.settings.margin)
+            finished = self._keep_unselected(finished)  # after the padding, which must not reach unselected texels
         return finished.cpu().numpy().astype(np.float32), coverage
 
 
@@ -245,6 +289,7 @@ def stylize(
     original_texture: np.ndarray | None = None,
     progress: Callable[[Progress], None] | None = None,
     cancel: threading.Event | None = None,
+    editable: np.ndarray | None = None,
 ) -> StyleResult:
     """Optimizes a texture for `mesh` so that its renders carry the style of `style_image`.
 
@@ -252,13 +297,16 @@ def stylize(
     (not needed with a channel objective).
     original_texture: (H, W, 3) float in [0, 1] or None; it gives the content renders, the start
     (init 'original') and the texels no view saw.
+    editable: (F,) bool or None: restyle only these faces. The others render with the original texture (so the
+    style fits their surroundings) and their texels keep the original's values exactly; the result blends in
+    over EDIT_FEATHER texels inside the editable faces' UV islands. Needs the original texture.
     Returns the finished texture (texture_size^2, image layout, values as in the original: sRGB) and
     a report. A cancelled job stops before its next step and returns what it has, finished.
     """
     settings.validate()
     check_mesh(mesh)
     started = time.perf_counter()
-    job = StyleJob(mesh, style_image, settings, original_texture, pick_device(settings.device))
+    job = StyleJob(mesh, style_image, settings, original_texture, pick_device(settings.device), editable)
     loop_started = time.perf_counter()
     history: list[dict] = []
     cancelled = False

@@ -65,3 +65,17 @@ def finish_texture(
         filled = torch.where(island[..., None], filled, texture)
     padded, reached = grow(torch.where(island[..., None], filled, torch.zeros_like(filled)), island, margin)
     return torch.where(reached[..., None], padded, filled), coverage
+
+
+def editable_weight(uvs: torch.Tensor, editable: torch.Tensor, size: int, feather: int) -> torch.Tensor:
+    """(size, size) weight in [0, 1] of the result against the original when only `editable` faces (F,) bool
+    may change: 0 on every texel under a face that may not (those keep the original exactly), 1 deep inside
+    the editable faces' islands, rising over `feather` texels from their border, so no hard seam shows."""
+    inside = uv_island_mask(uvs[editable], size) & ~uv_island_mask(uvs[~editable], size) if bool(editable.any()) \
+        else torch.zeros(size, size, dtype=torch.bool, device=uvs.device)
+    depth = inside.to(torch.float32)
+    ring = depth
+    for _ in range(feather):  # erode once per ring: texels still inside after k erosions are k deep
+        ring = -F.max_pool2d(-ring[None, None], 3, stride=1, padding=1)[0, 0]
+        depth = depth + ring
+    return (depth / (feather + 1)).clamp(max=1)

@@ -40,6 +40,9 @@ class PooledView:
     coverage: Coverage  # of this view alone, (1, 1, R, R), with its per-layer resizings kept
     background: torch.Tensor  # (C,) the colour behind the mesh, shared with the content render
     content: torch.Tensor | None  # the content layer's features of the original texture's render, (1, C', h, w)
+    # Pixels of faces that may not change (selected-only jobs): flat indices (n,) and their colours (n, C) in the
+    # original texture's render, shown as they are in the learned render too.
+    fixed: tuple[torch.Tensor, torch.Tensor] | None = None
 
 
 class ViewPool:

@@ -388,6 +388,21 @@ def test_several_paintings_blend_and_the_controls_are_checked(main):
             with pytest.raises(ServerError) as info:
                 client.submit(MESH.positions, MESH.faces, MESH.uvs, request["style"], request["settings"])
             assert info.value.code == code and text in str(info.value)
+        # Selected faces only: one flag per face, and a texture to keep the others' texels.
+        for editable, texture, text in ((np.ones(len(MESH.faces) - 1, bool), np.zeros((8, 8, 3), np.uint8), "one flag per face"),
+                                        (np.ones(len(MESH.faces), bool), None, "need a 'texture'")):
+            with pytest.raises(ServerError) as info:
+                client.submit(MESH.positions, MESH.faces, MESH.uvs, STYLE_BYTES, job_settings(), texture=texture,
+                              editable=editable)
+            assert info.value.code == "bad_mesh" and text in str(info.value)
+        texture = np.random.default_rng(3).integers(0, 256, (32, 32, 3), dtype=np.uint8)
+        top = MESH.positions[MESH.faces].mean(axis=1)[:, 2] > 0.3
+        job = client.submit(MESH.positions, MESH.faces, MESH.uvs, STYLE_BYTES, job_settings(), texture=texture, editable=top)
+        events = finish(client, job)
+        assert events[-1].type == "result", events[-1].fields
+        served = np.asarray(events[-1].arrays["texture"])
+        unchanged = np.all(np.round(served * 255).astype(np.uint8) == texture, axis=2)
+        assert 0.2 < unchanged.mean() < 1  # the faces below the cap kept their texels, the cap did not
         # A gap in the paintings' numbering: style and style_3 without style_2.
         header = {"settings": job_settings()}
         arrays = {"positions": MESH.positions.astype(np.float32), "faces": MESH.faces.astype(np.int32),

@@ -7,7 +7,9 @@ from dataclasses import dataclass
 import bpy
 import numpy as np
 
+from .atlas import AtlasLayout
 from .compat import corner_uvs, uses_nodes
+from .materials import object_textures
 
 
 class ExtractError(Exception):
@@ -23,7 +25,9 @@ class MeshPayload:
     texture: np.ndarray | None  # (H, W, 3) float32, sRGB-encoded, row 0 at the top
     uv_map: str = ""  # the UV map the job uses, and why (see which_uv_map)
     uv_map_reason: str = ""
-    editable: np.ndarray | None = None  # (F,) bool: triangles of selected faces, for a selected-only job
+    editable: np.ndarray | None = None  # (F,) bool: triangles that may change (selected-only; materials with images)
+    images: list | None = None  # the original images in the texture (several: packed as `layout` says)
+    layout: "AtlasLayout | None" = None
 
 
 def _linear_to_srgb(x: np.ndarray) -> np.ndarray:
@@ -110,9 +114,12 @@ def image_pixels(image: "bpy.types.Image") -> np.ndarray:
     return np.ascontiguousarray(pixels, dtype=np.float32)
 
 
-def extract_active(context: "bpy.types.Context", uv_map: str = "", selected_only: bool = False) -> MeshPayload:
+def extract_active(context: "bpy.types.Context", uv_map: str = "", selected_only: bool = False,
+                   texture_size: int = 1024) -> MeshPayload:
     """The evaluated (modifiers applied) active mesh, triangulated, in world space, with the UVs of `uv_map`
-    (default: see which_uv_map); with selected_only, which triangles belong to faces selected in Edit Mode."""
+    (default: see which_uv_map); with selected_only, which triangles belong to faces selected in Edit Mode.
+    Several images across the object's materials come packed into one atlas of texture_size^2 cells
+    (materials.py)."""
     obj = context.active_object
     if obj is None:
         raise ExtractError("nothing selected: select a mesh object")
@@ -141,6 +148,8 @@ def extract_active(context: "bpy.types.Context", uv_map: str = "", selected_only
         loops = np.empty(count * 3, dtype=np.int32)
         mesh.loop_triangles.foreach_get("loops", loops)
         uvs = corner_uvs(mesh, chosen)[loops].reshape(count, 3, 2)
+        material_index = np.empty(count, dtype=np.int32)
+        mesh.loop_triangles.foreach_get("material_index", material_index)
         editable = None
         if selected_only:
             polygon = np.empty(count, dtype=np.int32)
@@ -154,8 +163,7 @@ def extract_active(context: "bpy.types.Context", uv_map: str = "", selected_only
     finally:
         evaluated.to_mesh_clear()
     positions = positions.reshape(-1, 3).astype(np.float64) @ matrix[:3, :3].T + matrix[:3, 3]
-    node = base_color_image(obj)
-    image = node.image if node is not None else None
-    texture = image_pixels(image) if image is not None else None
-    return MeshPayload(positions.astype(np.float32), faces.reshape(count, 3), np.ascontiguousarray(uvs), image, texture,
-                       chosen, why, editable)
+    found = object_textures(obj, material_index, np.ascontiguousarray(uvs), editable, texture_size, image_pixels)
+    image = found.images[0] if found.images else None
+    return MeshPayload(positions.astype(np.float32), faces.reshape(count, 3), np.ascontiguousarray(found.uvs), image,
+                       found.texture, chosen, why, found.editable, found.images, found.layout)

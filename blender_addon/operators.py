@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import queue
 import time
+from dataclasses import dataclass
 
 import bpy
 from bpy.props import BoolProperty, CollectionProperty, EnumProperty, FloatProperty, IntProperty, StringProperty
@@ -21,7 +22,8 @@ from .controls import style_settings
 from .properties import (ADVANCED, BLEND, FEATURES, PRESERVE, SCALE, SELECTED, STRENGTH, UNWRAP, UV_MAP,
                          StyleTexPainting)
 from .session import Event, JobSession
-from .write_back import ensure_image, revert, show_styled, styled_image_name, write_pixels
+from .atlas import AtlasLayout, unpack
+from .write_back import ensure_image, revert, show_styled, show_styled_for, styled_image_name, write_pixels
 
 _sessions: dict[str, JobSession] = {}  # object name -> running job
 TICK_S = 0.1
@@ -32,19 +34,44 @@ def _settings(scene) -> "bpy.types.PropertyGroup":
     return scene.styletex
 
 
-def _show_pixels(obj_name: str, image: "bpy.types.Image", pixels) -> None:
-    write_pixels(image, pixels)
+@dataclass(frozen=True)
+class StyledImages:
+    """Where a job's texture goes when it is an atlas of several images: (original, styled) image names in
+    cell order, and the atlas's layout."""
+
+    pairs: tuple[tuple[str, str], ...]
+    layout: AtlasLayout
+
+
+def _show_pixels(obj_name: str, target: "str | StyledImages", pixels) -> list:
+    """Writes a preview or the result into the styled image(s); returns the images written."""
     obj = bpy.data.objects.get(obj_name)
-    if obj is not None:
-        # Wired in with the first pixels, not at Start: a job that fails or is cancelled before any
-        # preview leaves the material showing its original image, not an empty new one.
-        show_styled(obj, image)
+    if isinstance(target, str):
+        image = bpy.data.images.get(target)
+        if image is None:
+            return []
+        write_pixels(image, pixels)
+        if obj is not None:
+            # Wired in with the first pixels, not at Start: a job that fails or is cancelled before any
+            # preview leaves the material showing its original image, not an empty new one.
+            show_styled(obj, image)
+        return [image]
+    written = []
+    for (original_name, styled_name), cell in zip(target.pairs, unpack(pixels, target.layout, len(target.pairs))):
+        original, image = bpy.data.images.get(original_name), bpy.data.images.get(styled_name)
+        if image is None:
+            continue
+        write_pixels(image, cell)
+        if obj is not None and original is not None:
+            show_styled_for(obj, original, image)
+        written.append(image)
+    return written
 
 
-def apply_event(scene, obj_name: str, image_name: str, event: Event) -> bool:
-    """Applies one worker event on the main thread; True when the job is over."""
+def apply_event(scene, obj_name: str, image_name: "str | StyledImages", event: Event) -> bool:
+    """Applies one worker event on the main thread; True when the job is over. image_name names the styled
+    image, or is the StyledImages of an atlas job."""
     settings = _settings(scene)
-    image = bpy.data.images.get(image_name)
     if event.kind == "accepted":
         settings.status = f"queued as job {event.fields['job']}"
     elif event.kind == "progress":
@@ -53,11 +80,10 @@ def apply_event(scene, obj_name: str, image_name: str, event: Event) -> bool:
         loss = f.get("loss", {}).get("total")
         settings.status = f"step {f['step']}/{f['steps']}" + (f", loss {loss:.3f}" if loss is not None else "") + \
             f", ETA {int(f.get('eta', 0))} s"
-        if event.pixels is not None and image is not None:
-            _show_pixels(obj_name, image, event.pixels)
+        if event.pixels is not None:
+            _show_pixels(obj_name, image_name, event.pixels)
     elif event.kind == "result":
-        if image is not None:
-            _show_pixels(obj_name, image, event.pixels)
+        for image in _show_pixels(obj_name, image_name, event.pixels):
             image.pack()  # or it is lost when the file is reopened
         settings.progress = 1.0
         report = event.fields.get("report", {})
@@ -160,15 +186,17 @@ class STYLETEX_OT_stylize(bpy.types.Operator):
             raise ExtractError(f"a StyleTex job is already running for '{obj.name}'")
         if self.auto_unwrap and obj is not None and obj.type == "MESH" and not obj.data.uv_layers and obj.data.polygons:
             add_uv_map(obj)
-        payload = extract_active(context, self.uv_map, self.selected_only)
-        texture_size = self.texture_size
-        if self.selected_only:  # the other texels are kept bit for bit: the result must have the image's own size
+        payload = extract_active(context, self.uv_map, self.selected_only, self.texture_size)
+        texture_size = payload.layout.size if payload.layout is not None else self.texture_size
+        if self.selected_only:  # the other texels are kept bit for bit: the result must have the images' own size
             if payload.texture is None:
                 raise ExtractError("Selected Faces Only keeps the other faces' texels, and this object has no texture")
-            height, width = payload.texture.shape[:2]
-            if height != width:
-                raise ExtractError(f"Selected Faces Only needs a square texture ('{payload.image.name}' is {width}x{height})")
-            texture_size = width
+            side = payload.layout.cell if payload.layout is not None else payload.texture.shape[0]
+            odd = [i for i in payload.images if tuple(i.size) != (side, side)]
+            if odd:
+                raise ExtractError(f"Selected Faces Only needs square images of one size ('{odd[0].name}' is "
+                                   f"{odd[0].size[0]}x{odd[0].size[1]})")
+            texture_size = payload.texture.shape[0]
         chosen = [(self.style_path, self.blend_weight)] + [(p.name, p.weight) for p in self.paintings]
         style = []
         for number, (name, _) in enumerate(chosen, 1):
@@ -193,14 +221,19 @@ class STYLETEX_OT_stylize(bpy.types.Operator):
             curve = CurveKeys.from_files(bpy.path.abspath(prefs.server_key), bpy.path.abspath(prefs.client_key))
         if not address:
             address, local = backend_address(context)
-        image = ensure_image(styled_image_name(obj, payload.image), texture_size)
+        if payload.layout is not None:  # several images: one styled copy each
+            cell = payload.layout.cell
+            target = StyledImages(tuple((i.name, ensure_image(styled_image_name(obj, i), cell).name) for i in payload.images),
+                                  payload.layout)
+        else:
+            target = ensure_image(styled_image_name(obj, payload.image), texture_size).name
         data = {"positions": payload.positions, "faces": payload.faces, "uvs": payload.uvs, "style": style,
                 "texture": payload.texture, "editable": payload.editable}
         session = JobSession(address, data, settings, preview, curve, self.timeout,
                              before=local.wait_ready if local is not None else None).start()
         _settings(context.scene).last_error = ""
         _settings(context.scene).status = "starting the local backend" if local is not None else "sending"
-        return obj.name, image.name, session
+        return obj.name, target, session
 
     def _block(self, context, session: JobSession, obj_name: str, image_name: str):
         """Background mode: no timers run, so poll the queue here until the job ends."""

@@ -96,6 +96,14 @@ def show_styled(obj: "bpy.types.Object", image: "bpy.types.Image") -> None:
         _swap(target, image)
 
 
+def show_styled_for(obj: "bpy.types.Object", original: "bpy.types.Image", image: "bpy.types.Image") -> None:
+    """Wires `image` into every Base Color node of the object's materials that shows `original` (or showed it
+    before an earlier preview of this job): one image of an object with several."""
+    for node in _base_color_nodes(obj):
+        if node.image == original or (node.image == image and node.get(ORIGINAL_KEY) == original.name):
+            _swap(node, image)
+
+
 def revert(obj: "bpy.types.Object") -> bool:
     """Puts the original images back in all the object's materials; False when there is nothing to revert."""
     reverted = False

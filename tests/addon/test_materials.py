@@ -1,0 +1,102 @@
+"""Objects with several materials through the add-on and a real backend: every image is restyled in one
+run into its own styled copy, the originals stay intact, revert restores them all; a material without an
+image keeps its base colour; the atlas packing itself (numpy only)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .support import JOB, STYLE, image_rgba, make_image, textured_material
+
+
+def two_material_cube(bpy, plain: bool = False):
+    """A cube whose faces alternate between two materials, each with its own image (and optionally a third
+    material, without an image, on two faces)."""
+    bpy.ops.mesh.primitive_cube_add(size=2.0)
+    obj = bpy.context.active_object
+    obj.name = "Crate"
+    with bpy.context.temp_override(active_object=obj, object=obj, edit_object=obj):
+        bpy.ops.object.mode_set(mode="EDIT")
+        bpy.ops.uv.smart_project(island_margin=0.02)  # the cube's own map overlaps its six faces
+        bpy.ops.object.mode_set(mode="OBJECT")
+    wood, metal = make_image("Wood", seed=1), make_image("Metal", seed=2)
+    textured_material(obj, wood, "WoodMaterial")
+    textured_material(obj, metal, "MetalMaterial")
+    slots = [0, 1, 0, 1, 0, 1]
+    if plain:
+        material = bpy.data.materials.new("Paint")
+        if bpy.app.version < (5, 0, 0):
+            material.use_nodes = True
+        bsdf = next(n for n in material.node_tree.nodes if n.type == "BSDF_PRINCIPLED")
+        bsdf.inputs["Base Color"].default_value = (0.8, 0.1, 0.1, 1.0)
+        obj.data.materials.append(material)
+        slots = [0, 1, 2, 1, 0, 2]
+    obj.data.polygons.foreach_set("material_index", slots)
+    obj.data.update()
+    return obj, wood, metal
+
+
+def nodes_showing(obj) -> list[str]:
+    out = []
+    for slot in obj.material_slots:
+        for node in slot.material.node_tree.nodes:
+            if node.type == "TEX_IMAGE":
+                out.append(node.image.name)
+    return out
+
+
+def test_both_images_are_restyled_in_one_run_and_both_revert(bpy_clean, backend):
+    bpy = bpy_clean
+    obj, wood, metal = two_material_cube(bpy)
+    before = {image.name: image_rgba(image).copy() for image in (wood, metal)}
+    result = bpy.ops.styletex.stylize(style_path=str(STYLE), steps=3, address=backend.address, **JOB)
+    assert result == {"FINISHED"}
+    assert sorted(nodes_showing(obj)) == ["Metal_styled", "Wood_styled"]
+    for image in (wood, metal):
+        styled = bpy.data.images[f"{image.name}_styled"]
+        assert tuple(styled.size) == (32, 32) and styled.packed_file is not None
+        assert np.abs(image_rgba(styled)[..., :3] - before[image.name][..., :3]).mean() > 0.05
+        np.testing.assert_array_equal(image_rgba(image), before[image.name])  # the original is untouched
+    assert not np.array_equal(image_rgba(bpy.data.images["Wood_styled"]), image_rgba(bpy.data.images["Metal_styled"]))
+    assert bpy.ops.styletex.revert() == {"FINISHED"}
+    assert sorted(nodes_showing(obj)) == ["Metal", "Wood"]
+
+
+def test_a_material_without_an_image_keeps_its_colour_and_gets_no_copy(bpy_clean, backend):
+    bpy = bpy_clean
+    obj, wood, metal = two_material_cube(bpy, plain=True)
+    result = bpy.ops.styletex.stylize(style_path=str(STYLE), steps=3, address=backend.address, **JOB)
+    assert result == {"FINISHED"}
+    assert sorted(nodes_showing(obj)) == ["Metal_styled", "Wood_styled"]  # Paint has no image node, and gets none
+    paint = obj.material_slots[2].material
+    bsdf = next(n for n in paint.node_tree.nodes if n.type == "BSDF_PRINCIPLED")
+    assert not bsdf.inputs["Base Color"].links and tuple(bsdf.inputs["Base Color"].default_value)[:3] == \
+        tuple(np.float32([0.8, 0.1, 0.1]))
+
+
+def test_the_extracted_atlas_holds_each_image_and_base_colour_in_its_cell(bpy_clean):
+    from blender_addon.atlas import unpack
+    from blender_addon.extract import extract_active, image_pixels
+
+    bpy = bpy_clean
+    obj, wood, metal = two_material_cube(bpy, plain=True)
+    payload = extract_active(bpy.context, texture_size=32)
+    assert payload.layout is not None and payload.layout.cells == 3 and payload.texture.shape == (64, 64, 3)
+    cells = unpack(payload.texture, payload.layout, 3)
+    images = {image.name: image for image in payload.images}
+    assert sorted(images) == ["Metal", "Wood"]
+    for index, image in enumerate(payload.images):
+        np.testing.assert_allclose(cells[index], image_pixels(image), atol=1e-6)  # 32^2 cells: not resampled
+    red = 1.055 * 0.8 ** (1 / 2.4) - 0.055
+    np.testing.assert_allclose(cells[2].mean(axis=(0, 1)), [red, 1.055 * 0.1 ** (1 / 2.4) - 0.055, 1.055 * 0.1 ** (1 / 2.4) - 0.055], atol=1e-4)
+    # Faces of the image-less material may not change; every face's UVs lie in its own cell.
+    slots = np.array([p.material_index for p in obj.data.polygons])
+    obj.data.calc_loop_triangles()
+    triangle_slot = slots[[t.polygon_index for t in obj.data.loop_triangles]]
+    np.testing.assert_array_equal(payload.editable, triangle_slot != 2)
+    cell_of_slot = {0: payload.images.index(wood), 1: payload.images.index(metal), 2: 2}
+    for slot, cell in cell_of_slot.items():
+        row, column = divmod(cell, 2)
+        uv = payload.uvs[triangle_slot == slot].reshape(-1, 2)
+        assert (uv[:, 0] >= column / 2).all() and (uv[:, 0] <= (column + 1) / 2).all()
+        assert (uv[:, 1] >= 1 - (row + 1) / 2).all() and (uv[:, 1] <= 1 - row / 2).all()

@@ -2,7 +2,9 @@
 
     blender -b scene.blend --python examples/stylize_headless.py -- painting.jpg \
         [--address tcp://127.0.0.1:5555] [--steps 400] [--texture-size 1024] [--render-size 512] \
-        [--features auto|efficientnet_lite0|vgg19|vgg16|random] [--seed 0] [--out scene_styled.blend]
+        [--features auto|efficientnet_lite0|vgg19|vgg16|random] [--seed 0] [--out scene_styled.blend] \
+        [--also other.jpg:0.5 ...] [--strength 0.5] [--style-scale 1] [--preserve-colors] [--uv-map NAME] \
+        [--selected-only] [--auto-unwrap]
 
 The StyleTex add-on must be enabled in this Blender. Without --address the add-on's preferences
 say where the backend is (in "local" mode it starts one). The result is packed into the file as
@@ -27,6 +29,14 @@ parser.add_argument("--features", default="auto", choices=("auto", "efficientnet
                          "random is for tests only, not a quality mode")
 parser.add_argument("--seed", type=int, default=0)
 parser.add_argument("--out", default="", help="where to save the .blend (default: <name>_styled.blend)")
+parser.add_argument("--also", action="append", default=[], metavar="IMAGE[:WEIGHT]",
+                    help="another painting mixed into the style, with its weight (default 1); repeatable")
+parser.add_argument("--strength", type=float, default=0.5, help="0 subtle ... 1 strong (default 0.5)")
+parser.add_argument("--style-scale", type=float, default=1.0, help="2: bigger brush strokes, 0.5: finer")
+parser.add_argument("--preserve-colors", action="store_true", help="keep the texture's own colours")
+parser.add_argument("--uv-map", default="", help="the UV map to use (default: the image node's, else the render map)")
+parser.add_argument("--selected-only", action="store_true", help="restyle the faces selected in Edit Mode only")
+parser.add_argument("--auto-unwrap", action="store_true", help="give a mesh without UV map one (Smart UV Project)")
 args = parser.parse_args(sys.argv[sys.argv.index("--") + 1:] if "--" in sys.argv else [])
 
 if not hasattr(bpy.ops.styletex, "stylize") or not hasattr(bpy.types, "STYLETEX_OT_stylize"):
@@ -38,10 +48,16 @@ if bpy.context.active_object is None:  # pick the first mesh when the file has n
     bpy.context.view_layer.objects.active = mesh
 
 # Blocks in background mode, printing progress; raises RuntimeError with the reason on failure.
+paintings = []
+for item in args.also:
+    path, _, weight = item.rpartition(":") if item.rpartition(":")[2].replace(".", "", 1).isdigit() else (item, "", "1")
+    paintings.append({"name": path, "weight": float(weight)})
 try:
     bpy.ops.styletex.stylize(style_path=args.style, steps=args.steps, texture_size=args.texture_size,
                              render_size=args.render_size, features=args.features, seed=args.seed,
-                             address=args.address)
+                             address=args.address, paintings=paintings, strength=args.strength,
+                             style_scale=args.style_scale, preserve_colors=args.preserve_colors, uv_map=args.uv_map,
+                             selected_only=args.selected_only, auto_unwrap=args.auto_unwrap)
 except RuntimeError as exc:
     sys.exit(str(exc).strip())
 out = args.out or (bpy.data.filepath[: -len(".blend")] if bpy.data.filepath.endswith(".blend")

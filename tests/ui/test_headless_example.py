@@ -85,8 +85,10 @@ def test_the_example_restyles_and_saves(setup, tmp_path):
     backend = start_backend(address, tmp_path / "backend.log")
     out = tmp_path / "spot_styled.blend"
     try:
+        # With the artist's controls too, as Blender 3.4 passes them (a painting list of dicts among them).
         run = run_example(setup, "--address", address, "--steps", "3", "--texture-size", "64", "--render-size", "32",
-                          "--features", "random", "--out", str(out))
+                          "--features", "random", "--out", str(out), "--also", f"{ROOT / 'data/styles/wave.jpg'}:0.5",
+                          "--strength", "0.8", "--style-scale", "1.5", "--preserve-colors")
     finally:
         stop(backend)
     output = run.stdout + run.stderr

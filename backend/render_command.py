@@ -12,7 +12,7 @@ from .cli import finite_float, positive_int, vector3
 from .devices import pick_device
 from .errors import StyleTexError
 from .images import load_image, save_image, uv_checker
-from .obj_io import read_obj
+from .gltf_io import read_model
 from .raster import MAX_SIZE
 from .render import MeshTensors, rasterize_view, shade
 from .texture import interpolate
@@ -21,7 +21,7 @@ from .views import Camera
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("mesh", help="OBJ file with texture coordinates")
+    parser.add_argument("mesh", help="OBJ or glTF (.glb/.gltf) file with texture coordinates")
     parser.add_argument("--texture", help="texture image (default: a UV checker)")
     parser.add_argument("--eye", type=vector3, required=True, help="camera position X,Y,Z (Blender world, Z up)")
     parser.add_argument("--target", type=vector3, help="point looked at (default: the bounding-box centre)")
@@ -44,10 +44,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     if args.size * args.supersample > MAX_SIZE:
         raise StyleTexError(f"--size x --supersample must be at most {MAX_SIZE}, got {args.size * args.supersample}")
-    mesh = read_obj(args.mesh, up_axis=args.obj_up)
+    mesh, embedded = read_model(args.mesh, args.obj_up)
     target = args.target if args.target is not None else tuple(float(c) for c in mesh.center)
     camera = Camera(args.eye, target, args.up, args.fov, args.near, args.far)
-    texture = load_image(args.texture) if args.texture else uv_checker()
+    texture = load_image(args.texture) if args.texture else embedded if embedded is not None else uv_checker()
     device = pick_device(args.device)
     mesh_t = MeshTensors.from_mesh(mesh, device)
     texture_t = torch.from_numpy(texture).to(device)

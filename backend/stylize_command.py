@@ -14,7 +14,7 @@ from .cli import finite_float, positive_int
 from .errors import StyleTexError
 from .features.network import KINDS
 from .images import load_image, save_image
-from .obj_io import read_obj
+from .gltf_io import is_gltf, read_model, write_gltf_with_texture
 from .style.engine import stylize
 from .style.parameterization import PARAMETERIZATIONS
 from .style.progress import Progress
@@ -24,7 +24,7 @@ DEFAULTS = {f.name: f.default for f in fields(StyleSettings)}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("mesh", help="OBJ file with texture coordinates")
+    parser.add_argument("mesh", help="OBJ or glTF (.glb/.gltf) file with texture coordinates")
     parser.add_argument("--style", action="append", metavar="IMAGE",
                         help="style image (a painting); repeat it to mix several, weighted by --style-blend")
     parser.add_argument("--style-blend", default=DEFAULTS["style_blend"], metavar="W1,W2,...",
@@ -36,7 +36,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--preserve-colors", action="store_true",
                         help="keep the original texture's colours; take only the luminance structure from the "
                              "painting (needs --texture)")
-    parser.add_argument("--texture", help="the mesh's original texture (content, start and fill)")
+    parser.add_argument("--texture", help="the mesh's original texture (content, start and fill); a glTF model's "
+                                          "own base colour texture is used when this is not given")
+    parser.add_argument("--out-model", metavar="OUT.glb",
+                        help="with a glTF input: also write the model with the restyled texture in place of its own")
     parser.add_argument("--out", required=True, help="output texture PNG (sRGB-encoded, like the input texture)")
     parser.add_argument("--steps", type=positive_int, default=DEFAULTS["steps"])
     parser.add_argument("--texture-size", type=positive_int, default=DEFAULTS["texture_size"])
@@ -134,9 +137,13 @@ def run(args: argparse.Namespace) -> int:
     ).validate()
     if not args.style and args.objective is None:
         raise StyleTexError("--style IMAGE is required (or --objective channel:LAYER:INDEX)")
-    mesh = read_obj(args.mesh, up_axis=args.obj_up)
+    if args.out_model and not is_gltf(args.mesh):
+        raise StyleTexError("--out-model needs a glTF input (.glb or .gltf)")
+    if args.out_model and not args.out_model.lower().endswith(".glb"):
+        raise StyleTexError(f"--out-model writes a binary glTF: give it a .glb name, not {args.out_model!r}")
+    mesh, embedded = read_model(args.mesh, args.obj_up)
     style = [load_image(path) for path in args.style] if args.style else None
-    original = load_image(args.texture) if args.texture else None
+    original = load_image(args.texture) if args.texture else embedded
     if settings.preserve_colors and original is None:
         raise StyleTexError("--preserve-colors keeps the original texture's colours: give it with --texture")
     if style is not None:
@@ -160,6 +167,8 @@ def run(args: argparse.Namespace) -> int:
     finally:
         signal.signal(signal.SIGINT, previous)
     save_image(args.out, result.texture)
+    if args.out_model:
+        write_gltf_with_texture(args.mesh, args.out_model, result.texture)
     if args.report:
         report_path = Path(args.report)
         try:

@@ -1,0 +1,231 @@
+"""glTF 2.0 (.glb / .gltf) in and out: the textured mesh of a model, and the same model with a new texture.
+
+pygltflib reads and writes the container (JSON, binary chunk, buffers, data URIs) and nothing more, which is
+what we want: accessors are decoded here with numpy, and writing the result back changes only the base
+colour image, so everything else in the model (nodes, other materials, animations, extensions) survives.
+(trimesh would load the model into its own scene and export that, losing what it does not model.)
+
+Every triangle primitive with TEXCOORD_0 in the default scene is read, with its node's world transform
+applied; glTF is Y-up with V = 0 at the top of an image, so positions are turned into Blender's Z-up
+world ((x, y, z) -> (x, -z, y), as Blender's importer does) and V into our V = 0 at the bottom.
+"""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from .errors import MeshError
+from .mesh import Mesh, make_mesh
+
+COMPONENTS = {"SCALAR": 1, "VEC2": 2, "VEC3": 3, "VEC4": 4, "MAT4": 16}
+DTYPES = {5120: np.int8, 5121: np.uint8, 5122: np.int16, 5123: np.uint16, 5125: np.uint32, 5126: np.float32}
+TRIANGLES = 4
+UNSUPPORTED = {"KHR_draco_mesh_compression": "Draco-compressed", "EXT_meshopt_compression": "meshopt-compressed"}
+
+
+def _load(path: Path):
+    import pygltflib
+
+    try:
+        return pygltflib.GLTF2().load(str(path))
+    except FileNotFoundError:
+        raise MeshError(f"{path}: no such file") from None
+    except Exception as exc:  # pygltflib raises many kinds on malformed files
+        raise MeshError(f"{path}: not a readable glTF file ({type(exc).__name__})") from None
+
+
+def _buffer_bytes(gltf, path: Path, index: int) -> bytes:
+    data = gltf.get_data_from_buffer_uri(gltf.buffers[index].uri) if gltf.buffers[index].uri else gltf.binary_blob()
+    if data is None and gltf.buffers[index].uri:  # an external .bin next to the .gltf
+        try:
+            data = (path.parent / gltf.buffers[index].uri).read_bytes()
+        except OSError as exc:
+            raise MeshError(f"{path}: buffer {gltf.buffers[index].uri!r} cannot be read ({exc.strerror or exc})") from None
+    if data is None:
+        raise MeshError(f"{path}: buffer {index} has no data")
+    return data
+
+
+def _accessor(gltf, path: Path, index: int, cache: dict) -> np.ndarray:
+    """An accessor's values as a (count, components) float64 or integer array (normalized ints scaled)."""
+    accessor = gltf.accessors[index]
+    if accessor.sparse is not None or accessor.bufferView is None:
+        raise MeshError(f"{path}: accessor {index} is sparse or has no buffer view (not supported)")
+    view = gltf.bufferViews[accessor.bufferView]
+    if view.buffer not in cache:
+        cache[view.buffer] = _buffer_bytes(gltf, path, view.buffer)
+    dtype = np.dtype(DTYPES[accessor.componentType]).newbyteorder("<")
+    components = COMPONENTS[accessor.type]
+    stride = view.byteStride or dtype.itemsize * components
+    start = (view.byteOffset or 0) + (accessor.byteOffset or 0)
+    needed = start + stride * (accessor.count - 1) + dtype.itemsize * components if accessor.count else start
+    data = cache[view.buffer]
+    if needed > len(data):
+        raise MeshError(f"{path}: accessor {index} reaches past the end of its buffer")
+    raw = np.ndarray((accessor.count, components), dtype, buffer=data, offset=start, strides=(stride, dtype.itemsize))
+    values = np.array(raw)
+    if accessor.normalized and dtype.kind in "iu":
+        values = np.maximum(values / np.iinfo(dtype).max, -1.0)
+    return values
+
+
+def _local_matrix(node) -> np.ndarray:
+    if node.matrix:
+        return np.array(node.matrix, np.float64).reshape(4, 4).T  # column-major in the file
+    t = np.eye(4)
+    t[:3, 3] = node.translation or (0, 0, 0)
+    x, y, z, w = node.rotation or (0, 0, 0, 1)
+    r = np.eye(4)
+    r[:3, :3] = [[1 - 2 * (y * y + z * z), 2 * (x * y - z * w), 2 * (x * z + y * w)],
+                 [2 * (x * y + z * w), 1 - 2 * (x * x + z * z), 2 * (y * z - x * w)],
+                 [2 * (x * z - y * w), 2 * (y * z + x * w), 1 - 2 * (x * x + y * y)]]
+    s = np.diag([*(node.scale or (1, 1, 1)), 1.0])
+    return t @ r @ s
+
+
+def _mesh_nodes(gltf) -> list[tuple[int, np.ndarray]]:
+    """(mesh index, world matrix) of every node with a mesh in the default scene (or all roots)."""
+    if gltf.scenes:
+        roots = gltf.scenes[gltf.scene or 0].nodes or []
+    else:
+        children = {c for node in gltf.nodes for c in (node.children or [])}
+        roots = [i for i in range(len(gltf.nodes)) if i not in children]
+    out, stack = [], [(i, np.eye(4)) for i in roots]
+    while stack:
+        index, parent = stack.pop()
+        node = gltf.nodes[index]
+        world = parent @ _local_matrix(node)
+        if node.mesh is not None:
+            out.append((node.mesh, world))
+        stack.extend((c, world) for c in (node.children or []))
+    return out
+
+
+def base_color_image(gltf, path: Path, material: int | None) -> tuple[int, np.ndarray] | None:
+    """(image index, (H, W, 3) float32 sRGB values) of a material's baseColorTexture, or None."""
+    if material is None:
+        return None
+    pbr = gltf.materials[material].pbrMetallicRoughness
+    info = pbr.baseColorTexture if pbr is not None else None
+    if info is None:
+        return None
+    source = gltf.textures[info.index].source
+    if source is None:
+        return None
+    image = gltf.images[source]
+    if image.bufferView is not None:
+        view = gltf.bufferViews[image.bufferView]
+        blob = _buffer_bytes(gltf, path, view.buffer)[(view.byteOffset or 0):(view.byteOffset or 0) + view.byteLength]
+    elif image.uri and image.uri.startswith("data:"):
+        blob = gltf.get_data_from_buffer_uri(image.uri)
+    else:
+        try:
+            blob = (path.parent / (image.uri or "")).read_bytes()
+        except OSError as exc:
+            raise MeshError(f"{path}: image {image.uri!r} cannot be read ({exc.strerror or exc})") from None
+    try:
+        with Image.open(io.BytesIO(blob)) as opened:
+            return source, np.asarray(opened.convert("RGB"), np.float32) / 255.0
+    except Exception as exc:
+        raise MeshError(f"{path}: image {source} cannot be decoded ({type(exc).__name__})") from None
+
+
+def read_gltf(path: str | Path) -> tuple[Mesh, np.ndarray | None]:
+    """The model's triangles with TEXCOORD_0, in world space (Z up), and the base colour texture of the first
+    textured primitive (None when none has one). Raises MeshError naming the file and the reason."""
+    path = Path(path)
+    gltf = _load(path)
+    required = set(gltf.extensionsRequired or []) | set(gltf.extensionsUsed or [])
+    for extension, what in UNSUPPORTED.items():
+        if extension in required:
+            raise MeshError(f"{path}: {what} meshes are not supported ({extension}); export without compression")
+    cache: dict = {}
+    positions, faces, uvs, texture, base = [], [], [], None, 0
+    for mesh_index, world in _mesh_nodes(gltf):
+        for primitive in gltf.meshes[mesh_index].primitives:
+            mode = TRIANGLES if primitive.mode is None else primitive.mode
+            attributes = primitive.attributes
+            if mode != TRIANGLES or attributes.POSITION is None or attributes.TEXCOORD_0 is None:
+                continue
+            points = _accessor(gltf, path, attributes.POSITION, cache)[:, :3]
+            texcoords = _accessor(gltf, path, attributes.TEXCOORD_0, cache)[:, :2]
+            if primitive.indices is not None:
+                triangles = _accessor(gltf, path, primitive.indices, cache).reshape(-1)
+            else:
+                triangles = np.arange(len(points))
+            triangles = triangles[: len(triangles) // 3 * 3].reshape(-1, 3).astype(np.int64)
+            if len(triangles) == 0:
+                continue
+            if triangles.max() >= len(points):
+                raise MeshError(f"{path}: mesh {mesh_index} has an index past its vertices")
+            placed = points @ world[:3, :3].T + world[:3, 3]
+            positions.append(placed[:, [0, 2, 1]] * (1, -1, 1))  # Y-up -> Z-up: (x, y, z) -> (x, -z, y)
+            corner = texcoords[triangles]
+            uvs.append(np.stack([corner[..., 0], 1.0 - corner[..., 1]], axis=-1))
+            faces.append(triangles + base)
+            base += len(points)
+            if texture is None:
+                found = base_color_image(gltf, path, primitive.material)
+                texture = found[1] if found is not None else None
+    if not faces:
+        raise MeshError(f"{path}: no triangle primitive with texture coordinates (TEXCOORD_0) in the model")
+    mesh = make_mesh(np.concatenate(positions), np.concatenate(faces), np.concatenate(uvs), str(path))
+    return mesh, texture
+
+
+def write_gltf_with_texture(source: str | Path, out: str | Path, texture: np.ndarray) -> None:
+    """Writes `source` again as a .glb at `out`, with the base colour image of the textured primitives
+    replaced by `texture` ((S, S, 3) in [0, 1], sRGB), embedded as PNG. Everything else is kept."""
+    import pygltflib
+
+    source, out = Path(source), Path(out)
+    if out.suffix.lower() != ".glb":
+        raise MeshError(f"{out}: --out-model writes a binary glTF; give it a .glb name")
+    gltf = _load(source)
+    gltf.convert_buffers(pygltflib.BufferFormat.BINARYBLOB)  # external and data-URI buffers into the one blob
+    targets = set()
+    for mesh in gltf.meshes:
+        for primitive in mesh.primitives:
+            if primitive.material is not None and primitive.attributes.TEXCOORD_0 is not None:
+                pbr = gltf.materials[primitive.material].pbrMetallicRoughness
+                if pbr is not None and pbr.baseColorTexture is not None:
+                    targets.add(gltf.textures[pbr.baseColorTexture.index].source)
+    if not targets:
+        raise MeshError(f"{source}: no base colour texture to replace")
+    png = io.BytesIO()
+    Image.fromarray((np.clip(texture, 0, 1) * 255 + 0.5).astype(np.uint8)).save(png, format="PNG")
+    blob = bytearray(gltf.binary_blob() or b"")
+    blob += b"\0" * (-len(blob) % 4)
+    view = len(gltf.bufferViews)
+    gltf.bufferViews.append(pygltflib.BufferView(buffer=0, byteOffset=len(blob), byteLength=len(png.getvalue())))
+    blob += png.getvalue()
+    for index in targets:
+        gltf.images[index] = pygltflib.Image(bufferView=view, mimeType="image/png", name=gltf.images[index].name)
+    if not gltf.buffers:
+        gltf.buffers.append(pygltflib.Buffer())
+    gltf.buffers[0].byteLength = len(blob)
+    gltf.buffers[0].uri = None
+    gltf.set_binary_blob(bytes(blob))
+    out.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        gltf.save_binary(str(out))
+    except OSError as exc:
+        raise MeshError(f"{out}: cannot write the model ({exc.strerror or exc})") from None
+
+
+def read_model(path: str | Path, obj_up: str = "Y") -> tuple[Mesh, np.ndarray | None]:
+    """A mesh file by its extension: .glb / .gltf (with its embedded base colour texture, or None) or .obj
+    (no texture: OBJ files name theirs in a .mtl, which the command line takes as --texture)."""
+    from .obj_io import read_obj
+
+    if Path(path).suffix.lower() in (".glb", ".gltf"):
+        return read_gltf(path)
+    return read_obj(path, up_axis=obj_up), None
+
+
+def is_gltf(path: str | Path) -> bool:
+    return Path(path).suffix.lower() in (".glb", ".gltf")

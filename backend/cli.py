@@ -53,12 +53,13 @@ def finite_float(text: str) -> float:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from . import render_command, serve_command, stylize_command
+    from . import batch_command, render_command, serve_command, stylize_command
 
     parser = _Parser(prog="python -m backend", description="StyleTex backend.")
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     render_command.add_arguments(commands.add_parser("render", help="render a textured mesh from one camera"))
     stylize_command.add_arguments(commands.add_parser("stylize", help="restyle a mesh's texture with a painting"))
+    batch_command.add_arguments(commands.add_parser("batch", help="restyle the jobs of a manifest, here or on Ray"))
     serve_command.add_serve_arguments(commands.add_parser("serve", help="run the job server for the Blender add-on"))
     serve_command.add_keygen_arguments(commands.add_parser("keygen", help="make a CURVE key pair for serve or a client"))
     return parser

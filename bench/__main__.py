@@ -14,10 +14,10 @@ import torch
 
 from backend.tuning import tune_allocator
 
-from . import addon_bench, render_bench, service_bench, style_bench
+from . import addon_bench, batch_bench, render_bench, service_bench, style_bench
 
 ROOT = Path(__file__).resolve().parent.parent
-SUITES = [render_bench, style_bench, service_bench, addon_bench]
+SUITES = [render_bench, style_bench, service_bench, addon_bench, batch_bench]
 
 
 def cpu_name() -> str:

@@ -16,7 +16,7 @@ from blender_addon.protocol import MAX_PAINTINGS, Message, ProtocolError, painti
 
 from ..errors import StyleTexError
 from ..mesh import Mesh, make_mesh
-from ..style.settings import StyleSettings, parse_blend
+from ..style.settings import StyleSettings, parse_blend, settings_from_dict
 
 # Settings a client may set. Not 'device' (the server's choice) and never 'weights' (a path on the
 # server's disk: a client must not make the server open files).
@@ -79,27 +79,8 @@ def _image(message: Message, name: str, limits: ServiceLimits) -> np.ndarray | N
 
 
 def _settings(raw: object, limits: ServiceLimits) -> StyleSettings:
-    if raw is None:
-        raw = {}
-    if not isinstance(raw, dict):
-        raise ProtocolError("bad_settings", "'settings' must be an object")
-    unknown = sorted(set(raw) - CLIENT_SETTINGS)
-    if unknown:
-        raise ProtocolError("bad_settings", f"unknown or not allowed setting {unknown[0]!r}")
-    defaults = StyleSettings()
-    for name, value in raw.items():
-        expected = type(getattr(defaults, name))
-        if name == "objective":
-            ok = value is None or isinstance(value, str)
-        elif expected is float:
-            ok = isinstance(value, (int, float)) and not isinstance(value, bool)
-        else:
-            ok = isinstance(value, expected) and not (expected is int and isinstance(value, bool))
-        if not ok:
-            raise ProtocolError("bad_settings", f"setting {name!r} has the wrong type ({type(value).__name__})")
-    settings = StyleSettings(**{k: float(v) if isinstance(getattr(defaults, k), float) else v for k, v in raw.items()})
     try:
-        settings.validate()
+        settings = settings_from_dict(raw, CLIENT_SETTINGS)
     except StyleTexError as exc:
         raise ProtocolError("bad_settings", str(exc)) from None
     if settings.texture_size > limits.max_texture_size or settings.render_size > limits.max_render_size:

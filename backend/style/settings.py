@@ -122,6 +122,30 @@ class StyleSettings:
         return max(16, round((self.style_size or self.render_size) * self.style_scale * size / self.render_size))
 
 
+def settings_from_dict(raw: object, allowed: set[str] | None = None) -> StyleSettings:
+    """Settings from JSON-like data (a client's, a manifest's): names must be fields (and in `allowed`), values
+    of the field's type (ints count as floats); then validated. Raises StyleTexError naming the first problem."""
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise StyleTexError("settings must be an object")
+    defaults = StyleSettings()
+    names = {f.name for f in fields(StyleSettings)} if allowed is None else allowed
+    for name, value in raw.items():
+        if name not in names:
+            raise StyleTexError(f"unknown or not allowed setting {name!r}")
+        expected = type(getattr(defaults, name))
+        if name == "objective":
+            ok = value is None or isinstance(value, str)
+        elif expected is float:
+            ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+        else:
+            ok = isinstance(value, expected) and not (expected is int and isinstance(value, bool))
+        if not ok:
+            raise StyleTexError(f"setting {name!r} has the wrong type ({type(value).__name__})")
+    return StyleSettings(**{k: float(v) if isinstance(getattr(defaults, k), float) else v for k, v in raw.items()}).validate()
+
+
 def parse_blend(text: str, paintings: int | None = None) -> list[float] | None:
     """'1,0.5' -> [1.0, 0.5]; '' -> None (equal weights). With `paintings`, the count must match."""
     if not text.strip():

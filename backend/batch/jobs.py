@@ -1,0 +1,42 @@
+"""One batch job as plain arrays in and out, so it runs the same in this process or on a Ray worker that
+shares no file system with the driver: the driver reads the files, the worker sees arrays only."""
+
+from __future__ import annotations
+
+import os
+import time
+
+import numpy as np
+
+from ..errors import StyleTexError
+from ..gltf_io import read_model
+from ..images import load_image
+from ..mesh import make_mesh
+from ..style.engine import stylize
+from ..style.settings import StyleSettings
+from .manifest import BatchJob
+
+
+def read_inputs(job: BatchJob) -> dict:
+    """The job's files as arrays (raises StyleTexError naming the file when one is broken)."""
+    mesh, embedded = read_model(job.mesh)
+    texture = load_image(job.texture) if job.texture is not None else embedded
+    return {"name": job.name, "positions": mesh.positions, "faces": mesh.faces, "uvs": mesh.uvs,
+            "texture": texture, "styles": [load_image(path) for path in job.styles], "settings": job.settings}
+
+
+def run_job(inputs: dict, threads: int = 0, device: str = "auto") -> dict:
+    """Restyles one job's arrays: {"texture", "report"} or {"error": one line}. threads > 0 bounds torch's."""
+    if threads > 0:
+        import torch
+
+        torch.set_num_threads(threads)
+    started = time.perf_counter()
+    try:
+        mesh = make_mesh(inputs["positions"], inputs["faces"], inputs["uvs"], inputs["name"])
+        settings = StyleSettings(**{**inputs["settings"], "device": device}).validate()
+        result = stylize(mesh, inputs["styles"], settings, inputs["texture"])
+    except StyleTexError as exc:
+        return {"error": str(exc), "seconds": time.perf_counter() - started}
+    report = {**result.report, "worker_pid": os.getpid()}
+    return {"texture": result.texture.astype(np.float32), "report": report, "seconds": time.perf_counter() - started}

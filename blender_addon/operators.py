@@ -93,6 +93,11 @@ def apply_event(scene, obj_name: str, image_name: "str | StyledImages", event: E
         return True
     elif event.kind == "cancelled":
         settings.status = f"cancelled after {event.fields.get('steps_done', 0)} steps"
+        if event.fields.get("message"):  # stopped by a limit of the backend's (--max-job-seconds): say so
+            settings.last_error = event.fields["message"]
+        if event.pixels is not None:  # what the job had when it was stopped
+            for image in _show_pixels(obj_name, image_name, event.pixels):
+                image.pack()
         return True
     elif event.kind == "error":
         settings.last_error = event.fields.get("message", "unknown error")

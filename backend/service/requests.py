@@ -31,6 +31,8 @@ class ServiceLimits:
     max_texture_size: int = 4096
     max_render_size: int = 2048
     max_steps: int = 100_000
+    max_job_seconds: float = 0.0  # a running job is stopped after this long (0: never)
+    max_jobs_per_client: int = 4  # queued and running, per client connection
 
 
 @dataclass(frozen=True)
@@ -83,10 +85,12 @@ def _settings(raw: object, limits: ServiceLimits) -> StyleSettings:
         settings = settings_from_dict(raw, CLIENT_SETTINGS)
     except StyleTexError as exc:
         raise ProtocolError("bad_settings", str(exc)) from None
-    if settings.texture_size > limits.max_texture_size or settings.render_size > limits.max_render_size:
-        raise ProtocolError("too_large", f"texture_size is limited to {limits.max_texture_size} and render_size to {limits.max_render_size}")
-    if settings.steps > limits.max_steps:
-        raise ProtocolError("too_large", f"steps is limited to {limits.max_steps}")
+    # Each limit has its own code, and the message says the limit (the add-on shows it as it is).
+    for name, value, limit in (("texture_size", settings.texture_size, limits.max_texture_size),
+                               ("render_size", settings.render_size, limits.max_render_size),
+                               ("steps", settings.steps, limits.max_steps)):
+        if value > limit:
+            raise ProtocolError(f"limit_{name}", f"this backend allows {name} up to {limit}; the job asks for {value}")
     return settings
 
 

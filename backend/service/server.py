@@ -16,6 +16,7 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -84,6 +85,7 @@ class Server:
         # in decode() gives a proper error for anything under this size.
         self.socket.setsockopt(zmq.MAXMSGSIZE, max_message_bytes)
         self.authenticator = None
+        self.clients_dir, self.next_reload = None, 0.0
         if curve_secret_file:
             self._setup_curve(curve_secret_file, curve_clients_dir)
         self.socket.bind(bind)
@@ -106,13 +108,28 @@ class Server:
             raise StyleTexError(f"{secret_file}: not a secret key file (make one with `python -m backend keygen`)")
         self.authenticator = ThreadAuthenticator(self.context)
         self.authenticator.start()
+        self.clients_dir, self.clients_seen = clients_dir, None
         if clients_dir:
-            self.authenticator.configure_curve(domain="*", location=clients_dir)
+            self._reload_clients()
         else:
             self.authenticator.configure_curve(domain="*", location=zmq.auth.CURVE_ALLOW_ANY)
         self.socket.curve_secretkey = secret
         self.socket.curve_publickey = public
         self.socket.curve_server = True
+
+    def _reload_clients(self) -> None:
+        """Reads the allowed client keys again when the folder's listing or a key file changed: adding a
+        colleague's key takes effect within a second, without a restart."""
+        folder = Path(self.clients_dir)
+        try:
+            seen = sorted((p.name, p.stat().st_mtime_ns, p.stat().st_size) for p in folder.glob("*.key"))
+        except OSError:
+            return
+        if seen != self.clients_seen:
+            self.authenticator.configure_curve(domain="*", location=str(folder))
+            if self.clients_seen is not None:
+                log.info("allowed client keys reloaded: %d", len(seen))
+            self.clients_seen = seen
 
     # -- server thread ---------------------------------------------------------------------------
 
@@ -127,6 +144,9 @@ class Server:
                     self._receive()
                 self._flush_outbox()
                 self._reap_silent_clients()
+                if self.authenticator is not None and self.clients_dir and time.monotonic() >= self.next_reload:
+                    self._reload_clients()
+                    self.next_reload = time.monotonic() + 1.0
         finally:
             self.shutdown()
 
@@ -186,6 +206,8 @@ class Server:
                 "server": f"styletex {__version__}", "protocols": [PROTOCOL_VERSION], "device": self._device_name(),
                 "features": list(KINDS), "queue": len(self.waiting) + (self.running is not None),
                 "limits": {"max_texture_size": self.limits.max_texture_size, "max_render_size": self.limits.max_render_size,
+                           "max_steps": self.limits.max_steps, "max_job_seconds": self.limits.max_job_seconds,
+                           "max_jobs_per_client": self.limits.max_jobs_per_client,
                            "max_message_bytes": self.wire_limits.max_message_bytes},
             }))
         elif message.type == "submit":
@@ -193,6 +215,10 @@ class Server:
             with self.lock:
                 if len(self.waiting) >= self.max_queue:
                     raise ProtocolError("queue_full", f"the queue is full ({self.max_queue} jobs); try again later")
+                mine = sum(j.client == client for j in [*self.waiting, self.running] if j is not None)
+                if mine >= self.limits.max_jobs_per_client:
+                    raise ProtocolError("limit_jobs_per_client", f"this backend runs at most {self.limits.max_jobs_per_client} "
+                                                                 f"jobs per client at once (queued or running)")
                 job = Job(uuid.uuid4().hex[:12], client, request)
                 self.waiting.append(job)
                 position = len(self.waiting) - 1 + (self.running is not None)
@@ -264,7 +290,15 @@ class Server:
             settings.preview_every = request.preview.every
         log.info("job %s: started", job.id)
 
+        started = time.monotonic()
+        limit = self.limits.max_job_seconds
+        timed_out = threading.Event()
+
         def progress(p: Progress) -> None:
+            if limit and time.monotonic() - started > limit and not job.cancel.is_set():
+                log.info("job %s: over --max-job-seconds (%g s), stopping", job.id, limit)
+                timed_out.set()
+                job.cancel.set()  # stylize stops before its next step and returns what it has
             losses = {"total": _finite(p.total), "style": _finite(p.style), "content": _finite(p.content)}
             fields = {"job": job.id, "step": p.step, "steps": p.steps, "loss": losses, "elapsed": p.elapsed, "eta": p.eta,
                       "network": p.network}
@@ -286,7 +320,13 @@ class Server:
             return
         if result.cancelled:
             log.info("job %s: cancelled after %d steps", job.id, result.report["steps_done"])
-            self.outbox.put((job.client, encode("cancelled", {"job": job.id, "steps_done": result.report["steps_done"]})))
+            fields = {"job": job.id, "steps_done": result.report["steps_done"]}
+            arrays = {}
+            if timed_out.is_set():  # like a cancel, with the reason and the texture so far
+                fields.update(code="limit_job_seconds", message=f"this backend stops a job after {limit:g} s; "
+                              f"it was stopped after {result.report['steps_done']} steps")
+                arrays["texture"] = result.texture.astype(np.float32)
+            self.outbox.put((job.client, encode("cancelled", fields, arrays)))
             return
         report = result.report
         log.info("job %s: done, %d steps, %.2f s/step, coverage %.1f %%", job.id, report["steps_done"],

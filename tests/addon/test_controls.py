@@ -90,3 +90,22 @@ def test_control_errors_are_one_line_and_change_nothing(bpy_clean, backend):
             bpy.ops.styletex.stylize(steps=1, address=backend.address, **{**JOB, **options})
         assert text in bpy.context.scene.styletex.last_error
     assert not [i for i in bpy.data.images if i.name.endswith("_styled")]
+
+
+def test_a_job_stopped_by_a_backend_limit_says_why_and_keeps_what_it_had(bpy_clean):
+    from blender_addon.operators import apply_event
+    from blender_addon.session import Event
+    from blender_addon.write_back import ensure_image
+
+    bpy = bpy_clean
+    obj = add_sphere("Limited")
+    textured_material(obj, make_image("Original"))
+    styled = ensure_image("Original_styled", 32)
+    pixels = np.full((32, 32, 3), 0.25, np.float32)
+    message = "this backend stops a job after 3 s; it was stopped after 12 steps"
+    over = apply_event(bpy.context.scene, obj.name, styled.name,
+                       Event("cancelled", {"steps_done": 12, "code": "limit_job_seconds", "message": message}, pixels))
+    settings = bpy.context.scene.styletex
+    assert over and settings.last_error == message and settings.status == "cancelled after 12 steps"
+    assert base_color_node(obj).image == styled and styled.packed_file is not None
+    np.testing.assert_allclose(image_rgba(styled)[..., :3], 0.25, atol=1 / 255)

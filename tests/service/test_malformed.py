@@ -218,7 +218,8 @@ def fuzz_cases(rng: np.random.Generator, count: int) -> list[tuple[str, list[byt
 
     def too_large_settings():
         bad = [{"texture_size": 8192}, {"steps": LONG + 1}, {"steps": 10**6}][int(rng.integers(0, 3))]
-        return f"settings {bad}", message(*header_and_frames(settings={**VALID_SETTINGS, **bad})), {"too_large"}
+        code = f"limit_{next(iter(bad))}"  # each server limit has a code of its own
+        return f"settings {bad}", message(*header_and_frames(settings={**VALID_SETTINGS, **bad})), {code}
 
     def bad_preview():
         preview = [{"every": -1}, {"every": 1.5}, {"every": True}, {"format": "float64"}, {"format": None},

@@ -23,8 +23,8 @@ REPO = Path(__file__).resolve().parent.parent
 SMALL = {"steps": 3, "texture_size": 64, "render_size": 32, "features": "random"}
 
 
-def batch(*args: str, timeout: float = 600) -> subprocess.CompletedProcess:
-    env = dict(os.environ, PYTHONPATH=str(REPO), RAY_DEDUP_LOGS="0")
+def batch(*args: str, timeout: float = 600, env: dict | None = None) -> subprocess.CompletedProcess:
+    env = env or dict(os.environ, PYTHONPATH=str(REPO), RAY_DEDUP_LOGS="0")
     return subprocess.run([sys.executable, "-m", "backend", "batch", *args], capture_output=True, text=True,
                           timeout=timeout, env=env, cwd=REPO)
 
@@ -156,3 +156,32 @@ def test_ctrl_c_cancels_the_remaining_jobs_and_still_writes_the_summary(library)
     statuses = {n: j["status"] for n, j in json.loads((out / "batch.json").read_text())["jobs"].items()}
     assert statuses["cow0"] == "done" and "cancelled" in statuses.values(), statuses
     assert "Traceback" not in err
+
+
+def test_joining_a_running_ray_cluster_by_address(library):
+    """`ray start --head` as an operator would, then --ray HOST:PORT joins it (and leaves it running)."""
+    from tests.net import free_port
+
+    port = free_port()
+    ray = str(Path(sys.executable).parent / "ray")
+    # `ray start` makes a token-authenticated cluster; a driver joining it sends the token (docs/SCALING.md).
+    env = dict(os.environ, PYTHONPATH=str(REPO), RAY_AUTH_MODE="token")
+    head = subprocess.run([ray, "start", "--head", f"--port={port}", "--num-cpus=2", "--include-dashboard=false",
+                           "--disable-usage-stats"], capture_output=True, text=True, timeout=180, env=env)
+    assert head.returncode == 0, head.stdout[-2000:] + head.stderr[-2000:]
+    try:
+        out = library / "cluster_out"
+        manifest = write_manifest(library / "one.json", [
+            {"name": "cow", "mesh": "spot.obj", "texture": "spot.png", "style": "wave.jpg", "settings": SMALL}])
+        wrong = batch(str(manifest), "--out", str(out), "--ray", f"127.0.0.1:{free_port()}", timeout=300)
+        assert wrong.returncode == 2 and "cannot start or join the Ray cluster" in wrong.stderr, wrong.stderr[-2000:]
+        assert "Traceback" not in wrong.stderr
+        run = batch(str(manifest), "--out", str(out), "--ray", f"127.0.0.1:{port}", "--threads", "1", env=env)
+        assert run.returncode == 0, run.stderr[-3000:]
+        summary = json.loads((out / "batch.json").read_text())
+        assert summary["ray"] == f"127.0.0.1:{port}" and summary["jobs"]["cow"]["status"] == "done"
+        status = subprocess.run([ray, "status", f"--address=127.0.0.1:{port}"], capture_output=True, text=True,
+                                timeout=60, env=env)
+        assert status.returncode == 0  # the cluster is still up: the batch joined it, it did not own it
+    finally:
+        subprocess.run([ray, "stop", "--force"], capture_output=True, timeout=120, env=env)

@@ -9,8 +9,10 @@ retried. An actor counts each job's attempts, so the driver can report retries.
 from __future__ import annotations
 
 import os
+import socket
 from typing import Callable, Iterator
 
+from ..errors import StyleTexError
 from .jobs import run_job
 
 
@@ -37,6 +39,17 @@ def _task(inputs: dict, attempts, threads: int) -> dict:
     return run_job(inputs, threads)
 
 
+def _check_reachable(address: str, timeout: float = 5.0) -> None:
+    """Ray keeps retrying an address nobody answers for minutes: find that out in seconds first."""
+    host, _, port = address.rpartition(":")
+    if not host or not port.isdigit():
+        raise StyleTexError(f"--ray {address}: expected HOST:PORT (the head's `ray start --head --port`)")
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=timeout).close()
+    except OSError as exc:
+        raise StyleTexError(f"cannot start or join the Ray cluster at {address}: {exc.strerror or exc}") from None
+
+
 def run_on_ray(work: list[tuple[str, Callable[[], dict]]], address: str | None, threads: int, max_retries: int,
                ) -> Iterator[tuple[str, dict, int]]:
     """Runs the jobs (name, a function reading its inputs) on Ray; yields (name, outcome, attempts) as they
@@ -45,8 +58,15 @@ def run_on_ray(work: list[tuple[str, Callable[[], dict]]], address: str | None, 
     import ray
 
     os.environ.setdefault("RAY_DEDUP_LOGS", "0")
-    ray.init(address=address, include_dashboard=False, log_to_driver=False, configure_logging=False,
-             **({} if address else {"num_cpus": max(threads, os.cpu_count() or 1)}))
+    if address:
+        _check_reachable(address)
+    try:
+        ray.init(address=address, include_dashboard=False, log_to_driver=False, configure_logging=False,
+                 **({} if address else {"num_cpus": max(threads, os.cpu_count() or 1)}))
+    except Exception as exc:  # a wrong address, a missing auth token, a version mismatch: one line, not a traceback
+        reason = next((line.strip() for line in reversed(str(exc).splitlines()) if line.strip()), type(exc).__name__)
+        where = f"the Ray cluster at {address}" if address else "a local Ray"
+        raise StyleTexError(f"cannot start or join {where}: {reason[:300]}") from None
     try:
         gpus = ray.cluster_resources().get("GPU", 0)
         resources = {"num_gpus": 1, "num_cpus": 1} if gpus else {"num_cpus": threads}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 import sys
 import time
 from pathlib import Path
@@ -109,6 +110,8 @@ def run(args: argparse.Namespace) -> int:
         progress.update(name, record["status"])
 
     interrupted = False
+    # Ctrl-C must reach us even when the shell started us with SIGINT ignored (a background job).
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         if args.ray:
             from .batch.ray_runner import run_on_ray
@@ -132,6 +135,8 @@ def run(args: argparse.Namespace) -> int:
         for record in records.values():
             if record["status"] == "pending":
                 record["status"] = "cancelled"
+    finally:
+        signal.signal(signal.SIGINT, previous)
     summary = {"manifest": str(Path(args.manifest).resolve()), "ray": args.ray, "seconds": round(time.monotonic() - started, 2),
                "jobs": records}
     (out / "batch.json").write_text(json.dumps(summary, indent=2) + "\n")

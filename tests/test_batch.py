@@ -160,16 +160,19 @@ def test_ctrl_c_cancels_the_remaining_jobs_and_still_writes_the_summary(library)
 
 def test_joining_a_running_ray_cluster_by_address(library):
     """`ray start --head` as an operator would, then --ray HOST:PORT joins it (and leaves it running)."""
+    import tempfile
+
     from tests.net import free_port
 
     port = free_port()
     ray = str(Path(sys.executable).parent / "ray")
     # `ray start` makes a token-authenticated cluster; a driver joining it sends the token (docs/SCALING.md).
     env = dict(os.environ, PYTHONPATH=str(REPO), RAY_AUTH_MODE="token")
+    temp = tempfile.mkdtemp(prefix="rayt", dir="/tmp")  # short: Ray's socket paths live under it
     head = subprocess.run([ray, "start", "--head", f"--port={port}", "--num-cpus=2", "--include-dashboard=false",
-                           "--disable-usage-stats"], capture_output=True, text=True, timeout=180, env=env)
-    assert head.returncode == 0, head.stdout[-2000:] + head.stderr[-2000:]
+                           "--disable-usage-stats", f"--temp-dir={temp}"], capture_output=True, text=True, timeout=180, env=env)
     try:
+        assert head.returncode == 0, head.stdout[-2000:] + head.stderr[-2000:]
         out = library / "cluster_out"
         manifest = write_manifest(library / "one.json", [
             {"name": "cow", "mesh": "spot.obj", "texture": "spot.png", "style": "wave.jpg", "settings": SMALL}])
@@ -184,4 +187,19 @@ def test_joining_a_running_ray_cluster_by_address(library):
                                 timeout=60, env=env)
         assert status.returncode == 0  # the cluster is still up: the batch joined it, it did not own it
     finally:
-        subprocess.run([ray, "stop", "--force"], capture_output=True, timeout=120, env=env)
+        # Stop this head only (`ray stop` would stop every Ray on the machine): its processes name its folder,
+        # and their children (Ray's agents and workers) hang below them.
+        listing = subprocess.run(["ps", "-eww", "-o", "pid=,ppid=,args="], capture_output=True, text=True).stdout
+        rows = [line.split(None, 2) for line in listing.splitlines() if len(line.split(None, 2)) == 3]
+        doomed = {int(pid) for pid, _, args in rows if temp in args}
+        while True:
+            more = {int(pid) for pid, parent, _ in rows if int(parent) in doomed} - doomed
+            if not more:
+                break
+            doomed |= more
+        for pid in doomed:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        shutil.rmtree(temp, ignore_errors=True)

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import bpy
 import numpy as np
 
 from .atlas import AtlasLayout, pack, plan_atlas, remap_uvs

@@ -69,3 +69,19 @@ def test_selected_only_needs_an_original_and_one_flag_per_face(spot):
         stylize(mesh, style, settings, original, editable=right[:-1])
     with pytest.raises(StyleTexError, match="no face is selected"):
         stylize(mesh, style, settings, original, editable=np.zeros_like(right))
+
+
+def test_the_border_blends_the_result_in_once(spot):
+    mesh, original, right, style = spot
+    job = StyleJob(mesh, style, StyleSettings(**SETTINGS).validate(), original, torch.device("cpu"), right)
+    for _ in range(3):
+        job.step()
+    finished, _ = job.finish()
+    with torch.no_grad():
+        result = job._result().numpy()
+    weight = editable_weight(torch.from_numpy(mesh.uvs), torch.from_numpy(right), 128, EDIT_FEATHER).numpy()
+    seen = job.seen_texels().numpy() & uv_island_mask(torch.from_numpy(mesh.uvs), 128).numpy()
+    ramp = (weight > 0) & (weight < 1) & seen
+    assert ramp.sum() > 20
+    expected = original + weight[..., None] * (result - original)
+    np.testing.assert_allclose(finished[ramp], expected[ramp], atol=1e-6)

@@ -128,6 +128,7 @@ class StyleJob:
                                     f"(0 to {channels - 1}), there is no channel {channel}")
         size = settings.texture_size
         self.original_square = resize_square(original_texture, size) if original_texture is not None else None
+        self.original_t = torch.from_numpy(self.original_square).to(device) if self.original_square is not None else None
         start = self.original_square if self.init == "original" else None
         self.mesh_t = MeshTensors.from_mesh(mesh, device)
         self.parameter = make_texture_parameter(settings.param, size, settings.seed, start, device, settings.fourier_decay,
@@ -253,17 +254,18 @@ class StyleJob:
         if self._editable_weight is None:
             self._editable_weight = editable_weight(self.mesh_t.uvs, self.editable, self.settings.texture_size,
                                                     EDIT_FEATHER)[..., None]
-        original = torch.from_numpy(self.original_square).to(self.device)
-        weight = self._editable_weight
+        original, weight = self.original_t, self._editable_weight
         return torch.where(weight > 0, original + weight * (texture - original), original)
 
+    def _result(self) -> torch.Tensor:
+        """The optimized texture at the texture size; with preserve_colors, in the original's colours."""
+        texture = self.parameter()
+        return keep_colors(texture, self.original_t) if self.preserve_colors else texture
+
     def texture(self) -> torch.Tensor:
-        """The current texture at the texture size (no gradient); with preserve_colors, in the original's colours."""
+        """The current texture as it would be handed out (no gradient): previews show this."""
         with torch.no_grad():
-            texture = self.parameter()
-            if self.preserve_colors:
-                texture = keep_colors(texture, torch.from_numpy(self.original_square).to(self.device))
-            return self._keep_unselected(texture)
+            return self._keep_unselected(self._result())
 
     def seen_texels(self) -> torch.Tensor:
         """(S, S) bool: texels under the UV footprint of a face that some view so far has shown."""
@@ -276,9 +278,9 @@ class StyleJob:
         with torch.no_grad():
             island = uv_island_mask(self.mesh_t.uvs, self.settings.texture_size)
             seen = self.seen_texels()
-            original = torch.from_numpy(self.original_square).to(self.device) if self.original_square is not None else None
-            finished, coverage = finish_texture(self.texture(), seen, island, original, self.settings.margin)
-            finished = self._keep_unselected(finished)  # after the padding, which must not reach unselected texels
+            finished, coverage = finish_texture(self._result(), seen, island, self.original_t, self.settings.margin)
+            # Once, after the padding, which must not reach texels of faces that may not change.
+            finished = self._keep_unselected(finished)
         return finished.cpu().numpy().astype(np.float32), coverage
 
 

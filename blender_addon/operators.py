@@ -14,13 +14,12 @@ import time
 from dataclasses import dataclass
 
 import bpy
-from bpy.props import BoolProperty, CollectionProperty, EnumProperty, FloatProperty, IntProperty, StringProperty
+from bpy.props import CollectionProperty, EnumProperty, FloatProperty, IntProperty, StringProperty
 
 from .client import ClientError, CurveKeys
 from .extract import ExtractError, add_uv_map, extract_active
 from .controls import style_settings
-from .properties import (ADVANCED, BLEND, FEATURES, PRESERVE, SCALE, SELECTED, STRENGTH, UNWRAP, UV_MAP,
-                         StyleTexPainting)
+from .properties import FEATURES, JobControls, StyleTexPainting
 from .session import Event, JobSession
 from .atlas import AtlasLayout, unpack
 from .write_back import ensure_image, revert, show_styled, show_styled_for, styled_image_name, write_pixels
@@ -138,7 +137,7 @@ def _make_drain(scene_name: str, obj_name: str, image_name: str):
     return drain
 
 
-class STYLETEX_OT_stylize(bpy.types.Operator):
+class STYLETEX_OT_stylize(JobControls, bpy.types.Operator):
     """Restyle the active object's texture with the style of a painting"""
 
     bl_idname = "styletex.stylize"
@@ -146,16 +145,8 @@ class STYLETEX_OT_stylize(bpy.types.Operator):
     bl_options = {"REGISTER"}
 
     style_path: StringProperty(name="Style Image", subtype="FILE_PATH")
-    blend_weight: FloatProperty(**BLEND)
     paintings: CollectionProperty(type=StyleTexPainting, name="More Paintings",
                                   description="Further paintings mixed into the style: [{'name': path, 'weight': w}, ...]")
-    style_scale: FloatProperty(**SCALE)
-    preserve_colors: BoolProperty(**PRESERVE)
-    strength: FloatProperty(**STRENGTH)
-    advanced_weights: BoolProperty(**ADVANCED)
-    uv_map: StringProperty(**UV_MAP)
-    selected_only: BoolProperty(**SELECTED)
-    auto_unwrap: BoolProperty(**UNWRAP)
     steps: IntProperty(name="Steps", default=400, min=1)
     texture_size: IntProperty(name="Texture Size", default=1024, min=16, max=4096)
     render_size: IntProperty(name="Render Size", default=512, min=16, max=2048)

@@ -6,10 +6,10 @@ import bpy
 
 from .extract import which_uv_map
 from .operators import running
+from .properties import JobControls
 
 # Settings copied from the panel onto the stylize operator when it is drawn (the paintings list apart).
-OPERATOR_SETTINGS = ("style_path", "blend_weight", "style_scale", "preserve_colors", "strength", "advanced_weights",
-                     "uv_map", "selected_only", "auto_unwrap", "texture_size", "render_size", "steps", "style_weight",
+OPERATOR_SETTINGS = ("style_path", *JobControls.__annotations__, "texture_size", "render_size", "steps", "style_weight",
                      "content_weight", "features", "seed")
 
 

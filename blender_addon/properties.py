@@ -35,11 +35,11 @@ class StyleTexPainting(bpy.types.PropertyGroup):
     weight: FloatProperty(**BLEND)
 
 
-class StyleTexSettings(bpy.types.PropertyGroup):
-    style_path: StringProperty(name="Style Image", subtype="FILE_PATH", description="The painting whose style to apply")
+class JobControls:
+    """The artist's controls: the same properties on the scene's settings (the panel) and on the stylize
+    operator, which the panel fills from them (Blender gathers annotations from a mixin like this)."""
+
     blend_weight: FloatProperty(**BLEND)
-    paintings: CollectionProperty(type=StyleTexPainting, name="More Paintings")
-    painting_index: IntProperty(name="Active Painting", default=0, min=0)
     style_scale: FloatProperty(**SCALE)
     preserve_colors: BoolProperty(**PRESERVE)
     strength: FloatProperty(**STRENGTH)
@@ -47,6 +47,12 @@ class StyleTexSettings(bpy.types.PropertyGroup):
     uv_map: StringProperty(**UV_MAP)
     selected_only: BoolProperty(**SELECTED)
     auto_unwrap: BoolProperty(**UNWRAP)
+
+
+class StyleTexSettings(JobControls, bpy.types.PropertyGroup):
+    style_path: StringProperty(name="Style Image", subtype="FILE_PATH", description="The painting whose style to apply")
+    paintings: CollectionProperty(type=StyleTexPainting, name="More Paintings")
+    painting_index: IntProperty(name="Active Painting", default=0, min=0)
     texture_size: IntProperty(name="Texture Size", default=1024, min=64, max=4096)
     render_size: IntProperty(name="Render Size", default=512, min=64, max=2048)
     steps: IntProperty(name="Steps", default=400, min=1, max=100000)

@@ -9,6 +9,7 @@ import sys
 import time
 from pathlib import Path
 
+from .batch.jobs import read_inputs, run_job
 from .batch.manifest import BatchJob, load_manifest
 from .cli import positive_int
 from .errors import StyleTexError
@@ -116,16 +117,14 @@ def run(args: argparse.Namespace) -> int:
         if args.ray:
             from .batch.ray_runner import run_on_ray
 
-            work = [(job.name, (lambda job=job: _read(job))) for job in todo]
+            work = [(job.name, (lambda job=job: read_inputs(job))) for job in todo]
             address = None if args.ray == "local" else args.ray
             for name, outcome, attempts in run_on_ray(work, address, args.threads, args.max_retries):
                 finish(name, outcome, attempts)
         else:
-            from .batch.jobs import run_job
-
             for job in todo:
                 try:
-                    inputs = _read(job)
+                    inputs = read_inputs(job)
                 except StyleTexError as exc:
                     finish(job.name, {"error": str(exc)}, 0)
                     continue
@@ -149,8 +148,3 @@ def run(args: argparse.Namespace) -> int:
         return 130
     return EXIT_FAILED if counts["failed"] else 0
 
-
-def _read(job: BatchJob) -> dict:
-    from .batch.jobs import read_inputs
-
-    return read_inputs(job)

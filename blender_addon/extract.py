@@ -86,6 +86,7 @@ def add_uv_map(obj: "bpy.types.Object") -> str:
     layer = mesh.uv_layers.new(name=UNWRAP_NAME)
     mesh.uv_layers.active = layer
     layer.active_render = True
+    name = layer.name  # edit mode rebuilds the mesh's layers: `layer` must not be touched after it
     mode = obj.mode
     with bpy.context.temp_override(active_object=obj, object=obj, selected_objects=[obj], edit_object=obj):
         bpy.ops.object.mode_set(mode="EDIT")
@@ -96,7 +97,7 @@ def add_uv_map(obj: "bpy.types.Object") -> str:
             bpy.ops.object.mode_set(mode=mode)
     mesh.polygons.foreach_set("select", selected)
     mesh.update()
-    return layer.name
+    return name
 
 
 def image_pixels(image: "bpy.types.Image") -> np.ndarray:

@@ -108,7 +108,8 @@ def save(name: str, ppm: bytes) -> None:
                                    "progress": round(bpy.context.scene.styletex.progress, 3)
                                    if hasattr(bpy.context.scene, "styletex") else None,
                                    "status": getattr(getattr(bpy.context.scene, "styletex", None), "status", None),
-                                   "styled_checksum": checksum(image) if image is not None else None}
+                                   "styled_checksum": checksum(image) if image is not None else None,
+                                   "previews": len(RESULT["previews"])}
     log(f"screenshot {path.name}")
 
 
@@ -375,11 +376,13 @@ class Machine:
                     raise RuntimeError(f"the job ended ({status!r}) before two 'during' screenshots; "
                                        "raise --steps")
                 self.goto("after")
+            elif progress >= 1.0:
+                pass  # the last step's preview: "during" means a step is still to come
             elif "during_1" not in shots and len(RESULT["previews"]) >= 3 and progress >= 0.2:
                 redraw()
                 save("during_1", grab())
-            elif "during_1" in shots and "during_2" not in shots and progress >= 0.55 \
-                    and len(RESULT["previews"]) >= 6:
+            elif "during_1" in shots and "during_2" not in shots and progress >= 0.5 \
+                    and len(RESULT["previews"]) > shots["during_1"]["previews"]:
                 redraw()
                 save("during_2", grab())
         elif self.state == "after":

@@ -71,7 +71,7 @@ def ui_run() -> dict:
             env = blender_env(tools["blender"], Path(home), DISPLAY=display, LIBGL_ALWAYS_SOFTWARE="1")
             command = ["blender", "--factory-startup", "--enable-event-simulate", "--python", str(SCRIPT), "--",
                        "--zip", str(zip_path), "--data", str(ROOT / "data"), "--out", str(OUT),
-                       "--address", address, "--steps", "48", "--texture-size", "256", "--render-size", "64",
+                       "--address", address, "--steps", "120", "--texture-size", "256", "--render-size", "64",
                        "--deadline", str(BLENDER_TIMEOUT_S - 40)]
             started = time.monotonic()
             with (OUT / "blender.log").open("w") as log:

@@ -17,7 +17,7 @@ previews into the image:
        preserved colours, the Advanced sub-panel open) -> write ui_result.json -> quit
 
 Screenshots are taken with ImageMagick's `import -window root` (the X display Blender draws into)
-after a forced redraw; 'empty', 'before' and 'after' only once no shader compilation runs and two
+once Blender has redrawn the tagged window in its own loop; 'empty', 'before' and 'after' only once no shader compilation runs and two
 consecutive grabs agree. Viewport samples are set to 1 so that one redraw gives the final frame.
 Any failure is written to ui_result.json as "error" and Blender quits, so the test never waits for
 a timeout to learn what went wrong.
@@ -83,10 +83,22 @@ def override():
     return bpy.context.temp_override(window=window, screen=window.screen, area=area, region=region)
 
 
-def redraw() -> None:
+VIEWPORT_DRAWS = [0]  # bumped by a draw handler each time Blender itself draws the 3D viewport
+
+
+def count_viewport_draws() -> None:
+    bpy.types.SpaceView3D.draw_handler_add(lambda: VIEWPORT_DRAWS.__setitem__(0, VIEWPORT_DRAWS[0] + 1),
+                                           (), "WINDOW", "POST_PIXEL")
+
+
+def request_redraw() -> int:
+    """Tags every area of the window for redrawing; returns the draw count to wait past. Blender draws in
+    its own event loop between timer ticks. Forcing a draw from inside a timer (wm.redraw_timer) is not
+    supported, and it crashed Blender 3.4 once in a header's draw."""
     window, _, _ = window_and_view3d()
-    with bpy.context.temp_override(window=window):
-        bpy.ops.wm.redraw_timer(type="DRAW_WIN_SWAP", iterations=1)
+    for area in window.screen.areas:
+        area.tag_redraw()
+    return VIEWPORT_DRAWS[0]
 
 
 def shaders_compiling() -> bool:
@@ -306,22 +318,40 @@ class Machine:
         self.state = "setup"
         self.since = time.monotonic()
         self.last_grab: bytes | None = None
+        self.drawn_after: int | None = None  # a redraw was requested at this draw count
         self.job_over_at: float | None = None
 
     def goto(self, state: str) -> None:
         log(f"-> {state}")
-        self.state, self.since, self.last_grab = state, time.monotonic(), None
+        self.state, self.since, self.last_grab, self.drawn_after = state, time.monotonic(), None, None
+
+    def fresh_frame(self) -> bytes | None:
+        """The screen once Blender has drawn it again since the last call asked for a redraw."""
+        if self.drawn_after is None:
+            self.drawn_after = request_redraw()
+            return None
+        if VIEWPORT_DRAWS[0] <= self.drawn_after:
+            return None
+        self.drawn_after = None
+        return grab()
 
     def settled(self, min_wait: float) -> bytes | None:
         """A frame that equals the previous grab (EEVEE done compiling), once min_wait has passed."""
         if time.monotonic() - self.since < min_wait or shaders_compiling():
             return None
-        redraw()
-        frame = grab()
+        frame = self.fresh_frame()
+        if frame is None:
+            return None
         if frame == self.last_grab:
             return frame
         self.last_grab = frame
         return None
+
+    def shoot(self, name: str) -> None:
+        """Asks for a redraw in this tick and saves the screenshot in a later one, once Blender drew."""
+        frame = self.fresh_frame()
+        if frame is not None:
+            save(name, frame)
 
     def poll_previews(self) -> None:
         image = styled_image()
@@ -345,6 +375,7 @@ class Machine:
         if self.state == "setup":
             install_addon()
             watch_panel()
+            count_viewport_draws()
             build_scene()
             setup_view()
             self.goto("tab")
@@ -379,12 +410,10 @@ class Machine:
             elif progress >= 1.0:
                 pass  # the last step's preview: "during" means a step is still to come
             elif "during_1" not in shots and len(RESULT["previews"]) >= 3 and progress >= 0.2:
-                redraw()
-                save("during_1", grab())
+                self.shoot("during_1")
             elif "during_1" in shots and "during_2" not in shots and progress >= 0.5 \
                     and len(RESULT["previews"]) > shots["during_1"]["previews"]:
-                redraw()
-                save("during_2", grab())
+                self.shoot("during_2")
         elif self.state == "after":
             self.poll_previews()
             frame = self.settled(1.0)

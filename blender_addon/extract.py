@@ -9,7 +9,7 @@ import numpy as np
 
 from .atlas import AtlasLayout
 from .compat import corner_uvs, uses_nodes
-from .materials import object_textures
+from .materials import linear_to_srgb, object_textures
 
 
 class ExtractError(Exception):
@@ -28,11 +28,6 @@ class MeshPayload:
     editable: np.ndarray | None = None  # (F,) bool: triangles that may change (selected-only; materials with images)
     images: list | None = None  # the original images in the texture (several: packed as `layout` says)
     layout: "AtlasLayout | None" = None
-
-
-def _linear_to_srgb(x: np.ndarray) -> np.ndarray:
-    x = np.clip(x, 0.0, 1.0)
-    return np.where(x <= 0.0031308, 12.92 * x, 1.055 * np.power(x, 1 / 2.4) - 0.055).astype(np.float32)
 
 
 def base_color_image(obj: "bpy.types.Object") -> "bpy.types.ImageTexture | None":
@@ -111,7 +106,7 @@ def image_pixels(image: "bpy.types.Image") -> np.ndarray:
     if pixels.shape[2] < 3:
         pixels = np.repeat(pixels[..., :1], 3, axis=2)
     if image.is_float and image.colorspace_settings.name != "sRGB":
-        pixels = _linear_to_srgb(pixels)  # float buffers hold linear values
+        pixels = linear_to_srgb(pixels)  # float buffers hold linear values
     return np.ascontiguousarray(pixels, dtype=np.float32)
 
 

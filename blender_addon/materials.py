@@ -24,9 +24,10 @@ class ObjectTextures:
     layout: AtlasLayout | None  # None: one image (or none) serves every face
 
 
-def _srgb(linear: np.ndarray) -> np.ndarray:
-    linear = np.clip(linear, 0.0, 1.0)
-    return np.where(linear <= 0.0031308, 12.92 * linear, 1.055 * np.power(linear, 1 / 2.4) - 0.055)
+def linear_to_srgb(x: np.ndarray) -> np.ndarray:
+    """Linear values (float images, colour sockets) -> sRGB-encoded float32, clipped to [0, 1]."""
+    x = np.clip(x, 0.0, 1.0)
+    return np.where(x <= 0.0031308, 12.92 * x, 1.055 * np.power(x, 1 / 2.4) - 0.055).astype(np.float32)
 
 
 def base_color(material) -> np.ndarray:
@@ -37,10 +38,10 @@ def base_color(material) -> np.ndarray:
     if material is not None and uses_nodes(material):
         for node in material.node_tree.nodes:
             if node.type == "BSDF_PRINCIPLED":
-                return _srgb(np.array(node.inputs["Base Color"].default_value[:3], np.float64))
+                return linear_to_srgb(np.array(node.inputs["Base Color"].default_value[:3], np.float64))
     if material is not None:
-        return _srgb(np.array(material.diffuse_color[:3], np.float64))
-    return _srgb(np.full(3, 0.8))
+        return linear_to_srgb(np.array(material.diffuse_color[:3], np.float64))
+    return linear_to_srgb(np.full(3, 0.8))
 
 
 def object_textures(obj, material_index: np.ndarray, uvs: np.ndarray, editable: np.ndarray | None,
@@ -78,7 +79,7 @@ def object_textures(obj, material_index: np.ndarray, uvs: np.ndarray, editable: 
         cell_size = next(iter(sides))[0]  # selected faces only: cells of the images' own size, so nothing is resampled
     layout = plan_atlas(len(images) + len(flat_slots), cell_size)
     textures = [pixels(image) for image in images]
-    textures += [np.broadcast_to(base_color(slots[s]).astype(np.float32), (4, 4, 3)) for s in flat_slots]
+    textures += [np.broadcast_to(base_color(slots[s]), (4, 4, 3)) for s in flat_slots]
     keep = ~without if editable is None else editable & ~without
     return ObjectTextures(pack(textures, layout), remap_uvs(uvs, cell_of_face, layout),
                           keep if without.any() or editable is not None else None, images, layout)

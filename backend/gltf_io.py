@@ -105,15 +105,18 @@ def _mesh_nodes(gltf) -> list[tuple[int, np.ndarray]]:
     return out
 
 
-def base_color_image(gltf, path: Path, material: int | None) -> tuple[int, np.ndarray] | None:
-    """(image index, (H, W, 3) float32 sRGB values) of a material's baseColorTexture, or None."""
+def _base_color_source(gltf, material: int | None) -> int | None:
+    """The image index behind a material's baseColorTexture, or None."""
     if material is None:
         return None
     pbr = gltf.materials[material].pbrMetallicRoughness
     info = pbr.baseColorTexture if pbr is not None else None
-    if info is None:
-        return None
-    source = gltf.textures[info.index].source
+    return gltf.textures[info.index].source if info is not None else None
+
+
+def base_color_image(gltf, path: Path, material: int | None) -> tuple[int, np.ndarray] | None:
+    """(image index, (H, W, 3) float32 sRGB values) of a material's baseColorTexture, or None."""
+    source = _base_color_source(gltf, material)
     if source is None:
         return None
     image = gltf.images[source]
@@ -187,13 +190,8 @@ def write_gltf_with_texture(source: str | Path, out: str | Path, texture: np.nda
         raise MeshError(f"{out}: --out-model writes a binary glTF; give it a .glb name")
     gltf = _load(source)
     gltf.convert_buffers(pygltflib.BufferFormat.BINARYBLOB)  # external and data-URI buffers into the one blob
-    targets = set()
-    for mesh in gltf.meshes:
-        for primitive in mesh.primitives:
-            if primitive.material is not None and primitive.attributes.TEXCOORD_0 is not None:
-                pbr = gltf.materials[primitive.material].pbrMetallicRoughness
-                if pbr is not None and pbr.baseColorTexture is not None:
-                    targets.add(gltf.textures[pbr.baseColorTexture.index].source)
+    targets = {_base_color_source(gltf, primitive.material) for mesh in gltf.meshes for primitive in mesh.primitives
+               if primitive.attributes.TEXCOORD_0 is not None} - {None}
     if not targets:
         raise MeshError(f"{source}: no base colour texture to replace")
     png = io.BytesIO()
@@ -222,7 +220,7 @@ def read_model(path: str | Path, obj_up: str = "Y") -> tuple[Mesh, np.ndarray | 
     (no texture: OBJ files name theirs in a .mtl, which the command line takes as --texture)."""
     from .obj_io import read_obj
 
-    if Path(path).suffix.lower() in (".glb", ".gltf"):
+    if is_gltf(path):
         return read_gltf(path)
     return read_obj(path, up_axis=obj_up), None
 

@@ -16,12 +16,12 @@ from dataclasses import dataclass
 import bpy
 from bpy.props import CollectionProperty, EnumProperty, FloatProperty, IntProperty, StringProperty
 
+from .atlas import AtlasLayout, unpack
 from .client import ClientError, CurveKeys
-from .extract import ExtractError, add_uv_map, extract_active
 from .controls import style_settings
+from .extract import ExtractError, add_uv_map, extract_active
 from .properties import FEATURES, JobControls, StyleTexPainting
 from .session import Event, JobSession
-from .atlas import AtlasLayout, unpack
 from .write_back import ensure_image, revert, show_styled, show_styled_for, styled_image_name, write_pixels
 
 _sessions: dict[str, JobSession] = {}  # object name -> running job
@@ -112,7 +112,7 @@ def _redraw() -> None:
                 area.tag_redraw()
 
 
-def _make_drain(scene_name: str, obj_name: str, image_name: str):
+def _make_drain(scene_name: str, obj_name: str, image_name: "str | StyledImages"):
     def drain() -> float | None:
         session = _sessions.get(obj_name)
         scene = bpy.data.scenes.get(scene_name)
@@ -231,7 +231,7 @@ class STYLETEX_OT_stylize(JobControls, bpy.types.Operator):
         _settings(context.scene).status = "starting the local backend" if local is not None else "sending"
         return obj.name, target, session
 
-    def _block(self, context, session: JobSession, obj_name: str, image_name: str):
+    def _block(self, context, session: JobSession, obj_name: str, image_name: "str | StyledImages"):
         """Background mode: no timers run, so poll the queue here until the job ends."""
         while True:
             try:

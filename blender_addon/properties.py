@@ -9,20 +9,7 @@ from .controls import DEFAULT_STRENGTH
 from .protocol import FEATURE_CHOICES
 
 FEATURES = list(FEATURE_CHOICES)
-SCALE = {"name": "Style Scale", "default": 1.0, "min": 0.125, "max": 8.0,
-         "description": "The painting's size against the renders: 2 gives bigger brush strokes and motifs, 0.5 finer ones"}
-PRESERVE = {"name": "Preserve Colors", "default": False,
-            "description": "Keep the texture's own colours; take only the light and dark of the painting's strokes"}
-STRENGTH = {"name": "Strength", "default": DEFAULT_STRENGTH, "min": 0.0, "max": 1.0, "subtype": "FACTOR",
-            "description": "From subtle (the object's markings stay) to strong (the painting takes over)"}
-ADVANCED = {"name": "Raw Weights", "default": False,
-            "description": "Use the style and content weights below instead of the strength slider"}
-UV_MAP = {"name": "UV Map", "default": "",
-          "description": "Empty: the map the image node uses, else the active render map"}
-SELECTED = {"name": "Selected Faces Only", "default": False,
-            "description": "Restyle the faces selected in Edit Mode; the others keep their texels exactly"}
-UNWRAP = {"name": "Auto Unwrap", "default": False,
-          "description": "A mesh without UV map gets one (Smart UV Project, named StyleTex_UV); nothing else changes"}
+# A painting's weight in the mix: the first painting's (on the controls) and each further one's.
 BLEND = {"name": "Weight", "default": 1.0, "min": 0.0, "max": 100.0, "description": "This painting's share of the style"}
 
 
@@ -40,13 +27,26 @@ class JobControls:
     operator, which the panel fills from them (Blender gathers annotations from a mixin like this)."""
 
     blend_weight: FloatProperty(**BLEND)
-    style_scale: FloatProperty(**SCALE)
-    preserve_colors: BoolProperty(**PRESERVE)
-    strength: FloatProperty(**STRENGTH)
-    advanced_weights: BoolProperty(**ADVANCED)
-    uv_map: StringProperty(**UV_MAP)
-    selected_only: BoolProperty(**SELECTED)
-    auto_unwrap: BoolProperty(**UNWRAP)
+    style_scale: FloatProperty(
+        name="Style Scale", default=1.0, min=0.125, max=8.0,
+        description="The painting's size against the renders: 2 gives bigger brush strokes and motifs, 0.5 finer ones")
+    preserve_colors: BoolProperty(
+        name="Preserve Colors", default=False,
+        description="Keep the texture's own colours; take only the light and dark of the painting's strokes")
+    strength: FloatProperty(
+        name="Strength", default=DEFAULT_STRENGTH, min=0.0, max=1.0, subtype="FACTOR",
+        description="From subtle (the object's markings stay) to strong (the painting takes over)")
+    advanced_weights: BoolProperty(
+        name="Raw Weights", default=False,
+        description="Use the style and content weights below instead of the strength slider")
+    uv_map: StringProperty(
+        name="UV Map", default="", description="Empty: the map the image node uses, else the active render map")
+    selected_only: BoolProperty(
+        name="Selected Faces Only", default=False,
+        description="Restyle the faces selected in Edit Mode; the others keep their texels exactly")
+    auto_unwrap: BoolProperty(
+        name="Auto Unwrap", default=False,
+        description="A mesh without UV map gets one (Smart UV Project, named StyleTex_UV); nothing else changes")
 
 
 class StyleTexSettings(JobControls, bpy.types.PropertyGroup):

@@ -27,6 +27,7 @@ MESSAGE_TYPES = tuple(dict.fromkeys(CLIENT_TYPES + SERVER_TYPES))
 ALLOWED_DTYPES = ("uint8", "uint16", "int32", "int64", "float16", "float32")
 MAX_HEADER_BYTES = 64 * 1024
 MAX_ARRAYS = 16
+MAX_DIMS = 4
 # A submit carries its paintings as arrays "style", "style_2", ..., "style_<MAX_PAINTINGS>", mixed by the
 # "style_blend" setting's weights in that order.
 MAX_PAINTINGS = 8
@@ -35,7 +36,7 @@ MAX_PAINTINGS = 8
 def painting_array_name(index: int) -> str:
     """The array name of the index-th painting (0-based) of a submit."""
     return "style" if index == 0 else f"style_{index + 1}"
-MAX_DIMS = 4
+
 
 # The feature networks a job's "features" setting may name: (value, label, description). The backend's
 # choices and the add-on's dropdown both come from here; `random` says plainly what it is.

@@ -14,9 +14,17 @@ prints the reason and Blender exits with status 1.
 """
 
 import argparse
+import re
 import sys
 
 import bpy
+
+
+def painting(item: str) -> dict:
+    """IMAGE[:WEIGHT] as the operator's painting item; a colon not followed by a number is part of the path."""
+    found = re.fullmatch(r"(.*):(\d+\.?\d*|\.\d+)", item)
+    return {"name": found[1], "weight": float(found[2])} if found else {"name": item, "weight": 1.0}
+
 
 parser = argparse.ArgumentParser(prog="stylize_headless.py", description="Restyle the active object's texture.")
 parser.add_argument("style", help="the painting (an image file)")
@@ -29,7 +37,7 @@ parser.add_argument("--features", default="auto", choices=("auto", "efficientnet
                          "random is for tests only, not a quality mode")
 parser.add_argument("--seed", type=int, default=0)
 parser.add_argument("--out", default="", help="where to save the .blend (default: <name>_styled.blend)")
-parser.add_argument("--also", action="append", default=[], metavar="IMAGE[:WEIGHT]",
+parser.add_argument("--also", action="append", default=[], metavar="IMAGE[:WEIGHT]", type=painting,
                     help="another painting mixed into the style, with its weight (default 1); repeatable")
 parser.add_argument("--strength", type=float, default=0.5, help="0 subtle ... 1 strong (default 0.5)")
 parser.add_argument("--style-scale", type=float, default=1.0, help="2: bigger brush strokes, 0.5: finer")
@@ -48,14 +56,10 @@ if bpy.context.active_object is None:  # pick the first mesh when the file has n
     bpy.context.view_layer.objects.active = mesh
 
 # Blocks in background mode, printing progress; raises RuntimeError with the reason on failure.
-paintings = []
-for item in args.also:
-    path, _, weight = item.rpartition(":") if item.rpartition(":")[2].replace(".", "", 1).isdigit() else (item, "", "1")
-    paintings.append({"name": path, "weight": float(weight)})
 try:
     bpy.ops.styletex.stylize(style_path=args.style, steps=args.steps, texture_size=args.texture_size,
                              render_size=args.render_size, features=args.features, seed=args.seed,
-                             address=args.address, paintings=paintings, strength=args.strength,
+                             address=args.address, paintings=args.also, strength=args.strength,
                              style_scale=args.style_scale, preserve_colors=args.preserve_colors, uv_map=args.uv_map,
                              selected_only=args.selected_only, auto_unwrap=args.auto_unwrap)
 except RuntimeError as exc:

@@ -147,4 +147,3 @@ def run(args: argparse.Namespace) -> int:
     if interrupted:
         return 130
     return EXIT_FAILED if counts["failed"] else 0
-

@@ -17,8 +17,8 @@ previews into the image:
        preserved colours, the Advanced sub-panel open) -> write ui_result.json -> quit
 
 Screenshots are taken with ImageMagick's `import -window root` (the X display Blender draws into)
-once Blender has redrawn the tagged window in its own loop; 'empty', 'before' and 'after' only once no shader compilation runs and two
-consecutive grabs agree. Viewport samples are set to 1 so that one redraw gives the final frame.
+once Blender has redrawn the tagged window in its own loop; 'empty', 'before' and 'after' only once
+no shader compilation runs and two consecutive grabs agree. Viewport samples are set to 1 so that one redraw gives the final frame.
 Any failure is written to ui_result.json as "error" and Blender quits, so the test never waits for
 a timeout to learn what went wrong.
 """
@@ -319,7 +319,6 @@ class Machine:
         self.since = time.monotonic()
         self.last_grab: bytes | None = None
         self.drawn_after: int | None = None  # a redraw was requested at this draw count
-        self.job_over_at: float | None = None
 
     def goto(self, state: str) -> None:
         log(f"-> {state}")

@@ -51,3 +51,65 @@ def disk_fan(segments: int, radius: float = 1.0) -> Mesh:
     faces = np.stack([np.zeros_like(k), 1 + k, 1 + (k + 1) % segments], -1)
     uv = (positions[:, :2] / radius + 1) / 2
     return make_mesh(positions, faces, uv[faces], "disk_fan")
+
+
+def _lat_long_grid(rows: int, cols: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Unit-sphere vertices on a latitude-longitude grid and its triangles without the collapsed pole ones:
+    (positions (V, 3), faces (F, 3), polar angle (V,), azimuth (V,)); faces are grouped by grid cell rows."""
+    theta = np.linspace(0, np.pi, rows + 1)
+    phi = np.linspace(0, 2 * np.pi, cols + 1)
+    t, p = np.meshgrid(theta, phi, indexing="ij")
+    positions = np.stack([np.sin(t) * np.cos(p), np.sin(t) * np.sin(p), np.cos(t)], -1).reshape(-1, 3)
+    idx = np.arange((rows + 1) * (cols + 1)).reshape(rows + 1, cols + 1)
+    a, b, c, d = idx[:-1, :-1], idx[1:, :-1], idx[1:, 1:], idx[:-1, 1:]
+    lower = np.stack([a, b, c], -1)[:-1].reshape(-1, 3)  # b and c collapse at the south pole: skipped
+    upper = np.stack([a, c, d], -1)[1:].reshape(-1, 3)  # a and d collapse at the north pole: skipped
+    return positions, np.concatenate([lower, upper]), t.reshape(-1), p.reshape(-1)
+
+
+def two_island_sphere(rows: int = 32, cols: int = 64, radius: float = 1.0) -> Mesh:
+    """A sphere whose hemispheres are two UV islands (disks, azimuthal projections, north on the left half of
+    the texture, south on the right), so its only UV seam is the equator. rows must be even."""
+    if rows % 2:
+        raise ValueError("two_island_sphere needs an even number of rows")
+    positions, faces, t, p = _lat_long_grid(rows, cols)
+    north = t[faces].mean(axis=1) < np.pi / 2
+    r_north, r_south = t / np.pi * 0.46, (np.pi - t) / np.pi * 0.46  # the equator at radius 0.23 of each disk
+    uv_north = np.stack([0.25 + r_north * np.cos(p), 0.5 + r_north * np.sin(p)], -1)
+    uv_south = np.stack([0.75 - r_south * np.cos(p), 0.5 + r_south * np.sin(p)], -1)  # mirrored: seen from below
+    uvs = np.where(north[:, None, None], uv_north[faces], uv_south[faces])
+    return make_mesh(positions * radius, faces, uvs, "two_island_sphere")
+
+
+def stretched_tube(length: float = 3.0, radius: float = 0.1, rings: int = 48, segments: int = 24) -> Mesh:
+    """An open thin tube along X whose UVs are stretched: u runs along its whole length and v around it, so a
+    square texel covers length/(2 pi radius) times more surface along the tube than around it."""
+    x = np.linspace(-length / 2, length / 2, rings + 1)
+    angle = np.linspace(0, 2 * np.pi, segments + 1)
+    xx, aa = np.meshgrid(x, angle, indexing="ij")
+    positions = np.stack([xx, radius * np.cos(aa), radius * np.sin(aa)], -1).reshape(-1, 3)
+    uv = np.stack([(xx + length / 2) / length, aa / (2 * np.pi)], -1).reshape(-1, 2)
+    idx = np.arange((rings + 1) * (segments + 1)).reshape(rings + 1, segments + 1)
+    a, b, c, d = idx[:-1, :-1], idx[1:, :-1], idx[1:, 1:], idx[:-1, 1:]
+    faces = np.concatenate([np.stack([a, b, c], -1).reshape(-1, 3), np.stack([a, c, d], -1).reshape(-1, 3)])
+    return make_mesh(positions, faces, uv[faces], "stretched_tube")
+
+
+def many_island_sphere(rows: int = 24, cols: int = 48, patch: int = 4, radius: float = 1.0) -> Mesh:
+    """A sphere cut into patches of patch x patch grid cells, each its own UV island in an atlas cell of its own
+    (every other one turned a quarter), at two scales: the way an automatic unwrap lays out a mesh."""
+    positions, faces, t, p = _lat_long_grid(rows, cols)
+    centre = np.stack([t[faces].mean(axis=1), p[faces].mean(axis=1)], -1)
+    row = np.minimum((centre[:, 0] / np.pi * rows).astype(int) // patch, rows // patch - 1)
+    col = np.minimum((centre[:, 1] / (2 * np.pi) * cols).astype(int) // patch, cols // patch - 1)
+    island = row * (cols // patch) + col
+    count = (rows // patch) * (cols // patch)
+    grid = int(np.ceil(np.sqrt(count)))
+    cell = 1.0 / grid
+    local = np.stack([(t[faces] / np.pi * rows - row[:, None] * patch) / patch,
+                      (p[faces] / (2 * np.pi) * cols - col[:, None] * patch) / patch], -1)  # (F, 3, 2) in [0, 1]
+    turned = (island % 2 == 1)[:, None, None]
+    local = np.where(turned, np.stack([local[..., 1], 1 - local[..., 0]], -1), local)
+    scale = np.where(island % 3 == 0, 0.85, 0.45)[:, None, None] * cell  # large and small islands
+    origin = np.stack([island % grid, island // grid], -1)[:, None, :] * cell + 0.05 * cell
+    return make_mesh(positions * radius, faces, origin + local * scale, "many_island_sphere")

@@ -7,8 +7,14 @@ network the engine does not optimize (quality_score.py). A good result is at lea
 painting's statistics as the painting pasted on as the texture (`vs_pasted` <= 1), while keeping the
 object's structure (`structure` well below the pasted painting's).
 
-Meshes and paintings default to the bundled ones; `--mesh OBJ[:TEXTURE]` and `--style IMAGE` score
-others. `--set NAME=VALUE` overrides any engine setting (for tuning).
+On the surface (surface_scores.py): the seam step ratio (about 1 when no seam shows), the seam balance
+(the two sides' band colours apart, over the painting's spread; the original's beside it) and the local
+contrast of the renders against the painting's at the same scale (1 = strokes as vivid as the painting's).
+
+Meshes: the bundled Spot, Bob and Blub, and procedural ones that the bundled three do not cover (a sphere
+whose hemispheres are two UV islands, a thin tube with stretched UVs, a sphere cut into many small
+islands), each with a uniform light original. `--mesh OBJ[:TEXTURE]` and `--style IMAGE` score others.
+`--set NAME=VALUE` overrides any engine setting (for tuning); `--seeds N` runs seeds 0 to N - 1.
 """
 
 from __future__ import annotations
@@ -28,12 +34,16 @@ from backend.demo import DEMO
 from backend.devices import pick_device
 from backend.errors import StyleTexError
 from backend.images import contact_sheet, load_image, save_image
+from backend.mesh import Mesh
 from backend.obj_io import read_obj
+from backend.primitives import many_island_sphere, stretched_tube, two_island_sphere
+from backend.seams import find_seams
 from backend.render import MeshTensors
 from backend.style.engine import resize_longer_side, resize_square, stylize
 from backend.style.settings import StyleSettings
 
 from .quality_score import Scorer, laplacian_energy, score_cameras
+from .surface_scores import colour_spread, local_contrast, seam_balance, seam_step_ratio, view_pairs
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT / "data"
@@ -42,7 +52,17 @@ MESHES = {
     "bob": (DATA / "bob" / "bob_tri.obj", DATA / "bob" / "bob_diffuse.png"),
     "blub": (DATA / "blub" / "blub_triangulated.obj", DATA / "blub" / "blub_texture.png"),
 }
+PROCEDURAL = {"sphere2": lambda: two_island_sphere(), "tube": lambda: stretched_tube(),
+              "islands": lambda: many_island_sphere()}
+LIGHT = (0.86, 0.83, 0.76)  # the procedural meshes' original: a uniform light colour
 PAINTINGS = [DATA / "styles" / name for name in ("starry_night.jpg", "wave.jpg", "shipwreck.jpg")]
+
+
+def load_model(name: str, obj: Path | None, texture: Path | None) -> tuple[Mesh, np.ndarray | None]:
+    """A bundled or given OBJ with its texture, or a procedural mesh with a uniform light 64^2 original."""
+    if name in PROCEDURAL and obj is None:
+        return PROCEDURAL[name](), np.broadcast_to(np.float32(LIGHT), (64, 64, 3)).copy()
+    return read_obj(obj), load_image(texture) if texture else None
 
 
 def parse_overrides(pairs: list[str]) -> dict:
@@ -76,10 +96,9 @@ def thumbnail(image: np.ndarray, size: int) -> np.ndarray:
     return out
 
 
-def run_pair(name: str, obj: Path, texture: Path | None, painting_path: Path, settings: StyleSettings,
+def run_pair(name: str, obj: Path | None, texture: Path | None, painting_path: Path, settings: StyleSettings,
              scorer: Scorer, out: Path) -> dict:
-    mesh = read_obj(obj)
-    original = load_image(texture) if texture else None
+    mesh, original = load_model(name, obj, texture)
     painting = load_image(painting_path)
     started = time.perf_counter()
     result = stylize(mesh, painting, settings, original)
@@ -103,6 +122,15 @@ def run_pair(name: str, obj: Path, texture: Path | None, painting_path: Path, se
         row[f"style_{key}"] = scorer.style_distance(feats[key], painting_grams)
     row["vs_pasted"] = row["style_result"] / row["style_pasted"]
     row["speckle"] = laplacian_energy(views["result"], masks) / scorer.painting_speckle(painting)
+    island = torch.from_numpy(find_seams(mesh, settings.boundary == "wrap").island).to(scorer.device)
+    pairs = [view_pairs(mesh_t, f, island) for f in fragments]
+    painting_image = resize_longer_side(painting, scorer.render_size, scorer.device)
+    spread = colour_spread(painting_image)
+    row["seam_ratio"] = seam_step_ratio(views["result"], pairs)
+    row["balance"] = seam_balance(views["result"], pairs, spread)
+    if original is not None:
+        row["balance_original"] = seam_balance(views["original"], pairs, spread)
+    row["contrast"] = local_contrast(views["result"], masks) / local_contrast(painting_image)
     if original is not None:
         row["vs_original"] = row["style_result"] / row["style_original"]
         row["structure_result"] = scorer.structure_distance(feats["result"], feats["original"], masks)
@@ -113,9 +141,11 @@ def run_pair(name: str, obj: Path, texture: Path | None, painting_path: Path, se
     top = [thumbnail(original if original is not None else np.ones((8, 8, 3), np.float32), size)]
     top += [to_hwc(v) for v in views.get("original", views["pasted"])[:4]]
     bottom = [thumbnail(painting, size)] + [to_hwc(v) for v in views["result"][:4]]
-    sheet = out / f"{name}_{painting_path.stem}.png"
+    seed = f"_seed{settings.seed}" if settings.seed else ""
+    sheet = out / f"{name}_{painting_path.stem}{seed}.png"
     save_image(sheet, contact_sheet(top + bottom, columns=5))
-    save_image(out / f"{name}_{painting_path.stem}_texture.png", result.texture)
+    save_image(out / f"{name}_{painting_path.stem}{seed}_texture.png", result.texture)
+    row["seed"] = settings.seed
     row["sheet"] = str(sheet.relative_to(ROOT)) if sheet.is_relative_to(ROOT) else str(sheet)
     return row
 
@@ -124,8 +154,10 @@ def print_row(row: dict) -> None:
     structure = (f"{row['structure_result']:9.3f} {row['structure_pasted']:9.3f}" if "structure_result" in row
                  else f"{'-':>9s} {'-':>9s}")
     original = f"{row['style_original']:8.3f}" if "style_original" in row else f"{'-':>8s}"
-    print(f"{row['mesh']:<8s} {row['painting']:<14s} {original} {row['style_pasted']:8.3f} {row['style_result']:8.3f} "
-          f"{row['vs_pasted']:9.3f} {structure} {row['speckle']:7.2f} {row['spectrum_size']:8d} {row['seconds']:7.1f}",
+    balance_original = f"{row['balance_original']:6.3f}" if "balance_original" in row else f"{'-':>6s}"
+    print(f"{row['mesh']:<8s} {row['painting']:<14s} {row['seed']:4d} {original} {row['style_pasted']:8.3f} "
+          f"{row['style_result']:8.3f} {row['vs_pasted']:9.3f} {structure} {row['speckle']:7.2f} {row['seam_ratio']:6.2f} "
+          f"{row['balance']:7.3f} {balance_original} {row['contrast']:8.2f} {row['spectrum_size']:8d} {row['seconds']:7.1f}",
           flush=True)
 
 
@@ -136,7 +168,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="mesh to restyle (repeatable; default: the bundled Spot, Bob and Blub)")
     parser.add_argument("--style", action="append", default=[], metavar="IMAGE",
                         help="painting (repeatable; default: the bundled three)")
-    parser.add_argument("--only", help="comma-separated bundled meshes (spot,bob,blub)")
+    parser.add_argument("--only", help=f"comma-separated meshes ({','.join([*MESHES, *PROCEDURAL])})")
+    parser.add_argument("--seeds", type=int, default=1, help="run each pair with seeds 0 to N - 1 (default 1)")
     parser.add_argument("--set", action="append", default=[], metavar="NAME=VALUE", help="engine setting override")
     parser.add_argument("--out", default=str(ROOT / "out" / "bench" / "quality"))
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
@@ -150,23 +183,26 @@ def main(argv: list[str] | None = None) -> int:
                 obj, _, tex = spec.partition(":")
                 meshes[Path(obj).stem] = (Path(obj), Path(tex) if tex else None)
         else:
-            names = args.only.split(",") if args.only else list(MESHES)
-            meshes = {n: MESHES[n] for n in names if n in MESHES}
+            known = {**MESHES, **{n: (None, None) for n in PROCEDURAL}}
+            names = args.only.split(",") if args.only else list(known)
+            meshes = {n: known[n] for n in names if n in known}
             if len(meshes) != len(names):
-                raise StyleTexError(f"--only: known meshes are {', '.join(MESHES)}")
+                raise StyleTexError(f"--only: known meshes are {', '.join(known)}")
         paintings = [Path(p) for p in args.style] or PAINTINGS
         device = pick_device(args.device)
         scorer = Scorer(device)
         out = Path(args.out)
         print(f"quality: {settings.steps} steps, texture {settings.texture_size}^2, renders {settings.render_size}^2, "
               f"features {settings.features}; scored by EfficientNet-Lite1 over 8 fixed views")
-        print(f"{'mesh':<8s} {'painting':<14s} {'original':>8s} {'pasted':>8s} {'result':>8s} {'vs_pasted':>9s} "
-              f"{'struct':>9s} {'struct_p':>9s} {'speckle':>7s} {'spectrum':>8s} {'seconds':>7s}")
+        print(f"{'mesh':<8s} {'painting':<14s} {'seed':>4s} {'original':>8s} {'pasted':>8s} {'result':>8s} {'vs_pasted':>9s} "
+              f"{'struct':>9s} {'struct_p':>9s} {'speckle':>7s} {'seams':>6s} {'balance':>7s} {'bal_o':>6s} "
+              f"{'contrast':>8s} {'spectrum':>8s} {'seconds':>7s}")
         rows = []
         for name, (obj, tex) in meshes.items():
             for painting in paintings:
-                rows.append(run_pair(name, obj, tex, painting, settings, scorer, out))
-                print_row(rows[-1])
+                for seed in range(settings.seed, settings.seed + args.seeds):
+                    rows.append(run_pair(name, obj, tex, painting, replace(settings, seed=seed), scorer, out))
+                    print_row(rows[-1])
     except StyleTexError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -115,8 +115,9 @@ def atlas():
 def atlas_settings(**overrides) -> StyleSettings:
     # The default mip-mapped filter: coarse levels average across islands, so the hidden island's
     # texels do receive gradient; coverage must still count them as unseen (seen = under a face
-    # that some view showed).
-    base = dict(steps=25, texture_size=ATLAS, render_size=32, views_per_step=2, margin=2)
+    # that some view showed). The cube's cells meet at UV seams; these tests pin finishing without the
+    # seam term and its gutter (tests/test_seams.py has those).
+    base = dict(steps=25, texture_size=ATLAS, render_size=32, views_per_step=2, margin=2, seam_weight=0.0)
     base.update(overrides)
     return tiny(**base)
 
@@ -151,14 +152,15 @@ def test_style_loss_falls(sphere, starry):
     assert len(style) == 80 and np.isfinite(style).all()
     first, last = style[:10].mean(), style[-10:].mean()
     assert last < 0.75 * first, (first, last)  # measured: about 0.88 -> 0.48
-    # Without an original texture there is no content term: total = style_weight * style.
-    np.testing.assert_allclose(total, style, rtol=1e-6)
+    # Without an original texture there is no content term: total = style_weight * style + seam_weight * seam.
+    seam = np.array([entry["seam"] for entry in result.report["loss"]])
+    np.testing.assert_allclose(total, style + settings.seam_weight * seam, rtol=1e-6)
     assert all(entry["content"] == 0 for entry in result.report["loss"])
 
 
 def test_style_weight_scales_the_total(sphere, starry):
-    a = stylize(sphere, starry, tiny(steps=2, style_weight=1.0, content_weight=0.0))
-    b = stylize(sphere, starry, tiny(steps=2, style_weight=3.0, content_weight=0.0))
+    a = stylize(sphere, starry, tiny(steps=2, style_weight=1.0, content_weight=0.0, seam_weight=0.0))
+    b = stylize(sphere, starry, tiny(steps=2, style_weight=3.0, content_weight=0.0, seam_weight=0.0))
     # Step 1 is the same state in both runs (Adam's first step does not depend on the loss scale,
     # nor does the second, so both steps match).
     for x, y in zip(a.report["loss"], b.report["loss"]):
@@ -175,7 +177,8 @@ def test_content_term_with_an_original(sphere, starry):
     later = result.report["loss"][-1]
     assert later["content"] > first["content"]
     for entry in result.report["loss"]:
-        assert entry["total"] == pytest.approx(entry["style"] + 0.5 * entry["content"], rel=1e-5, abs=1e-7)
+        expected = entry["style"] + 0.5 * entry["content"] + StyleSettings.seam_weight * entry["seam"]
+        assert entry["total"] == pytest.approx(expected, rel=1e-5, abs=1e-7)
 
 
 # --- gradients reach visible texels only ---------------------------------------------------------
@@ -367,8 +370,8 @@ def test_report_fields(sphere, starry):
     assert report["steps_done"] == 3 and report["cancelled"] is False and not result.cancelled
     assert [entry["step"] for entry in report["loss"]] == [1, 2, 3]
     for entry in report["loss"]:
-        assert set(entry) == {"step", "total", "style", "content"}
-        assert all(isinstance(entry[k], float) and math.isfinite(entry[k]) for k in ("total", "style", "content"))
+        assert set(entry) == {"step", "total", "style", "content", "seam"}
+        assert all(isinstance(entry[k], float) and math.isfinite(entry[k]) for k in ("total", "style", "content", "seam"))
     assert report["seconds_per_step"] > 0 and report["seconds"] >= report["seconds_per_step"]
     assert 0 <= report["coverage"] <= 1 and report["coverage"] > 0.5
     assert report["device"] == "cpu"

@@ -15,34 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
-WELD = 2.0**-20  # of the bounding box's largest side: vertices closer than this are one vertex
-
-
-def _welded(positions: np.ndarray, faces: np.ndarray) -> np.ndarray:
-    """faces re-indexed so that vertices at the same quantized place share one index."""
-    low = positions.min(axis=0)
-    step = max(float(np.ptp(positions, axis=0).max()) * WELD, np.finfo(np.float32).tiny)
-    grid = np.round((positions - low) / step).astype(np.int64)  # each in [0, 2^20]: one 63-bit key
-    key = (grid[:, 0] << 42) | (grid[:, 1] << 21) | grid[:, 2]
-    _, canonical = np.unique(key, return_inverse=True)
-    return canonical.reshape(-1)[faces]
-
-
-def _components(faces: np.ndarray, count: int) -> np.ndarray:
-    """Connected-piece label (count,) of every vertex: hooking and pointer jumping, a few passes."""
-    parent = np.arange(count)
-    u, v = faces.reshape(-1), np.roll(faces, 1, axis=1).reshape(-1)
-    while True:
-        pu, pv = parent[u], parent[v]
-        differ = pu != pv
-        if not differ.any():
-            return parent
-        np.minimum.at(parent, np.maximum(pu, pv)[differ], np.minimum(pu, pv)[differ])
-        while True:
-            jumped = parent[parent]
-            if np.array_equal(jumped, parent):
-                break
-            parent = jumped
+from ..topology import components, welded_faces
 
 
 def closed_orientation(positions: np.ndarray, faces: np.ndarray) -> int:
@@ -51,7 +24,7 @@ def closed_orientation(positions: np.ndarray, faces: np.ndarray) -> int:
     if len(faces) == 0:
         return 0
     positions = positions.astype(np.float64)
-    welded = _welded(positions, faces)
+    welded = welded_faces(positions, faces)
     proper = (welded[:, 0] != welded[:, 1]) & (welded[:, 1] != welded[:, 2]) & (welded[:, 2] != welded[:, 0])
     welded, faces = welded[proper], faces[proper]
     if len(welded) == 0:
@@ -64,7 +37,7 @@ def closed_orientation(positions: np.ndarray, faces: np.ndarray) -> int:
         return 0
     # Six times the signed volume of each piece (divergence theorem): its orientation.
     a, b, c = (positions[faces[:, k]] - positions.mean(axis=0) for k in range(3))
-    piece = _components(welded, count)[welded[:, 0]]
+    piece = components(welded.reshape(-1), np.roll(welded, 1, axis=1).reshape(-1), count)[welded[:, 0]]
     volume = np.bincount(piece, weights=np.einsum("ij,ij->i", a, np.cross(b, c)), minlength=count)[np.unique(piece)]
     extent = float(np.ptp(positions[faces.reshape(-1)], axis=0).max())
     flat = np.abs(volume) <= 1e-9 * extent**3

@@ -23,10 +23,13 @@ from ..render import MeshTensors, plan_shading, rasterize_view, shade, shade_pla
 from ..texture import build_pyramid, pyramid_layout
 from ..views import random_cameras
 from .colors import grey, keep_colors, matched_grey_painting
+from ..seams import find_seams
 from .finishing import editable_weight, finish_texture, uv_island_mask
 from .losses import Coverage, StyleMemory, channel_objective, content_loss, gram, style_loss
+from .nnfm import feature_rows, nnfm_layers, nnfm_loss
 from .parameterization import make_texture_parameter
 from .progress import Progress, StyleResult
+from .seam_loss import SeamTerm
 from .settings import StyleSettings, parse_blend, parse_layer_weights, parse_objective
 from .spectrum_size import covered_levels_of_detail, resolvable_size
 from .view_pool import PooledView, ViewPool, pool_capacity
@@ -71,6 +74,22 @@ def style_targets(net: FeatureNet, paintings: Sequence[np.ndarray], longer_side:
                 part = weight * gram(features[name])[0]
                 targets[name] = part if name not in targets else targets[name] + part
     return targets
+
+
+def painting_features(net: FeatureNet, paintings: Sequence[np.ndarray], longer_side: int, device: torch.device,
+                      layers: Sequence[str], blend: Sequence[float] | None = None) -> dict[str, torch.Tensor]:
+    """Per layer, the unit feature vectors (M, C) of every painting with a weight above 0, resized as for
+    style_targets: what NNFM matches against."""
+    weights = blend if blend is not None else [1.0] * len(paintings)
+    rows: dict[str, list[torch.Tensor]] = {name: [] for name in layers}
+    with torch.no_grad():
+        for painting, weight in zip(paintings, weights):
+            if weight == 0:
+                continue
+            features = net(resize_longer_side(painting, longer_side, device).clamp(0, 1))
+            for name in layers:
+                rows[name].append(feature_rows(features[name].float()))
+    return {name: torch.cat(parts) for name, parts in rows.items()}
 
 
 EDIT_FEATHER = 4  # texels over which a selected-only result blends into the original at the selection's border
@@ -135,6 +154,8 @@ class StyleJob:
                                                 self._spectrum_size(start is not None))
         self.working_size = self.parameter.working_size  # the texture the renders read while optimizing
         self.layout = pyramid_layout(self.working_size, self.working_size, device=device)
+        self.seams = find_seams(mesh, settings.boundary == "wrap")
+        self.seam_term = SeamTerm(self.seams, *self.layout, settings.boundary) if settings.seam_weight > 0 else None
         # fused: one kernel for Adam's update of the spectrum (5.7 -> 2.4 ms a step for 3.2 M values on 2 cores)
         self.optimizer = torch.optim.Adam(self.parameter.parameters(), lr=settings.learning_rate, fused=True)
         self.original_pyramid = None
@@ -143,6 +164,7 @@ class StyleJob:
             self.original_pyramid = build_pyramid(texture, kernel=settings.mip_kernel)
         self.paintings = paintings
         self.targets_by_size: dict[int, dict[str, torch.Tensor]] = {}  # render size -> the painting's Grams
+        self.nearest_by_size: dict[int, tuple[dict[str, float], dict[str, torch.Tensor]]] = {}  # ... NNFM's
         self.steps_done = 0
         self.render_size_before: int | None = None  # the last step's render size
         self.layer_weights = chosen or dict(zip(self.net.style_layers, self.net.style_weights))
@@ -183,6 +205,18 @@ class StyleJob:
             longer_side = self.settings.style_longer_side(size)
             self.targets_by_size[size] = style_targets(self.net, self.paintings, longer_side, self.device, self.blend)
         return self.targets_by_size[size]
+
+    def nnfm_targets(self, size: int) -> tuple[dict[str, float], dict[str, torch.Tensor]]:
+        """NNFM's layers with their weights, and the painting's unit feature vectors at them, for renders of
+        `size`."""
+        if size not in self.nearest_by_size:
+            with torch.no_grad():
+                shapes = {n: f.shape[-1] for n, f in self.net(torch.zeros(1, 3, size, size, device=self.device)).items()}
+            layers = nnfm_layers(self.layer_weights, shapes, size)
+            rows = painting_features(self.net, self.paintings, self.settings.style_longer_side(size), self.device,
+                                     list(layers), self.blend)
+            self.nearest_by_size[size] = (layers, rows)
+        return self.nearest_by_size[size]
 
     def _make_view(self) -> PooledView:
         """A fresh random view at this step's render size, planned for the learned texture's pyramid,
@@ -226,18 +260,27 @@ class StyleJob:
             layer, channel = self.objective
             style = -channel_objective(features[layer], channel, mask)
         else:
-            grams = self.memory({name: gram(features[name], mask) for name in self.net.style_layers})
-            style = style_loss(grams, self.targets(size), self.layer_weights)
+            kind = self.settings.style_loss
+            parts = []
+            if kind in ("gram", "mix"):
+                grams = self.memory({name: gram(features[name], mask) for name in self.net.style_layers})
+                parts.append(style_loss(grams, self.targets(size), self.layer_weights))
+            if kind in ("nnfm", "mix"):
+                layers, rows = self.nnfm_targets(size)
+                parts.append(nnfm_loss(features, rows, layers, mask))
+            style = sum(parts) / len(parts)
         content_term = zero
         if self.content_weight > 0:
             content = torch.cat([v.content for v in views])
             content_term = content_loss(features[self.net.content_layer], content, mask)
         total = self.settings.style_weight * style + self.content_weight * content_term
+        seam = self.seam_term(pyramid.texels) if self.seam_term is not None else zero
+        total = total + self.settings.seam_weight * seam
         self.optimizer.zero_grad(set_to_none=True)
         total.backward()
         self.optimizer.step()
         self.steps_done += 1
-        return {"total": total.item(), "style": style.item(), "content": content_term.item()}
+        return {"total": total.item(), "style": style.item(), "content": content_term.item(), "seam": seam.item()}
 
     @staticmethod
     def _shown(view: PooledView, image: torch.Tensor) -> torch.Tensor:
@@ -278,7 +321,9 @@ class StyleJob:
         with torch.no_grad():
             island = uv_island_mask(self.mesh_t.uvs, self.settings.texture_size)
             seen = self.seen_texels()
-            finished, coverage = finish_texture(self._result(), seen, island, self.original_t, self.settings.margin)
+            finished, coverage = finish_texture(self._result(), seen, island, self.original_t, self.settings.margin,
+                                                self.seams if self.seam_term is not None else None, self.mesh_t.uvs,
+                                                self.settings.boundary)
             # Once, after the padding, which must not reach texels of faces that may not change.
             finished = self._keep_unselected(finished)
         return finished.cpu().numpy().astype(np.float32), coverage

@@ -12,19 +12,29 @@ import torch
 import torch.nn.functional as F
 
 from ..raster import rasterize
+from ..seams import UVSeams, gutter_sources
+from ..texture import sample
+
+SEAM_GUTTER = 8  # texels outside a seam edge continued from across the seam: mip levels up to 3 see them
 
 
-def uv_island_mask(uvs: torch.Tensor, size: int) -> torch.Tensor:
+def _uv_clip(corners: torch.Tensor) -> torch.Tensor:
+    """(N, 2) texture coordinates -> (N, 4) clip positions of a size^2 raster whose row 0 is v = 1."""
+    corners = corners.to(torch.float32)
+    return torch.cat([corners * 2 - 1, torch.zeros_like(corners[:, :1]), torch.ones_like(corners[:, :1])], dim=1)
+
+
+def uv_island_mask(uvs: torch.Tensor, size: int, grown: bool = True) -> torch.Tensor:
     """(size, size) bool, image layout: texels whose centre lies inside some triangle's UV footprint,
-    grown by one texel so that texels partly covered by a thin island count too.
+    grown by one texel (unless not `grown`) so that texels partly covered by a thin island count too.
 
     The rasterizer does the work: corners are placed at clip (2u - 1, 2v - 1, 0, 1), so its row 0
     (top) is v = 1, exactly the texture's image layout.
     """
-    corners = uvs.reshape(-1, 2).to(torch.float32)
-    clip = torch.cat([corners * 2 - 1, torch.zeros_like(corners[:, :1]), torch.ones_like(corners[:, :1])], dim=1)
-    faces = torch.arange(len(corners), device=uvs.device).view(-1, 3)
-    inside = rasterize(clip, faces, size).mask
+    faces = torch.arange(uvs.shape[0] * 3, device=uvs.device).view(-1, 3)
+    inside = rasterize(_uv_clip(uvs.reshape(-1, 2)), faces, size).mask
+    if not grown:
+        return inside
     return F.max_pool2d(inside[None, None].float(), 3, stride=1, padding=1)[0, 0] > 0
 
 
@@ -46,16 +56,47 @@ def grow(texture: torch.Tensor, valid: torch.Tensor, rings: int | None = None) -
     return image[0].permute(1, 2, 0), known[0, 0] > 0
 
 
+def fill_across_seams(texture: torch.Tensor, uvs: torch.Tensor, seams: UVSeams, boundary: str = "wrap",
+                      depth: int = SEAM_GUTTER) -> tuple[torch.Tensor, torch.Tensor]:
+    """Texels within `depth` texels outside a seam edge whose centres lie in no face's UV footprint take the
+    colour of the surface across the seam, read bilinearly from the island on the other side: a lookup at
+    the seam then blends matching colours. texture (S, S, C), uvs (F, 3, 2). Returns (texture, filled (S, S)
+    bool). The rim texels just outside an island are filled too: bilinear lookups at its edge read them."""
+    size = texture.shape[0]
+    island = uv_island_mask(uvs, size, grown=False)
+    quads, sources = gutter_sources(seams, size, depth)
+    if len(quads) == 0:
+        return texture, torch.zeros_like(island)
+    device = texture.device
+    corners = torch.from_numpy(quads.reshape(-1, 2)).to(device)
+    first = torch.arange(len(quads), device=device).view(-1, 1, 1) * 4
+    faces = (first + torch.tensor([[0, 1, 2], [0, 2, 3]], device=device).view(1, 2, 3)).reshape(-1, 3)
+    fragments = rasterize(_uv_clip(corners), faces, size)
+    filled = fragments.mask & ~island
+    if not bool(filled.any()):
+        return texture, filled
+    source = torch.from_numpy(sources.reshape(-1, 2)).to(device, texture.dtype)
+    face = fragments.face_ids[filled]
+    uv = (fragments.bary[filled][..., None] * source[faces[face]]).sum(dim=1)
+    out = texture.clone()
+    out[filled] = sample(texture, uv, filter="linear", boundary=boundary)
+    return out, filled
+
+
 def finish_texture(
     texture: torch.Tensor,
     seen: torch.Tensor,
     island: torch.Tensor,
     original: torch.Tensor | None,
     margin: int,
+    seams: UVSeams | None = None,
+    uvs: torch.Tensor | None = None,
+    boundary: str = "wrap",
 ) -> tuple[torch.Tensor, float]:
     """Returns (finished texture, coverage): coverage is the fraction of island texels that lie under
     a face some view saw (`seen`); unseen island texels come from `original` (same size) or are grown
-    from seen ones; then islands are padded by `margin` texels."""
+    from seen ones; the gutter just outside seam edges is continued from across the seam (`seams`, with the mesh's `uvs` (F, 3, 2));
+    then islands are padded by `margin` texels."""
     seen_island = seen & island
     coverage = float(seen_island.sum()) / max(int(island.sum()), 1)
     if original is not None:
@@ -63,7 +104,11 @@ def finish_texture(
     else:
         filled, _ = grow(torch.where(seen_island[..., None], texture, torch.zeros_like(texture)), seen_island)
         filled = torch.where(island[..., None], filled, texture)
-    padded, reached = grow(torch.where(island[..., None], filled, torch.zeros_like(filled)), island, margin)
+    known = island
+    if seams is not None and uvs is not None and margin > 0:
+        filled, across = fill_across_seams(filled, uvs, seams, boundary, min(margin, SEAM_GUTTER))
+        known = island | across
+    padded, reached = grow(torch.where(known[..., None], filled, torch.zeros_like(filled)), known, margin)
     return torch.where(reached[..., None], padded, filled), coverage
 
 

@@ -30,6 +30,8 @@ class StyleSettings:
     device: str = "auto"  # auto | cpu | cuda
     learning_rate: float = 0.03  # the reference's 0.05 left more pixel noise (docs/BENCHMARKS.md)
     views_per_step: int = 1
+    style_loss: str = "gram"  # gram | nnfm (nearest-neighbour feature matching, nnfm.py) | mix (their mean)
+    seam_weight: float = 1.0  # the seam term (seam_loss.py) and the gutter continued across seams; 0 = both off
     style_decay: float = 0.95  # style memory: EMA decay of the Gram matrices
     style_size: int = 0  # longer side of the style image for the targets; 0 = render_size
     style_scale: float = 1.0  # the painting's size relative to that when its style is measured: 2 = bigger strokes
@@ -73,7 +75,7 @@ class StyleSettings:
         for name, value in positive.items():
             if not value > 0:
                 raise StyleTexError(f"setting {name} must be positive, got {value}")
-        for name in ("style_weight", "content_weight"):
+        for name in ("style_weight", "content_weight", "seam_weight"):
             if getattr(self, name) < 0:
                 raise StyleTexError(f"setting {name} must not be negative, got {getattr(self, name)}")
         if not 0 <= self.style_decay < 1:
@@ -84,7 +86,7 @@ class StyleSettings:
             raise StyleTexError(f"setting zoom_max ({self.zoom_max}) is below zoom_min ({self.zoom_min})")
         choices = {"features": FEATURE_KINDS, "param": tuple(PARAMETERIZATIONS), "init": ("original", "random"),
                    "device": ("auto", "cpu", "cuda"), "filter": FILTERS, "boundary": BOUNDARIES,
-                   "mip_kernel": ("box", "tent"), "network_precision": ("float32", "bfloat16")}
+                   "mip_kernel": ("box", "tent"), "style_loss": ("gram", "nnfm", "mix"), "network_precision": ("float32", "bfloat16")}
         for name, allowed in choices.items():
             if getattr(self, name) not in allowed:
                 raise StyleTexError(f"setting {name} must be one of {', '.join(allowed)}, got {getattr(self, name)!r}")

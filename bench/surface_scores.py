@@ -1,0 +1,162 @@
+"""What a person sees on the surface, as numbers: seams, halves in different colours, faint strokes.
+
+- seam step ratio: the mean colour step |c(p) - c(q)| between neighbouring pixels p, q that show two
+  different UV islands next to each other on the surface (a seam runs between them), over the mean
+  step of their controls: the neighbour pairs just before and after them in the same direction, inside
+  one island (the same place and foreshortening, so that a seam seen at a grazing angle is not blamed
+  for the larger steps all grazing pixels have). A texture continuous on the surface scores about 1; a
+  visible line at the seams scores several times that.
+- seam balance: on both sides of each seam, the mean colour of a band of pixels (BAND pixels wide at
+  256^2) in each view; the length-weighted mean distance between the two sides' means, over the
+  painting's colour spread (the root of its summed channel variances). Two halves in different
+  colours score high even where the seam itself is blended.
+- local contrast: the standard deviation of luminance minus its 9x9 mean, over pixels whose whole
+  window is covered; the benchmark reports it against the painting's at the same scale (1 = as vivid).
+
+Pixels are neighbours on the surface when their surface points are closer than CONTIGUOUS times the
+view's typical distance between neighbours of one island: across a silhouette they are not.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from backend.raster import Fragments
+from backend.render import MeshTensors
+from backend.style.colors import LUMA
+
+CONTIGUOUS = 3.0
+BAND = 12  # pixels at 256^2 renders, scaled with the render size
+WINDOW = 9
+
+
+@dataclass(frozen=True)
+class ViewPairs:
+    """Neighbouring pixel pairs of one view, as flat pixel indices: those across a seam, their controls (the
+    pairs just before and after each of them in the same direction, inside one island: the same place and
+    foreshortening, without the seam), and the islands on each side of the seam pairs."""
+
+    seam: tuple[torch.Tensor, torch.Tensor]
+    control: tuple[torch.Tensor, torch.Tensor]
+    islands: tuple[torch.Tensor, torch.Tensor]
+    labels: torch.Tensor  # (H, W) island of each pixel, -1 on background
+
+
+def surface_points(mesh: MeshTensors, fragments: Fragments) -> torch.Tensor:
+    """(H, W, 3) world positions of the pixel centres (0 on background)."""
+    faces = mesh.faces[fragments.face_ids.clamp(min=0)]  # (H, W, 3)
+    corners = mesh.positions[:, :3][faces]  # (H, W, 3, 3)
+    return (fragments.bary[..., None] * corners).sum(dim=2) * fragments.mask[..., None]
+
+
+def view_pairs(mesh: MeshTensors, fragments: Fragments, island: torch.Tensor) -> ViewPairs:
+    """Neighbour pairs of a view (`island`: (F,) label of every face)."""
+    h, w = fragments.face_ids.shape
+    labels = torch.where(fragments.mask, island[fragments.face_ids.clamp(min=0)], torch.full_like(fragments.face_ids, -1))
+    points = surface_points(mesh, fragments)
+    index = torch.arange(h * w, device=labels.device).view(h, w)
+    found: dict[str, list[torch.Tensor]] = {"seam_p": [], "seam_q": [], "control_p": [], "control_q": []}
+    for transpose in (False, True):  # horizontal pairs, then vertical ones (as rows of the transposed grid)
+        lab, pts, idx = (labels.T, points.transpose(0, 1), index.T) if transpose else (labels, points, index)
+        covered = (lab[:, :-1] >= 0) & (lab[:, 1:] >= 0)
+        distance = (pts[:, :-1] - pts[:, 1:]).norm(dim=-1)
+        same = covered & (lab[:, :-1] == lab[:, 1:])
+        typical = distance[same].median() if bool(same.any()) else distance[covered].median()
+        near = covered & (distance < CONTIGUOUS * typical)
+        seam, inside = near & ~same, near & same
+        # A seam pair at column x counts when the pairs at x - 1 and x + 1 are inside pairs: its controls.
+        counted = seam.clone()
+        counted[:, 0] = counted[:, -1] = False
+        counted[:, 1:-1] &= inside[:, :-2] & inside[:, 2:]
+        rows, cols = torch.nonzero(counted, as_tuple=True)
+        found["seam_p"].append(idx[rows, cols])
+        found["seam_q"].append(idx[rows, cols + 1])
+        found["control_p"] += [idx[rows, cols - 1], idx[rows, cols + 1]]
+        found["control_q"] += [idx[rows, cols], idx[rows, cols + 2]]
+    p, q = torch.cat(found["seam_p"]), torch.cat(found["seam_q"])
+    flat = labels.reshape(-1)
+    return ViewPairs((p, q), (torch.cat(found["control_p"]), torch.cat(found["control_q"])), (flat[p], flat[q]), labels)
+
+
+def _steps(image: torch.Tensor, pairs: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+    """|c(p) - c(q)| (Euclidean in RGB) of an image (3, H, W) at pixel pairs."""
+    flat = image.reshape(image.shape[0], -1)
+    return (flat[:, pairs[0]] - flat[:, pairs[1]]).norm(dim=0)
+
+
+def seam_step_ratio(images: torch.Tensor, pairs: list[ViewPairs]) -> float:
+    """Mean colour step across seams over the mean step inside islands, pooled over the views (V, 3, H, W);
+    NaN where no view shows a seam."""
+    seam = torch.cat([_steps(image, p.seam) for image, p in zip(images, pairs)])
+    control = torch.cat([_steps(image, p.control) for image, p in zip(images, pairs)])
+    if seam.numel() == 0:
+        return float("nan")
+    return float(seam.mean() / control.mean().clamp(min=1e-6))
+
+
+def colour_spread(image: torch.Tensor) -> float:
+    """Root of the summed per-channel variances of an image (3, H, W) (or (1, 3, H, W))."""
+    return float(image.reshape(3, -1).var(dim=1).sum().sqrt())
+
+
+def seam_balance(images: torch.Tensor, pairs: list[ViewPairs], spread: float) -> float:
+    """Length-weighted mean distance of the mean colours of the bands on the two sides of each seam (per view
+    and island pair), over `spread`; NaN where no view shows a seam."""
+    total, weight = 0.0, 0
+    for image, p in zip(images, pairs):
+        h, w = p.labels.shape
+        radius = max(1, round(BAND * h / 256))
+        a, b = p.islands
+        key = torch.minimum(a, b) * (int(p.labels.max()) + 1) + torch.maximum(a, b)
+        flat = image.reshape(3, -1)
+        for pair in torch.unique(key):
+            chosen = key == pair
+            first, second = int(torch.minimum(a, b)[chosen][0]), int(torch.maximum(a, b)[chosen][0])
+            seam_pixels = torch.zeros(h * w, device=image.device)
+            seam_pixels[p.seam[0][chosen]] = 1
+            seam_pixels[p.seam[1][chosen]] = 1
+            band = F.max_pool2d(seam_pixels.view(1, 1, h, w), 2 * radius + 1, stride=1, padding=radius).reshape(-1) > 0
+            side_a = band & (p.labels.reshape(-1) == first)
+            side_b = band & (p.labels.reshape(-1) == second)
+            if not (bool(side_a.any()) and bool(side_b.any())):
+                continue
+            difference = (flat[:, side_a].mean(dim=1) - flat[:, side_b].mean(dim=1)).norm()
+            count = int(chosen.sum())
+            total += float(difference) * count
+            weight += count
+    return total / weight / max(spread, 1e-6) if weight else float("nan")
+
+
+def local_contrast(images: torch.Tensor, masks: torch.Tensor | None = None) -> float:
+    """Standard deviation of luminance minus its WINDOW x WINDOW mean over pixels whose whole window is covered:
+    images (V, 3, H, W), masks (V, 1, H, W) (None: every pixel)."""
+    luma = (images * torch.tensor(LUMA, device=images.device).view(1, 3, 1, 1)).sum(dim=1, keepdim=True)
+    detail = luma[..., WINDOW // 2 : -(WINDOW // 2), WINDOW // 2 : -(WINDOW // 2)] - F.avg_pool2d(luma, WINDOW, stride=1)
+    if masks is None:
+        inside = torch.ones_like(detail, dtype=torch.bool)
+    else:
+        inside = -F.max_pool2d(-masks.float(), WINDOW, stride=1) > 0.5
+    values = detail[inside]
+    return float(values.std()) if values.numel() > 1 else 0.0
+
+
+def bake(mesh: MeshTensors, size: int, colour) -> np.ndarray:
+    """A size^2 texture whose texels show colour(points (N, 3)) -> (N, 3) of their place on the surface (0
+    outside every island): a texture that is continuous on the surface whatever the UV layout. For tests."""
+    from backend.raster import rasterize
+    from backend.style.finishing import grow
+
+    uvs = mesh.uvs.reshape(-1, 2)
+    clip = torch.cat([uvs * 2 - 1, torch.zeros_like(uvs[:, :1]), torch.ones_like(uvs[:, :1])], dim=1)
+    faces = torch.arange(len(uvs), device=uvs.device).view(-1, 3)
+    fragments = rasterize(clip, faces, size)
+    corners = mesh.positions[:, :3][mesh.faces[fragments.face_ids.clamp(min=0)]]
+    points = (fragments.bary[..., None] * corners).sum(dim=2)
+    out = torch.zeros(size, size, 3)
+    out[fragments.mask] = torch.as_tensor(colour(points[fragments.mask].cpu().numpy()), dtype=torch.float32)
+    # Texels on an island's rim whose centres no triangle covers still get read: grown in from inside.
+    return grow(out, fragments.mask.cpu(), 2)[0].numpy()

@@ -1,0 +1,136 @@
+"""UV seams (backend/seams.py), the seam term (style/seam_loss.py) and the gutter filled across seams
+(style/finishing.py), on procedural meshes whose seams are known, and on Spot."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from backend.obj_io import read_obj
+from backend.primitives import cube, many_island_sphere, stretched_tube, two_island_sphere, uv_sphere
+from backend.render import MeshTensors
+from backend.seams import find_seams, gutter_sources, seam_samples
+from backend.style.finishing import fill_across_seams, grow, uv_island_mask
+from backend.style.seam_loss import SeamTerm
+from backend.texture import build_pyramid, pyramid_layout
+from bench.surface_scores import bake
+
+SPOT = Path(__file__).resolve().parent.parent / "data" / "spot" / "spot_triangulated.obj"
+
+
+def wavy(points: np.ndarray) -> np.ndarray:
+    """A colour that varies smoothly over the surface, over a few texels at the sizes used here."""
+    return 0.5 + 0.2 * np.sin(3 * points) + 0.2 * np.sin(5 * points[:, [1, 2, 0]])
+
+
+def surface_point(mesh, faces: np.ndarray, uv: np.ndarray) -> np.ndarray:
+    """Where on the surface uv (N, 2) lies in faces (N,): barycentrics in UV space applied to positions."""
+    tri = mesh.uvs[faces].astype(np.float64)
+    e1, e2, d = tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0], uv - tri[:, 0]
+    det = e1[:, 0] * e2[:, 1] - e1[:, 1] * e2[:, 0]
+    l1 = (d[:, 0] * e2[:, 1] - d[:, 1] * e2[:, 0]) / det
+    l2 = (e1[:, 0] * d[:, 1] - e1[:, 1] * d[:, 0]) / det
+    bary = np.stack([1 - l1 - l2, l1, l2], axis=1)
+    return (bary[..., None] * mesh.positions[mesh.faces[faces]]).sum(axis=1)
+
+
+def test_two_island_sphere_has_its_equator_as_the_only_seam():
+    mesh = two_island_sphere(16, 32)
+    seams = find_seams(mesh)
+    assert len(np.unique(seams.island)) == 2 and len(seams) == 32
+    ends = surface_point(mesh, seams.faces[:, 0], seams.corners[:, 0, 0])
+    assert np.abs(ends[:, 2]).max() < 1e-6  # on the equator
+    assert np.isclose(seams.length.sum(), 2 * np.pi, rtol=0.01)
+    # Both sides name the same surface points, in the same order.
+    for k in range(2):
+        a = surface_point(mesh, seams.faces[:, 0], seams.corners[:, 0, k])
+        b = surface_point(mesh, seams.faces[:, 1], seams.corners[:, 1, k])
+        assert np.abs(a - b).max() < 1e-6
+
+
+def test_whole_periods_are_no_seam_when_the_texture_wraps():
+    sphere = uv_sphere(8, 16)  # its meridian runs from u = 1 back to u = 0
+    wrapped, clamped = find_seams(sphere, wrap=True), find_seams(sphere, wrap=False)
+    meridian = surface_point(sphere, clamped.faces[:, 0], clamped.corners[:, 0, 0])
+    assert len(clamped) - len(wrapped) >= 6 and np.abs(meridian[:, 1]).min() < 1e-6  # the meridian's edges
+    assert len(find_seams(stretched_tube())) == 0
+    assert len(np.unique(find_seams(cube(), wrap=False).island)) == 6
+
+
+def test_many_islands_are_found_and_spot_has_seams():
+    assert len(np.unique(find_seams(many_island_sphere(24, 48, 4)).island)) == 72
+    spot = find_seams(read_obj(SPOT))
+    assert len(spot) > 100 and len(np.unique(spot.island)) > 2
+
+
+@pytest.mark.parametrize("make", [lambda: two_island_sphere(16, 32), lambda: read_obj(SPOT)])
+def test_seam_samples_show_one_place_from_both_sides(make):
+    mesh = make()
+    seams = find_seams(mesh)
+    samples = seam_samples(seams, 256, band_texels=(0.0,))
+    edge = np.repeat(np.arange(len(seams)), np.clip(np.ceil(np.linalg.norm(
+        seams.corners[:, :, 1] - seams.corners[:, :, 0], axis=-1).max(1) * 256), 1, 64).astype(int))
+    a = surface_point(mesh, seams.faces[edge, 0], samples.uv_a)
+    b = surface_point(mesh, seams.faces[edge, 1], samples.uv_b)
+    assert np.abs(a - b).max() < 1e-5 * mesh.radius
+    assert np.isclose(samples.weight.sum(), 1.0)
+
+
+@pytest.mark.parametrize("make", [lambda: two_island_sphere(16, 32), lambda: many_island_sphere(12, 24, 4),
+                                  lambda: read_obj(SPOT)])
+def test_gutter_filled_across_the_seam_continues_the_surface(make):
+    """A texture baked from a colour on the surface, its gutter then filled across the seams: each filled
+    texel matches the colour of the surface point it continues into far better than plain padding does."""
+    mesh = make()
+    tensors, seams, size = MeshTensors.from_mesh(mesh), find_seams(mesh), 256
+    texture = torch.from_numpy(bake(tensors, size, wavy))
+    strict = uv_island_mask(tensors.uvs, size, grown=False)
+    filled, where = fill_across_seams(texture, tensors.uvs, seams)
+    assert bool(where.any()) and not bool((where & strict).any())
+    # The colour each filled texel should have: the surface point its source coordinate lies on.
+    quads, sources = gutter_sources(seams, size, 8)
+    from backend.raster import rasterize
+    from backend.style.finishing import _uv_clip
+    first = torch.arange(len(quads)).view(-1, 1, 1) * 4
+    faces = (first + torch.tensor([[0, 1, 2], [0, 2, 3]]).view(1, 2, 3)).reshape(-1, 3)
+    fragments = rasterize(_uv_clip(torch.from_numpy(quads.reshape(-1, 2))), faces, size)
+    quad = (fragments.face_ids[where] // 2).numpy()
+    uv = (fragments.bary[where][..., None].double() * torch.from_numpy(sources.reshape(-1, 2))[faces[fragments.face_ids[where]]]).sum(1)
+    across = np.where(quad < len(seams), seams.faces[quad % len(seams), 1], seams.faces[quad % len(seams), 0])
+    want = wavy(surface_point(mesh, across, uv.numpy()))
+    padded = grow(torch.where(strict[..., None], texture, 0 * texture), strict, 8)[0][where].numpy()
+    error, padding_error = np.abs(filled[where].numpy() - want).mean(), np.abs(padded - want).mean()
+    assert error < 0.6 * padding_error and error < 0.012
+
+
+def test_seam_term_is_small_for_a_continuous_texture_and_its_gradient_closes_a_seam():
+    mesh = two_island_sphere(16, 32)
+    tensors, seams, size = MeshTensors.from_mesh(mesh), find_seams(mesh), 128
+    term = SeamTerm(seams, *pyramid_layout(size, size))
+    # On the edge itself a continuous texture agrees; inward, mirror points differ by the colour's slope.
+    on_edge = SeamTerm(seams, *pyramid_layout(size, size), band_texels=(0.0,))
+    continuous = torch.from_numpy(bake(tensors, size, wavy))
+    continuous, _ = fill_across_seams(continuous, tensors.uvs, seams)
+    halves = torch.full((size, size, 3), 0.8)
+    halves[:, size // 2 :] = 0.2  # the south island dark, the north light
+    assert float(on_edge(build_pyramid(continuous, kernel="tent").texels)) < 0.02
+    assert float(term(build_pyramid(continuous, kernel="tent").texels)) < 0.1
+    assert float(term(build_pyramid(halves, kernel="tent").texels)) > 0.3
+    texture = halves.clone().requires_grad_(True)
+    optimizer = torch.optim.Adam([texture], lr=0.05)
+    values = []
+    for _ in range(30):
+        loss = term(build_pyramid(texture, kernel="tent").texels)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        values.append(loss.item())
+    assert values[-1] < 0.3 * values[0]
+
+
+def test_a_mesh_without_seams_has_a_zero_term():
+    term = SeamTerm(find_seams(stretched_tube()), *pyramid_layout(64, 64))
+    assert term.count == 0 and float(term(torch.rand(64 * 64, 3))) == 0.0

@@ -1,0 +1,80 @@
+"""The quality benchmark's surface measures (bench/surface_scores.py): they must tell a seam, two halves
+in different colours and faint strokes from their absence."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from backend.images import load_image
+from backend.primitives import two_island_sphere, uv_sphere
+from backend.render import MeshTensors, rasterize_view, shade
+from backend.seams import find_seams
+from backend.style.engine import resize_longer_side, resize_square
+from backend.style.finishing import finish_texture, uv_island_mask
+from bench.quality_score import score_cameras
+from bench.surface_scores import bake, colour_spread, local_contrast, seam_balance, seam_step_ratio, view_pairs
+
+STARRY = Path(__file__).resolve().parent.parent / "data" / "styles" / "starry_night.jpg"
+
+
+def detailed(points: np.ndarray) -> np.ndarray:
+    return 0.5 + 0.2 * np.sin(30 * points) + 0.2 * np.sin(9 * points[:, [1, 2, 0]])
+
+
+def views(mesh, island, size=128):
+    tensors = MeshTensors.from_mesh(mesh)
+    fragments = [rasterize_view(tensors, camera, size) for camera in score_cameras(mesh.center, mesh.radius)]
+    return tensors, fragments, [view_pairs(tensors, f, island) for f in fragments]
+
+
+def renders(tensors, fragments, texture):
+    texture = torch.as_tensor(texture)
+    return torch.stack([shade(f, tensors.uvs, texture, background=0.5).permute(2, 0, 1) for f in fragments])
+
+
+def test_a_seam_that_is_not_cut_in_the_texture_scores_about_one():
+    """A continuous UV sphere with its faces labelled as two islands at the equator: the pairs across that
+    line see a continuous texture, and their controls (same place, same foreshortening) step as much."""
+    mesh = uv_sphere(32, 64)
+    north = torch.from_numpy((mesh.positions[mesh.faces].mean(axis=1)[:, 2] > 0).astype(np.int64))
+    tensors, fragments, pairs = views(mesh, north)
+    assert sum(len(p.seam[0]) for p in pairs) > 200
+    ratio = seam_step_ratio(renders(tensors, fragments, bake(tensors, 512, detailed)), pairs)
+    assert 0.85 < ratio < 1.15
+
+
+def test_a_painting_cut_at_the_seam_scores_far_above_a_texture_continued_across_it():
+    mesh = two_island_sphere()
+    seams = find_seams(mesh)
+    tensors, fragments, pairs = views(mesh, torch.from_numpy(seams.island))
+    pasted = seam_step_ratio(renders(tensors, fragments, resize_square(load_image(STARRY), 512)), pairs)
+    baked = torch.from_numpy(bake(tensors, 512, detailed))
+    island = uv_island_mask(tensors.uvs, 512)
+    continued, _ = finish_texture(baked, island, island, None, 16, seams, tensors.uvs)
+    continuous = seam_step_ratio(renders(tensors, fragments, continued), pairs)
+    assert pasted > 3 and continuous < 1.3
+
+
+def test_halves_in_different_colours_unbalance_the_seam():
+    mesh = two_island_sphere()
+    tensors, fragments, pairs = views(mesh, torch.from_numpy(find_seams(mesh).island))
+    even = np.full((256, 256, 3), 0.6, np.float32)
+    halves = even.copy()
+    halves[:, :128] = 0.9  # the north island light, the south one as before
+    assert seam_balance(renders(tensors, fragments, even), pairs, 0.25) < 0.01
+    assert seam_balance(renders(tensors, fragments, halves), pairs, 0.25) > 1.5  # |0.3 (1, 1, 1)| / 0.25
+
+
+def test_local_contrast_sees_strokes_not_flat_colour_or_the_silhouette():
+    painting = resize_longer_side(load_image(STARRY), 128, torch.device("cpu"))
+    flat = torch.full((1, 3, 64, 64), 0.4)
+    mask = torch.zeros(1, 1, 64, 64)
+    mask[..., 16:48, 16:48] = 1
+    assert local_contrast(flat, mask) == 0.0
+    assert local_contrast(painting) > 0.05
+    blurred = torch.nn.functional.avg_pool2d(painting, 5, stride=1, padding=2)
+    assert local_contrast(blurred) < 0.6 * local_contrast(painting)
+    assert 0.2 < colour_spread(painting) < 0.6

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 from pathlib import Path
 
 import numpy as np
@@ -10,10 +12,12 @@ import torch
 
 from backend.images import load_image
 from backend.obj_io import read_obj
+from backend.primitives import stretched_tube
 from backend.render import MeshTensors
 from backend.style.engine import StyleJob, stylize
 from backend.style.settings import StyleSettings
-from backend.style.spectrum_size import MIN_AUTO_SIZE, covered_levels_of_detail, resolvable_size
+from backend.style.spectrum_size import (MIN_AUTO_SIZE, MINOR_MAGNIFICATION, covered_levels_of_detail, footprint_levels,
+                                         resolvable_size)
 
 REPO = Path(__file__).resolve().parent.parent
 CPU = torch.device("cpu")
@@ -43,7 +47,7 @@ def test_no_covered_pixel_keeps_the_texture_size_and_small_textures_stay():
 def test_levels_follow_texture_and_render_size(spot):
     mesh = MeshTensors.from_mesh(spot)
     probe = lambda texture, render: covered_levels_of_detail(  # noqa: E731
-        mesh, spot.center, spot.radius, texture, render, np.random.default_rng(4), views=3)
+        mesh, spot.center, spot.radius, texture, render, np.random.default_rng(4), views=3)[:, 0]
     base = probe(512, 128)
     assert len(base) > 1000
     # Twice the texels under the same pixels: exactly one level more.
@@ -82,3 +86,33 @@ def test_the_report_says_the_spectrum_size_and_how_many_views_were_rendered(spot
     report = stylize(spot, load_image(REPO / "data" / "styles" / "starry_night.jpg"), settings).report
     assert report["spectrum_size"] == 64
     assert report["views_rendered"] == 3 + 8 // 2  # the fill, then one fresh view every second step
+
+
+def test_minor_axis_levels_are_the_footprints_shorter_side():
+    # A pixel stretched 8 texels along u and 2 along v (rotated by 30 degrees: the axes need not be u and v).
+    angle = np.radians(30)
+    rotation = torch.tensor([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]], dtype=torch.float32)
+    texels = rotation @ torch.diag(torch.tensor([8.0, 2.0]))
+    levels = footprint_levels((texels / 64)[None], 64, 64)
+    torch.testing.assert_close(levels, torch.tensor([[3.0, 1.0]]), atol=0.05, rtol=0)
+
+
+def test_stretched_uvs_are_capped_by_the_shorter_axis():
+    """A thin tube whose texture runs along its length: the longer axis alone would allow 64^2 (a smooth wash),
+    the shorter one keeps texels along the tube no more than about 3.4 pixels wide for the finest tenth."""
+    tube = stretched_tube()
+    levels = covered_levels_of_detail(MeshTensors.from_mesh(tube), tube.center, tube.radius, 1024, 256,
+                                      np.random.default_rng([0, 1]), zoom_range=(1.0, 1.2))
+    assert resolvable_size(levels[:, 0], 1024) == 64
+    assert resolvable_size(levels, 1024) >= 128
+    minor_at_size = float(torch.quantile(levels[:, 1], 0.1)) - math.log2(1024 / resolvable_size(levels, 1024))
+    assert minor_at_size >= -MINOR_MAGNIFICATION
+
+
+@pytest.mark.parametrize("name, size", [("spot", 512), ("bob", 1024), ("blub", 1024)])
+def test_the_bundled_meshes_keep_their_calibrated_sizes(name, size):
+    path = {"spot": "spot/spot_triangulated.obj", "bob": "bob/bob_tri.obj", "blub": "blub/blub_triangulated.obj"}[name]
+    mesh = read_obj(REPO / "data" / path)
+    levels = covered_levels_of_detail(MeshTensors.from_mesh(mesh), mesh.center, mesh.radius, 1024, 256,
+                                      np.random.default_rng([0, 1]), zoom_range=(1.0, 1.2))
+    assert resolvable_size(levels, 1024) == size

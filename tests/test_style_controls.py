@@ -20,6 +20,7 @@ from backend.obj_io import read_obj
 from backend.render import MeshTensors, render
 from backend.style.colors import LUMA, keep_colors, matched_grey_painting
 from backend.style.engine import resize_square, style_targets, stylize
+from backend.style.finishing import uv_island_mask
 from backend.style.settings import StyleSettings, parse_blend
 from backend.views import orbit_camera
 from bench.quality_score import Scorer, score_cameras
@@ -121,15 +122,29 @@ def test_a_larger_style_scale_gives_larger_structures(spot, paintings):
 # --- preserved colours -------------------------------------------------------------------------------
 
 
-def test_keep_colors_replaces_luminance_and_keeps_chroma():
+def chromaticity(image) -> np.ndarray:
+    rgb = np.asarray(image, np.float64).reshape(-1, 3)
+    return rgb / rgb.sum(axis=1, keepdims=True).clip(min=1e-12)
+
+
+def test_keep_colors_replaces_luminance_and_keeps_each_texels_hue():
     gen = torch.Generator().manual_seed(0)
     original = 0.2 + 0.6 * torch.rand(16, 16, 3, generator=gen)
     result = torch.rand(16, 16, 3, generator=gen)
     kept = keep_colors(result, original)
     yiq = torch.from_numpy(YIQ)
-    inside = ((original + (result @ yiq[0])[..., None] - (original @ yiq[0])[..., None]) - 0.5).abs().amax(-1) < 0.5
-    torch.testing.assert_close((kept @ yiq[1:].T)[inside], (original @ yiq[1:].T)[inside])  # I, Q: the original's
-    torch.testing.assert_close((kept @ yiq[0])[inside], (result @ yiq[0])[inside])  # Y: the result's
+    # Chromaticity r : g : b is the original's in every texel, clipped or not.
+    np.testing.assert_allclose(chromaticity(kept), chromaticity(original), atol=1e-6)
+    # Y is the result's wherever the scaled texel fits in [0, 1].
+    fits = ((original * (result @ yiq[0])[..., None] / (original @ yiq[0])[..., None]) <= 1).all(-1)
+    assert fits.float().mean() > 0.5
+    torch.testing.assert_close((kept @ yiq[0])[fits], (result @ yiq[0])[fits])
+    # A saturated red keeps its hue where adding the change as grey would not.
+    red = torch.tensor([[[0.8, 0.45, 0.25]]])
+    lighter = keep_colors(torch.full((1, 1, 3), 0.7), red)
+    np.testing.assert_allclose(chromaticity(lighter), chromaticity(red), atol=1e-6)
+    # Black has no hue: it takes the change of luminance as grey.
+    np.testing.assert_allclose(keep_colors(torch.full((1, 1, 3), 0.3), torch.zeros(1, 1, 3)).numpy(), 0.3, atol=1e-6)
     grey = matched_grey_painting(np.random.default_rng(1).random((20, 30, 3), dtype=np.float32), original.numpy())
     y = original.numpy() @ np.asarray(LUMA, np.float32)
     assert grey.shape == (20, 30, 3) and np.array_equal(grey[..., 0], grey[..., 2])
@@ -142,11 +157,12 @@ def test_preserved_colors_keep_the_originals_chroma_while_the_paintings_structur
     kept = stylize(mesh, paintings[0], StyleSettings(**settings, preserve_colors=True), texture).texture
     plain = stylize(mesh, paintings[0], StyleSettings(**settings), texture).texture
     original = resize_square(texture, 256)
-    chroma = lambda image: image.reshape(-1, 3) @ YIQ[1:].T  # noqa: E731
-    # Every texel keeps its own I and Q; only clipping to [0, 1] may move them (measured: 1e-4 on average),
-    # while the plain run moves them 0.07 (I) on average.
-    assert np.abs(chroma(kept) - chroma(original)).mean() < 0.002
-    assert np.abs(chroma(plain) - chroma(original)).mean() > 0.03
+    # Every texel of the islands keeps its own chromaticity (near-black ones excepted; the gutter outside is
+    # continued from the islands); the plain run moves it.
+    inside = uv_island_mask(torch.from_numpy(mesh.uvs), 256, grown=False).numpy().reshape(-1)
+    lit = (original.reshape(-1, 3) @ np.asarray(LUMA, np.float32) > 0.05) & inside
+    assert np.abs(chromaticity(kept) - chromaticity(original))[lit].max() < 1e-4
+    assert np.abs(chromaticity(plain) - chromaticity(original))[lit].mean() > 0.02
     # The painting's structure, in luminance: another network (Lite1) finds grey renders of the result closer
     # to the painting in grey (its luminance matched to the original's, as the engine's target) than grey
     # renders of the original.

@@ -8,8 +8,13 @@ colours means; colour matching keeps only the overall palette and still moves co
 
 So, with `preserve_colors`, the network sees grey images only (the learned and the content renders, and
 the painting with its luminance matched to the original texture's mean and spread, so the style's
-light/dark balance does not fight the content), and the texture handed out is the original with the
-result's luminance: in YIQ, Y from the result and I, Q from the original.
+light/dark balance does not fight the content), and the texture handed out is the original texel scaled
+to the result's luminance. Scaling keeps a texel's chromaticity r : g : b, so each region keeps its hue
+and its saturation; adding the change of luminance to every channel (Y from the result, I and Q from the
+original, in YIQ) would keep I and Q but mix grey in, and a saturated red material drifted towards pink
+(its mean chromaticity moved by 0.07). A texel that would leave [0, 1] is scaled down as a whole (it
+keeps its hue and loses some brightness); near-black texels, which have no hue to keep, take the change
+of luminance as grey.
 """
 
 from __future__ import annotations
@@ -45,6 +50,14 @@ def matched_grey_painting(painting: np.ndarray, original: np.ndarray) -> np.ndar
     return np.repeat(np.clip(scaled, 0, 1)[..., None], 3, axis=2).astype(np.float32)
 
 
+DARK = 0.02  # luminance below which a texel has no hue to keep
+
+
 def keep_colors(texture: torch.Tensor, original: torch.Tensor) -> torch.Tensor:
-    """(S, S, 3) result and original -> the original's I and Q with the result's Y, clipped to [0, 1]."""
-    return (original + luminance(texture) - luminance(original)).clamp(0, 1)
+    """(S, S, 3) result and original -> each original texel scaled to the result's luminance (its chromaticity
+    kept), scaled down as a whole where a channel would pass 1; near-black texels get the change as grey."""
+    wanted, had = luminance(texture), luminance(original)
+    scaled = original * (wanted / had.clamp(min=DARK))
+    scaled = scaled / scaled.amax(dim=-1, keepdim=True).clamp(min=1.0)
+    grey_shift = (original + wanted - had).clamp(0, 1)
+    return torch.where(had > DARK, scaled, grey_shift).clamp(0, 1)

@@ -11,7 +11,11 @@ then see texels up to 2^MAGNIFICATION (about 1.7) pixels wide. The result is the
 interpolation of that spectrum at the texture size (parameterization.py).
 
 What a coarse spectrum costs is where texels get larger than pixels, so the rule looks at the finest
-pixels, not the median one. The constants are calibrated on the bundled meshes at 256^2 renders
+pixels, not the median one. The mip level follows a pixel's longer footprint axis in the texture (the
+minified one); where UVs are stretched, texels along the other axis are already magnified, so the
+halvings are also capped by the shorter axis (`minor` levels): the finest tenth of the pixels may see
+texels at most 2^MINOR_MAGNIFICATION (about 3.4) pixels wide along any direction. A thin tube whose
+texture runs along its length got 64^2 from the longer axis alone, a smooth wash without strokes. The constants are calibrated on the bundled meshes at 256^2 renders
 (docs/BENCHMARKS.md), over eight probe seeds: Blub's tenth-percentile pixel reads level -1.1 to 0.0 at
 1024^2 (its tail and fins); at 512^2 the tail's texels were 2-3 pixels wide and came out flat yellow in
 all four runs (at 1024^2 in one of three), so Blub keeps 1024^2. Spot's reads 0.39-0.63; at 512^2 it
@@ -36,26 +40,44 @@ PROBE_VIEWS = 8
 MIN_AUTO_SIZE = 64  # below this a texture is a few colour patches; never chosen automatically
 LEVEL_QUANTILE = 0.1
 MAGNIFICATION = 0.75  # levels: texels up to 2^0.75 pixels wide still count as resolved
+MINOR_MAGNIFICATION = 1.75  # along the shorter axis: keeps the bundled meshes' sizes (BENCHMARKS.md)
+
+
+def footprint_levels(uv_dxy: torch.Tensor, height: int, width: int) -> torch.Tensor:
+    """(N, 2): log2 of the longer (the mip level of detail) and of the shorter axis of each pixel's footprint
+    ellipse in texels, from UV screen derivatives (N, 2, 2): the singular values of the texel Jacobian."""
+    texels = uv_dxy * torch.tensor([width, height], dtype=uv_dxy.dtype, device=uv_dxy.device).view(1, 2, 1)
+    frobenius = texels.square().sum(dim=(1, 2))
+    det = (texels[:, 0, 0] * texels[:, 1, 1] - texels[:, 0, 1] * texels[:, 1, 0]).abs()
+    root = (frobenius.square() - 4 * det.square()).clamp(min=0).sqrt()
+    minor = 0.5 * torch.log2(((frobenius - root) / 2).clamp(min=1e-20))
+    return torch.stack([level_of_detail(uv_dxy, height, width), minor], dim=1)
 
 
 def covered_levels_of_detail(mesh: MeshTensors, center, radius: float, texture_size: int, render_size: int,
                              rng: np.random.Generator, views: int = PROBE_VIEWS, fov_deg: float = 30.0,
                              zoom_range=(1.0, 1.0)) -> torch.Tensor:
-    """Mip level of detail (N,) of every covered pixel of `views` random views, for a texture_size^2 texture."""
+    """Footprint levels (N, 2) (footprint_levels: the mip level of detail, and the shorter axis's) of every
+    covered pixel of `views` random views, for a texture_size^2 texture."""
     levels = []
     for camera in random_cameras(center, radius, views, rng, fov_deg, zoom_range):
         fragments = rasterize_view(mesh, camera, render_size)
         _, _, uv_dxy = surface_uv(mesh.uvs, fragments)
-        levels.append(level_of_detail(uv_dxy, texture_size, texture_size))
+        levels.append(footprint_levels(uv_dxy, texture_size, texture_size))
     return torch.cat(levels)
 
 
 def resolvable_size(levels: torch.Tensor, texture_size: int) -> int:
-    """texture_size halved floor(LEVEL_QUANTILE quantile of the levels + MAGNIFICATION) times, but not below
-    MIN_AUTO_SIZE (nor above texture_size)."""
+    """texture_size halved floor(LEVEL_QUANTILE quantile of the levels + MAGNIFICATION) times, and at most
+    floor(that quantile of the minor levels + MINOR_MAGNIFICATION) times, but not below MIN_AUTO_SIZE (nor
+    above texture_size). levels: (N,) levels of detail, or (N, 2) with the minor levels beside them."""
     if levels.numel() == 0:
         return texture_size
-    halvings = max(0, math.floor(float(torch.quantile(levels.float(), LEVEL_QUANTILE)) + MAGNIFICATION))
+    levels = levels.float().reshape(len(levels), -1)
+    halvings = math.floor(float(torch.quantile(levels[:, 0], LEVEL_QUANTILE)) + MAGNIFICATION)
+    if levels.shape[1] > 1:
+        halvings = min(halvings, math.floor(float(torch.quantile(levels[:, 1], LEVEL_QUANTILE)) + MINOR_MAGNIFICATION))
+    halvings = max(0, halvings)
     size = texture_size
     while halvings > 0 and size // 2 >= MIN_AUTO_SIZE:
         size //= 2

@@ -26,7 +26,7 @@ import torch
 import torch.nn.functional as F
 
 from backend.raster import Fragments
-from backend.render import MeshTensors
+from backend.render import MeshTensors, surface_points
 from backend.style.colors import LUMA
 
 CONTIGUOUS = 3.0
@@ -44,13 +44,6 @@ class ViewPairs:
     control: tuple[torch.Tensor, torch.Tensor]
     islands: tuple[torch.Tensor, torch.Tensor]
     labels: torch.Tensor  # (H, W) island of each pixel, -1 on background
-
-
-def surface_points(mesh: MeshTensors, fragments: Fragments) -> torch.Tensor:
-    """(H, W, 3) world positions of the pixel centres (0 on background)."""
-    faces = mesh.faces[fragments.face_ids.clamp(min=0)]  # (H, W, 3)
-    corners = mesh.positions[:, :3][faces]  # (H, W, 3, 3)
-    return (fragments.bary[..., None] * corners).sum(dim=2) * fragments.mask[..., None]
 
 
 def view_pairs(mesh: MeshTensors, fragments: Fragments, island: torch.Tensor) -> ViewPairs:

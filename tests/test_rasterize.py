@@ -392,3 +392,22 @@ def test_big_triangle_count_at_1024():
     assert (edge != 0).all()
     assert int(frags.mask.sum()) == int((edge < 0).sum())
     assert np.array_equal(frags.mask.numpy().reshape(-1), edge < 0)
+
+
+def test_facing_is_the_cosine_of_the_view_angle():
+    """A square seen head-on faces the eye everywhere near its centre; tilted by 60 degrees, half as much."""
+    import math
+
+    from backend.primitives import quad
+    from backend.render import MeshTensors, facing, rasterize_view
+    from backend.views import Camera
+
+    mesh = MeshTensors.from_mesh(quad())
+    for tilt, expected in ((0.0, 1.0), (60.0, 0.5)):
+        angle = math.radians(tilt)
+        eye = (0.0, -20 * math.sin(angle), 20 * math.cos(angle))
+        camera = Camera(eye=eye, target=(0.0, 0.0, 0.0), up=(0.0, 1.0, 0.0), fov_deg=2.0, far=100.0)
+        fragments = rasterize_view(mesh, camera, 32)
+        cos = facing(mesh, fragments, eye)
+        assert bool(fragments.mask[16, 16]) and abs(float(cos[16, 16]) - expected) < 0.01
+        assert float(cos[~fragments.mask].abs().sum()) == 0.0

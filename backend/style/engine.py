@@ -19,7 +19,7 @@ from ..devices import pick_device
 from ..errors import StyleTexError
 from ..features import FeatureNet, build_feature_net
 from ..mesh import Mesh
-from ..render import MeshTensors, plan_shading, rasterize_view, shade, shade_planned
+from ..render import MeshTensors, facing, plan_shading, rasterize_view, shade, shade_planned
 from ..texture import build_pyramid, pyramid_layout
 from ..views import random_cameras
 from .colors import grey, keep_colors, matched_grey_painting
@@ -241,7 +241,10 @@ class StyleJob:
                     pixels = torch.nonzero(frozen.reshape(-1)).squeeze(1)
                     fixed = (pixels, original.reshape(-1, original.shape[-1])[pixels])
         self.face_seen[fragments.face_ids[fragments.mask]] = True
-        return PooledView(plan, Coverage(fragments.mask.to(torch.float32)[None, None]), background, content, fixed)
+        weight = fragments.mask.to(torch.float32)
+        if s.angle_weighting:  # a pixel counts as much as it sees its surface head-on (StyleMesh's cos weighting)
+            weight = facing(self.mesh_t, fragments, camera.eye).to(torch.float32)
+        return PooledView(plan, Coverage(weight[None, None]), background, content, fixed)
 
     def step(self) -> dict[str, float]:
         size = self.render_size()

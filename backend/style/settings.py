@@ -32,6 +32,7 @@ class StyleSettings:
     views_per_step: int = 1
     style_loss: str = "gram"  # gram | nnfm (nearest-neighbour feature matching, nnfm.py) | mix (their mean)
     seam_weight: float = 1.0  # the seam term (seam_loss.py) and the gutter continued across seams; 0 = both off
+    angle_weighting: bool = False  # pixels weighted by |cos| of their view angle in the losses (StyleMesh)
     style_decay: float = 0.95  # style memory: EMA decay of the Gram matrices
     style_size: int = 0  # longer side of the style image for the targets; 0 = render_size
     style_scale: float = 1.0  # the painting's size relative to that when its style is measured: 2 = bigger strokes
@@ -98,7 +99,7 @@ class StyleSettings:
             raise StyleTexError(f"setting coarse_fraction must lie in [0, 1], got {self.coarse_fraction}")
         if not 0 <= self.fourier_decay <= 4:
             raise StyleTexError(f"setting fourier_decay must lie in [0, 4], got {self.fourier_decay}")
-        for name in ("channels_last", "preserve_colors"):
+        for name in ("channels_last", "preserve_colors", "angle_weighting"):
             if not isinstance(getattr(self, name), bool):
                 raise StyleTexError(f"setting {name} must be true or false, got {getattr(self, name)!r}")
         if not 0.125 <= self.style_scale <= 8:

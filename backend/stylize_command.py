@@ -51,6 +51,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--weights", help="local weights file: a VGG state dict, or a copy of EfficientNet-Lite0's file")
     parser.add_argument("--style-weight", type=finite_float, default=DEFAULTS["style_weight"])
     parser.add_argument("--content-weight", type=finite_float, default=DEFAULTS["content_weight"])
+    parser.add_argument("--style-loss", choices=("gram", "nnfm", "mix"), default=DEFAULTS["style_loss"],
+                        help="gram (Gram matrices with style memory), nnfm (nearest-neighbour feature matching) or mix")
+    parser.add_argument("--seam-weight", type=finite_float, default=DEFAULTS["seam_weight"],
+                        help="weight of the term that keeps the texture continuous across UV seams; 0 = off")
+    parser.add_argument("--angle-weighting", action="store_true",
+                        help="weight each pixel in the losses by how head-on it sees its surface")
     parser.add_argument("--param", choices=tuple(PARAMETERIZATIONS), default=DEFAULTS["param"])
     parser.add_argument("--init", choices=("random", "original"), default=DEFAULTS["init"])
     parser.add_argument("--seed", type=int, default=DEFAULTS["seed"])
@@ -132,7 +138,8 @@ def run(args: argparse.Namespace) -> int:
         fourier_decay=args.fourier_decay, coarse_fraction=args.coarse_fraction, spectrum_size=args.spectrum_size,
         view_pool=args.view_pool, view_reuse=args.view_reuse, channels_last=args.channels_last,
         network_precision=args.network_precision, style_scale=args.style_scale, style_blend=args.style_blend,
-        preserve_colors=args.preserve_colors,
+        preserve_colors=args.preserve_colors, style_loss=args.style_loss, seam_weight=args.seam_weight,
+        angle_weighting=args.angle_weighting,
         preview_every=args.preview_every if args.previews else 0,
     ).validate()
     if not args.style and args.objective is None:

@@ -130,7 +130,9 @@ def run_pair(name: str, obj: Path | None, texture: Path | None, painting_path: P
     row["balance"] = seam_balance(views["result"], pairs, spread)
     if original is not None:
         row["balance_original"] = seam_balance(views["original"], pairs, spread)
-    row["contrast"] = local_contrast(views["result"], masks) / local_contrast(painting_image)
+    painting_contrast = local_contrast(painting_image)
+    row["contrast"] = local_contrast(views["result"], masks) / painting_contrast
+    row["contrast_pasted"] = local_contrast(views["pasted"], masks) / painting_contrast
     if original is not None:
         row["vs_original"] = row["style_result"] / row["style_original"]
         row["structure_result"] = scorer.structure_distance(feats["result"], feats["original"], masks)

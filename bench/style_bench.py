@@ -12,8 +12,9 @@ from backend.images import load_image
 from backend.obj_io import read_obj
 from backend.style.engine import StyleJob
 from backend.style.settings import StyleSettings
+from backend.texture import build_pyramid
 
-from .timing import interleaved_medians
+from .timing import interleaved_medians, median_seconds
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -56,6 +57,18 @@ def step_and_network(job: StyleJob, device: torch.device, repeats: int) -> tuple
     return step / cycle, network / cycle
 
 
+def seam_term_seconds(job: StyleJob, device: torch.device, repeats: int) -> float:
+    """Median seconds of the seam term's forward and backward pass on the job's working pyramid."""
+    texture = torch.rand(job.working_size, job.working_size, 3, device=device, requires_grad=True)
+    texels = build_pyramid(texture, kernel=job.settings.mip_kernel).texels.detach().requires_grad_()
+
+    def once() -> None:
+        texels.grad = None
+        job.seam_term(texels).backward()
+
+    return median_seconds(once, device, repeats)
+
+
 def run(device: torch.device, quick: bool) -> list[dict]:
     rows: list[dict] = []
     job = _job(256, device)  # the defaults: auto picks EfficientNet-Lite0 on the CPU
@@ -65,6 +78,12 @@ def run(device: torch.device, quick: bool) -> list[dict]:
                  "seconds": step})
     rows.append({"name": f"{name} alone (fwd+bwd learned, fwd content), 256^2", "seconds": network})
     rows.append({"name": "step_over_network_256_default", "ratio": step / network})
+    rows.append({"name": f"seam term fwd+bwd ({job.seam_term.count} samples x 2 levels), part of the default step",
+                 "seconds": seam_term_seconds(job, device, 5 if quick else 20)})
+    nnfm = _job(256, device, style_loss="nnfm")
+    step, network = step_and_network(nnfm, device, 3 if quick else 5)
+    rows.append({"name": f"style step, style_loss nnfm ({name}), 256^2 render", "seconds": step})
+    rows.append({"name": "step_over_network_256_nnfm", "ratio": step / network})
     with tempfile.TemporaryDirectory() as folder:
         weights = Path(folder) / "vgg19_random.pth"
         torch.save(torchvision.models.vgg19(weights=None).state_dict(), weights)

@@ -116,3 +116,12 @@ def test_the_bundled_meshes_keep_their_calibrated_sizes(name, size):
     levels = covered_levels_of_detail(MeshTensors.from_mesh(mesh), mesh.center, mesh.radius, 1024, 256,
                                       np.random.default_rng([0, 1]), zoom_range=(1.0, 1.2))
     assert resolvable_size(levels, 1024) == size
+
+
+def test_the_engine_filters_stretched_uvs_anisotropically_and_the_bundled_meshes_trilinearly(spot):
+    from backend.style.settings import StyleSettings
+
+    style = load_image(REPO / "data" / "styles" / "starry_night.jpg")
+    for mesh, want in ((stretched_tube(), "anisotropic"), (spot, "linear-mipmap-linear")):
+        settings = StyleSettings(steps=1, texture_size=256, render_size=64, features="random", device="cpu")
+        assert StyleJob(mesh, style, settings.validate(), None, CPU).filter == want

@@ -355,3 +355,27 @@ def test_interpolate_positions_reproduce_the_pixel():
     want = torch.zeros(len(faces), 3, dtype=torch.float64)
     want.index_add_(0, frags.face_ids[frags.mask], frags.bary[frags.mask].double())
     torch.testing.assert_close(attributes.grad, want[..., None].expand(-1, -1, 3).float(), rtol=1e-5, atol=1e-5)
+
+
+def test_anisotropic_filtering_keeps_detail_along_a_stretched_footprint():
+    """Columns 4 texels wide, read by footprints 8 texels long along v and half a texel along u: trilinear reads
+    the level the longer axis needs and averages the columns away; four probes along v at a finer level keep
+    them. An isotropic footprint reads exactly what trilinear does."""
+    size = 64
+    texture = torch.zeros(size, size, 3)
+    texture[:, (torch.arange(size) // 4) % 2 == 0] = 1.0
+    uv = torch.rand(500, 2, generator=torch.Generator().manual_seed(0))
+    stretched = torch.zeros(500, 2, 2)
+    stretched[:, 0, 0], stretched[:, 1, 1] = 0.5 / size, 8.0 / size
+    assert float(sample(texture, uv, stretched, "linear-mipmap-linear")[:, 0].std()) < 1e-3
+    assert float(sample(texture, uv, stretched, "anisotropic")[:, 0].std()) > 0.3
+    isotropic = torch.eye(2).expand(500, 2, 2) * (2.0 / size)
+    torch.testing.assert_close(sample(texture, uv, isotropic, "anisotropic"), sample(texture, uv, isotropic),
+                               atol=1e-6, rtol=0)
+
+
+def test_anisotropic_gradient_matches_autograd_of_its_own_taps():
+    texture = torch.rand(16, 16, 3, dtype=torch.float64, requires_grad=True)
+    uv = torch.rand(40, 2, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
+    derivatives = torch.randn(40, 2, 2, dtype=torch.float64, generator=torch.Generator().manual_seed(2)) / 8
+    assert torch.autograd.gradcheck(lambda t: sample(t, uv, derivatives, "anisotropic"), (texture,))

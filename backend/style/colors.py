@@ -50,6 +50,20 @@ def matched_grey_painting(painting: np.ndarray, original: np.ndarray) -> np.ndar
     return np.repeat(np.clip(scaled, 0, 1)[..., None], 3, axis=2).astype(np.float32)
 
 
+def _sqrt_psd(matrix: np.ndarray, inverse: bool = False) -> np.ndarray:
+    values, vectors = np.linalg.eigh(matrix)
+    values = np.clip(values, 1e-4, None)  # a flat colour: no spread to amplify ** (-0.5 if inverse else 0.5)
+    return (vectors * values) @ vectors.T
+
+
+def colour_transfer(source: np.ndarray, target: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(A (3, 3), b (3,)) such that x -> A x + b maps the colours of `source` (..., 3) to the mean and
+    covariance of `target`'s (ARF's recolouring of the content views before NNFM): A = C_t^1/2 C_s^-1/2."""
+    s, t = source.reshape(-1, 3).astype(np.float64), target.reshape(-1, 3).astype(np.float64)
+    matrix = _sqrt_psd(np.cov(t.T)) @ _sqrt_psd(np.cov(s.T), inverse=True)
+    return matrix.astype(np.float32), (t.mean(0) - matrix @ s.mean(0)).astype(np.float32)
+
+
 DARK = 0.02  # luminance below which a texel has no hue to keep
 
 

@@ -21,8 +21,9 @@ from ..features import FeatureNet, build_feature_net
 from ..mesh import Mesh
 from ..render import MeshTensors, facing, plan_shading, rasterize_view, shade, shade_planned
 from ..texture import build_pyramid, pyramid_layout
+from ..texture.sample import ANISOTROPY
 from ..views import random_cameras
-from .colors import grey, keep_colors, matched_grey_painting
+from .colors import colour_transfer, grey, keep_colors, matched_grey_painting
 from ..seams import find_seams
 from .finishing import editable_weight, finish_texture, uv_island_mask
 from .losses import Coverage, StyleMemory, channel_objective, content_loss, gram, style_loss
@@ -31,7 +32,7 @@ from .parameterization import make_texture_parameter
 from .progress import Progress, StyleResult
 from .seam_loss import SeamTerm
 from .settings import StyleSettings, parse_blend, parse_layer_weights, parse_objective
-from .spectrum_size import covered_levels_of_detail, resolvable_size
+from .spectrum_size import covered_levels_of_detail, resolvable_size, stretched
 from .view_pool import PooledView, ViewPool, pool_capacity
 
 
@@ -150,6 +151,8 @@ class StyleJob:
         self.original_t = torch.from_numpy(self.original_square).to(device) if self.original_square is not None else None
         start = self.original_square if self.init == "original" else None
         self.mesh_t = MeshTensors.from_mesh(mesh, device)
+        self._probed: torch.Tensor | None = None
+        self.filter = self._filter()
         self.parameter = make_texture_parameter(settings.param, size, settings.seed, start, device, settings.fourier_decay,
                                                 self._spectrum_size(start is not None))
         self.working_size = self.parameter.working_size  # the texture the renders read while optimizing
@@ -163,6 +166,13 @@ class StyleJob:
             texture = torch.from_numpy(np.ascontiguousarray(original_texture, dtype=np.float32)).to(device)
             self.original_pyramid = build_pyramid(texture, kernel=settings.mip_kernel)
         self.paintings = paintings
+        # NNFM pulls every place to its nearest painting feature, so content in the original's colours would
+        # keep them: as ARF does, the content renders are recoloured to the paintings' colour statistics.
+        self.recolour = None
+        if settings.style_loss != "gram" and original_texture is not None and not self.preserve_colors and paintings:
+            matrix, offset = colour_transfer(np.asarray(original_texture)[..., :3], np.concatenate(
+                [np.asarray(p)[..., :3].reshape(-1, 3) for p in paintings]))
+            self.recolour = (torch.from_numpy(matrix).to(device), torch.from_numpy(offset).to(device))
         self.targets_by_size: dict[int, dict[str, torch.Tensor]] = {}  # render size -> the painting's Grams
         self.nearest_by_size: dict[int, tuple[dict[str, float], dict[str, torch.Tensor]]] = {}  # ... NNFM's
         self.steps_done = 0
@@ -171,7 +181,8 @@ class StyleJob:
         self.content_weight = settings.content_weight if self.original_pyramid is not None else 0.0
         self.memory = StyleMemory(settings.style_decay)
         self.rng = np.random.default_rng(settings.seed)
-        capacity = pool_capacity(settings.view_pool, settings.views_per_step, settings.render_size)
+        capacity = pool_capacity(settings.view_pool, settings.views_per_step, settings.render_size,
+                                 ANISOTROPY if self.filter == "anisotropic" else 1)
         self.pool = ViewPool(capacity, settings.view_reuse, self._make_view, self.rng)
         # Faces that covered at least one pixel centre in some view. Texels count as seen when they
         # lie under a seen face in UV space. (Gradients are no guide: coarse mip levels average
@@ -189,10 +200,23 @@ class StyleJob:
             return s.spectrum_size
         if from_original:
             return s.texture_size
-        probe = np.random.default_rng([s.seed, 1])  # its own stream: the views of the run stay as they were
-        levels = covered_levels_of_detail(self.mesh_t, self.mesh.center, self.mesh.radius, s.texture_size, s.render_size,
-                                          probe, fov_deg=s.fov_deg, zoom_range=(s.zoom_min, s.zoom_max))
-        return resolvable_size(levels, s.texture_size)
+        return resolvable_size(self._probe_levels(), s.texture_size)
+
+    def _probe_levels(self) -> torch.Tensor:
+        """Footprint levels (N, 2) of a few probe views (spectrum_size.py), rasterized once per job."""
+        if self._probed is None:
+            s = self.settings
+            probe = np.random.default_rng([s.seed, 1])  # its own stream: the views of the run stay as they were
+            self._probed = covered_levels_of_detail(self.mesh_t, self.mesh.center, self.mesh.radius, s.texture_size,
+                                                    s.render_size, probe, fov_deg=s.fov_deg,
+                                                    zoom_range=(s.zoom_min, s.zoom_max))
+        return self._probed
+
+    def _filter(self) -> str:
+        """The texture filter: as set, else anisotropic where the probe views' footprints are (stretched UVs)."""
+        if self.settings.filter != "auto":
+            return self.settings.filter
+        return "anisotropic" if stretched(self._probe_levels()) else "linear-mipmap-linear"
 
     def render_size(self) -> int:
         """This step's render size: half size for the first coarse_fraction of the steps (coarse to fine)."""
@@ -228,13 +252,16 @@ class StyleJob:
         fragments = rasterize_view(self.mesh_t, camera, size, shift)
         # Both renders share one random background colour, so no feature can rely on it.
         background = torch.from_numpy(self.rng.uniform(0, 1, 3).astype(np.float32)).to(self.device)
-        plan = plan_shading(fragments, self.mesh_t.uvs, *self.layout, s.filter, s.boundary)
+        plan = plan_shading(fragments, self.mesh_t.uvs, *self.layout, self.filter, s.boundary)
         content, fixed = None, None
         if self.content_weight > 0 or self.editable is not None:
             with torch.no_grad():
-                original = shade(fragments, self.mesh_t.uvs, self.original_pyramid, s.filter, s.boundary, background)
+                original = shade(fragments, self.mesh_t.uvs, self.original_pyramid, self.filter, s.boundary, background)
                 if self.content_weight > 0:
                     image = original.permute(2, 0, 1)[None]
+                    if self.recolour is not None:
+                        matrix, offset = self.recolour
+                        image = (torch.einsum("ij,bjhw->bihw", matrix, image) + offset.view(1, 3, 1, 1)).clamp(0, 1)
                     content = self.net.content(grey(image) if self.preserve_colors else image)
                 if self.editable is not None:  # faces that may not change show the original texture
                     frozen = fragments.mask & ~self.editable[fragments.face_ids.clamp(min=0)]
@@ -390,6 +417,7 @@ def stylize(
         "seconds_per_step": loop_seconds / max(len(history), 1),
         "coverage": coverage,
         "spectrum_size": job.working_size,
+        "filter": job.filter,
         "views_rendered": job.pool.made,
     }
     return StyleResult(texture, report, cancelled)

@@ -55,7 +55,7 @@ class StyleSettings:
     fov_deg: float = 30.0
     zoom_min: float = 1.0  # per-view zoom (1 = bounding sphere fills the frame), drawn uniformly
     zoom_max: float = 1.2
-    filter: str = "linear-mipmap-linear"
+    filter: str = "auto"  # auto (anisotropic where UVs are stretched, else trilinear) | linear-mipmap-linear | ...
     boundary: str = "wrap"
 
     def validate(self) -> "StyleSettings":
@@ -86,7 +86,7 @@ class StyleSettings:
         if self.zoom_max < self.zoom_min:
             raise StyleTexError(f"setting zoom_max ({self.zoom_max}) is below zoom_min ({self.zoom_min})")
         choices = {"features": FEATURE_KINDS, "param": tuple(PARAMETERIZATIONS), "init": ("original", "random"),
-                   "device": ("auto", "cpu", "cuda"), "filter": FILTERS, "boundary": BOUNDARIES,
+                   "device": ("auto", "cpu", "cuda"), "filter": ("auto", *FILTERS), "boundary": BOUNDARIES,
                    "mip_kernel": ("box", "tent"), "style_loss": ("gram", "nnfm", "mix"), "network_precision": ("float32", "bfloat16")}
         for name, allowed in choices.items():
             if getattr(self, name) not in allowed:

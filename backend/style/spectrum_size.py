@@ -67,6 +67,16 @@ def covered_levels_of_detail(mesh: MeshTensors, center, radius: float, texture_s
     return torch.cat(levels)
 
 
+STRETCHED = 1.5  # median log2 ratio of the footprints' axes above which a mesh's UVs count as stretched
+
+
+def stretched(levels: torch.Tensor) -> bool:
+    """Whether the probe's footprints (N, 2) are anisotropic enough to need anisotropic filtering: their median
+    axis ratio above 2^STRETCHED (about 2.8). Views at grazing angles make every mesh somewhat anisotropic
+    (the bundled ones: medians 2^0.4 to 2^0.9); a thin tube whose texture runs along it reads 2^2.35."""
+    return levels.numel() > 0 and float((levels[:, 0] - levels[:, 1]).median()) > STRETCHED
+
+
 def resolvable_size(levels: torch.Tensor, texture_size: int) -> int:
     """texture_size halved floor(LEVEL_QUANTILE quantile of the levels + MAGNIFICATION) times, and at most
     floor(that quantile of the minor levels + MINOR_MAGNIFICATION) times, but not below MIN_AUTO_SIZE (nor

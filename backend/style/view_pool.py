@@ -27,9 +27,11 @@ POOL_BYTES = 512 * 2**20  # what the pooled views may hold at most
 BYTES_PER_PIXEL = 100  # a covered pixel's plan (8 taps: int64 index + float32 weight), mask, pixel index
 
 
-def pool_capacity(wanted: int, views_per_step: int, render_size: int) -> int:
-    """`wanted`, bounded so that the pool's views fit in POOL_BYTES (at least one step's views)."""
-    return max(views_per_step, min(wanted, POOL_BYTES // (BYTES_PER_PIXEL * render_size * render_size)))
+def pool_capacity(wanted: int, views_per_step: int, render_size: int, probes: int = 1) -> int:
+    """`wanted`, bounded so that the pool's views fit in POOL_BYTES (at least one step's views); `probes`
+    trilinear lookups per pixel (the anisotropic filter's) make each view's plan that many times larger."""
+    per_view = BYTES_PER_PIXEL * probes * render_size * render_size
+    return max(views_per_step, min(wanted, POOL_BYTES // per_view))
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,8 @@ import torch.nn.functional as F
 
 from .mipmap import MipPyramid, build_pyramid
 
-FILTERS = ("linear", "linear-mipmap-linear")
+FILTERS = ("linear", "linear-mipmap-linear", "anisotropic")
+ANISOTROPY = 4  # probes of the anisotropic filter along a footprint's longer axis, and the largest ratio it resolves
 BOUNDARIES = ("wrap", "clamp")
 
 
@@ -114,11 +115,13 @@ def plan_samples(
         raise ValueError(f"filter must be one of {FILTERS}, got {filter!r}")
     if boundary not in BOUNDARIES:
         raise ValueError(f"boundary must be one of {BOUNDARIES}, got {boundary!r}")
-    mipmapped = filter == "linear-mipmap-linear"
+    mipmapped = filter != "linear"
     if mipmapped and uv_dxy is None:
-        raise ValueError("filter 'linear-mipmap-linear' needs uv_dxy (UV screen derivatives)")
+        raise ValueError(f"filter {filter!r} needs uv_dxy (UV screen derivatives)")
     uv = uv.detach()
     levels = len(offsets)
+    if filter == "anisotropic" and levels > 1:
+        return _anisotropic_plan(sizes, offsets, uv, uv_dxy.detach().to(uv.dtype), boundary)
     if not mipmapped or levels == 1:
         zero = torch.zeros(1, len(uv), dtype=torch.int64, device=uv.device)
         index, weight = _bilinear_taps(sizes, offsets, zero, uv, boundary, torch.ones(1, len(uv), dtype=uv.dtype, device=uv.device))
@@ -130,6 +133,33 @@ def plan_samples(
         index, weight = _bilinear_taps(sizes, offsets, torch.stack([fine, fine + 1]), uv, boundary,
                                        torch.stack([1 - blend, blend]))
     return SamplePlan(index, weight)
+
+
+def _anisotropic_plan(sizes: torch.Tensor, offsets: torch.Tensor, uv: torch.Tensor, uv_dxy: torch.Tensor,
+                      boundary: str) -> SamplePlan:
+    """ANISOTROPY trilinear probes spread along each footprint's longer screen axis, at the level of its length
+    over the ratio of the two axes (at most ANISOTROPY): where UVs are stretched, trilinear filtering would read
+    the level the longer axis needs and blur the texture along the other. An isotropic footprint puts every
+    probe on the same point, which is trilinear filtering exactly."""
+    height, width = sizes[0].tolist()
+    scale = torch.tensor([width, height], dtype=uv.dtype, device=uv.device).view(1, 2)
+    along_x, along_y = uv_dxy[:, :, 0], uv_dxy[:, :, 1]  # (N, 2) UV per pixel step in x and y
+    length_x, length_y = (along_x * scale).norm(dim=1), (along_y * scale).norm(dim=1)
+    longer = torch.where((length_x >= length_y)[:, None], along_x, along_y)
+    major, minor = torch.maximum(length_x, length_y), torch.minimum(length_x, length_y)
+    ratio = (major / minor.clamp(min=1e-20)).clamp(1, ANISOTROPY)
+    lod = torch.log2((major / ratio).clamp(min=1e-20)).clamp(0, len(offsets) - 1)
+    fine = torch.floor(lod).to(torch.int64).clamp(max=len(offsets) - 2)
+    blend = lod - fine
+    spread = longer * (1 - 1 / ratio)[:, None]  # the probes cover what one probe's level does not
+    indices, weights = [], []
+    for k in range(ANISOTROPY):
+        at = uv + ((k + 0.5) / ANISOTROPY - 0.5) * spread
+        index, weight = _bilinear_taps(sizes, offsets, torch.stack([fine, fine + 1]), at, boundary,
+                                       torch.stack([1 - blend, blend]) / ANISOTROPY)
+        indices.append(index)
+        weights.append(weight)
+    return SamplePlan(torch.cat(indices, dim=1), torch.cat(weights, dim=1))
 
 
 def gather(texels: torch.Tensor, plan: SamplePlan) -> torch.Tensor:
@@ -144,7 +174,7 @@ def as_pyramid(texture: torch.Tensor | MipPyramid, filter: str = "linear-mipmap-
         raise ValueError(f"filter must be one of {FILTERS}, got {filter!r}")
     if isinstance(texture, MipPyramid):
         return texture
-    return build_pyramid(texture, None if filter == "linear-mipmap-linear" else 1)
+    return build_pyramid(texture, None if filter != "linear" else 1)
 
 
 def sample(
@@ -159,8 +189,9 @@ def sample(
     texture: (H, W, C) float tensor, or a MipPyramid built once with build_pyramid and reused.
     uv:      (N, 2) texture coordinates.
     uv_dxy:  (N, 2, 2) d uv / d (x, y) in pixels, from surface_uv; needed for mip-mapping.
-    filter:  'linear' (bilinear on the full-resolution level) or 'linear-mipmap-linear'
-             (trilinear: bilinear on the two mip levels around the level of detail, blended).
+    filter:  'linear' (bilinear on the full-resolution level), 'linear-mipmap-linear'
+             (trilinear: bilinear on the two mip levels around the level of detail, blended) or
+             'anisotropic' (ANISOTROPY trilinear probes along the footprint's longer axis).
     Returns (N, C), differentiable with respect to the texture.
     """
     pyramid = as_pyramid(texture, filter)

@@ -110,7 +110,7 @@ def run_pair(name: str, obj: Path | None, texture: Path | None, painting_path: P
     pasted = resize_square(painting, settings.texture_size)
     row = {"mesh": name, "painting": painting_path.stem, "seconds": seconds,
            "seconds_per_step": result.report["seconds_per_step"], "features": result.report["features"],
-           "spectrum_size": result.report["spectrum_size"]}
+           "spectrum_size": result.report["spectrum_size"], "filter": result.report["filter"]}
     scored = {"result": result.texture, "pasted": pasted}
     if original is not None:
         scored["original"] = original

@@ -6,6 +6,9 @@ different colours). This term compares texel values at matching points of both s
 on the edge itself and in a narrow band inward (mirror points at the same surface distance), at the
 finest working level and at a coarser one, which holds the colour of the band around the seam and
 not only its line. Its value is a mean absolute colour difference (0 = continuous).
+
+All lookups (both sides, every level) are one planned bilinear gather, made once per job: the term
+costs a few milliseconds of a step (docs/BENCHMARKS.md).
 """
 
 from __future__ import annotations
@@ -13,7 +16,8 @@ from __future__ import annotations
 import torch
 
 from ..seams import SEAM_BAND, UVSeams, seam_samples
-from ..texture import SamplePlan, gather, plan_samples
+from ..texture import SamplePlan, gather
+from ..texture.sample import plan_level
 
 SEAM_LEVELS = (0, 2)  # working mip levels compared: the edge's texels, and 4-texel footprints around it
 
@@ -27,27 +31,21 @@ class SeamTerm:
         samples = seam_samples(seams, size, band_texels)
         device = sizes.device
         self.count = len(samples.weight)
-        self.weight = torch.from_numpy(samples.weight).to(device, torch.float32)
-        self.plans: list[tuple[SamplePlan, SamplePlan]] = []
-        if self.count == 0:
+        levels = tuple(level for level in levels if level < len(offsets))
+        self.plan: SamplePlan | None = None
+        if self.count == 0 or not levels:
             return
-        self.bands = float(self.weight.sum())
+        weight = torch.from_numpy(samples.weight).to(device, torch.float32)
+        self.weight = weight.repeat(len(levels)) / (float(weight.sum()) * len(levels))
         uv_a = torch.from_numpy(samples.uv_a).to(device, torch.float32)
         uv_b = torch.from_numpy(samples.uv_b).to(device, torch.float32)
-        for level in levels:
-            if level >= len(offsets):
-                continue
-            # Screen derivatives that make the lookup read exactly `level`: a footprint of 2^level texels.
-            footprint = torch.eye(2, device=device).expand(self.count, 2, 2) * (2.0**level / size)
-            self.plans.append(tuple(plan_samples(sizes, offsets, uv, footprint, "linear-mipmap-linear", boundary)
-                                    for uv in (uv_a, uv_b)))
+        # Rows: side a at every level, then side b at every level; their difference is the term.
+        plans = [plan_level(sizes, offsets, uv, level, boundary) for uv in (uv_a, uv_b) for level in levels]
+        self.plan = SamplePlan(torch.cat([p.index for p in plans]), torch.cat([p.weight for p in plans]))
 
     def __call__(self, texels: torch.Tensor) -> torch.Tensor:
         """Mean over levels and band depths of the length-weighted mean |T(a) - T(b)| (per channel)."""
-        if not self.plans:
+        if self.plan is None:
             return texels.new_zeros(())
-        total = texels.new_zeros(())
-        for plan_a, plan_b in self.plans:
-            difference = (gather(texels, plan_a) - gather(texels, plan_b)).abs().mean(dim=1)
-            total = total + (difference * self.weight).sum()
-        return total / (self.bands * len(self.plans))
+        side_a, side_b = gather(texels, self.plan).chunk(2)
+        return ((side_a - side_b).abs().mean(dim=1) * self.weight).sum()

@@ -135,6 +135,18 @@ def plan_samples(
     return SamplePlan(index, weight)
 
 
+def plan_level(sizes: torch.Tensor, offsets: torch.Tensor, uv: torch.Tensor, level: int, boundary: str = "wrap"
+               ) -> SamplePlan:
+    """Bilinear lookups (4 taps) of uv (N, 2) in one mip `level` of a packed pyramid of level `sizes` and
+    `offsets` (clamped to its coarsest level)."""
+    if boundary not in BOUNDARIES:
+        raise ValueError(f"boundary must be one of {BOUNDARIES}, got {boundary!r}")
+    uv = uv.detach()
+    at = torch.full((1, len(uv)), min(level, len(offsets) - 1), dtype=torch.int64, device=uv.device)
+    return SamplePlan(*_bilinear_taps(sizes, offsets, at, uv, boundary, torch.ones(1, len(uv), dtype=uv.dtype,
+                                                                                    device=uv.device)))
+
+
 def _anisotropic_plan(sizes: torch.Tensor, offsets: torch.Tensor, uv: torch.Tensor, uv_dxy: torch.Tensor,
                       boundary: str) -> SamplePlan:
     """ANISOTROPY trilinear probes spread along each footprint's longer screen axis, at the level of its length

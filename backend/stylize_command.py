@@ -73,6 +73,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="shift each view by up to this many pixels (transformation robustness)")
     parser.add_argument("--fourier-decay", type=finite_float, default=DEFAULTS["fourier_decay"],
                         help="power of the fourier parameterization's 1/f spectrum scaling")
+    parser.add_argument("--fourier-floor", type=finite_float, default=DEFAULTS["fourier_floor"],
+                        help="cycles per texture below which the spectrum's 1/f scale stops growing (higher: the "
+                             "coarsest colour modes learn slower, islands split the palette less)")
     parser.add_argument("--coarse-fraction", type=finite_float, default=DEFAULTS["coarse_fraction"],
                         help="render at half size for this fraction of the steps first (coarse to fine)")
     parser.add_argument("--spectrum-size", type=int, default=DEFAULTS["spectrum_size"],
@@ -135,7 +138,8 @@ def run(args: argparse.Namespace) -> int:
         init=args.init, seed=args.seed, device=args.device, views_per_step=args.views_per_step,
         learning_rate=args.learning_rate, objective=args.objective, style_size=args.style_size,
         style_layers=args.style_layers, content_layer=args.content_layer, jitter=args.jitter,
-        fourier_decay=args.fourier_decay, coarse_fraction=args.coarse_fraction, spectrum_size=args.spectrum_size,
+        fourier_decay=args.fourier_decay, fourier_floor=args.fourier_floor, coarse_fraction=args.coarse_fraction,
+        spectrum_size=args.spectrum_size,
         view_pool=args.view_pool, view_reuse=args.view_reuse, channels_last=args.channels_last,
         network_precision=args.network_precision, style_scale=args.style_scale, style_blend=args.style_blend,
         preserve_colors=args.preserve_colors, style_loss=args.style_loss, seam_weight=args.seam_weight,

@@ -235,3 +235,14 @@ def test_spectrum_sizes_that_cannot_work_are_refused():
         make_texture_parameter("pixel", 16, 0, None, CPU, spectrum_size=8)
     with pytest.raises(ValueError, match="at least"):
         make_texture_parameter("fourier", 16, 0, None, CPU, spectrum_size=8)(4)
+
+
+def test_a_higher_floor_slows_only_the_coarsest_frequencies():
+    base = make_texture_parameter("fourier", 32, 0, None, CPU).scale
+    floored = make_texture_parameter("fourier", 32, 0, None, CPU, floor=4.0).scale
+    frequency = torch.sqrt(torch.fft.fftfreq(32).view(-1, 1) ** 2 + torch.fft.rfftfreq(32).view(1, -1) ** 2) * 32
+    coarse, fine = frequency < 4, frequency >= 4
+    torch.testing.assert_close(floored[fine], base[fine])
+    assert bool((floored[coarse] <= base[coarse]).all()) and bool((floored[coarse] < base[coarse]).any())
+    assert float(floored[0, 0]) == pytest.approx(float(base[0, 0]) / 4)  # the constant term, n^2 -> n^2 / 4
+    assert float(floored[coarse].max()) == pytest.approx(32 * 32 / 4)  # no coarse frequency above the floor's

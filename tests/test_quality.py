@@ -69,16 +69,21 @@ def test_a_short_run_of_the_quality_benchmark(tmp_path):
     out = tmp_path / "quality"
     settings = ["--set", "steps=40", "--set", "texture_size=256", "--set", "render_size=128"]
     env = dict(os.environ, PYTHONPATH=str(REPO))
-    result = subprocess.run([sys.executable, "-m", "bench", "quality", "--only", "spot", "--style", str(STARRY),
+    result = subprocess.run([sys.executable, "-m", "bench", "quality", "--only", "spot,sphere2", "--style", str(STARRY),
                              *settings, "--out", str(out)], cwd=REPO, env=env, capture_output=True, text=True,
                             timeout=600)
     assert result.returncode == 0, result.stderr + result.stdout
     report = json.loads((out / "quality.json").read_text())
-    (row,) = report["rows"]
+    row, sphere = report["rows"]
+    # The surface scores: seams barely show (the seam term is on), the strokes carry contrast, and the
+    # procedural two-island sphere is scored beside Spot with its uniform light original.
+    for r in (row, sphere):
+        assert 0 < r["seam_ratio"] < 2 and r["contrast"] > 0.2 and np.isfinite(r["balance"])
+    assert sphere["mesh"] == "sphere2" and sphere["balance_original"] == pytest.approx(0, abs=1e-6)
     assert row["features"] == "efficientnet_lite0"
     assert row["style_result"] < 0.6 * row["style_original"]  # restyled, as another network sees it
     assert row["structure_result"] < row["structure_pasted"]  # and still more Spot than the pasted painting
-    assert report["settings"]["steps"] == 40 and report["pairs"] == 1
+    assert report["settings"]["steps"] == 40 and report["pairs"] == 2
     sheet = load_image(out / "spot_starry_night.png")
     assert sheet.shape == (2 * 256 + 3 * 4, 5 * 256 + 6 * 4, 3) and np.std(sheet) > 0.05  # two rows of five, judged at 256²
     assert load_image(out / "spot_starry_night_texture.png").shape == (256, 256, 3)

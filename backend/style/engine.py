@@ -154,7 +154,7 @@ class StyleJob:
         self._probed: torch.Tensor | None = None
         self.filter = self._filter()
         self.parameter = make_texture_parameter(settings.param, size, settings.seed, start, device, settings.fourier_decay,
-                                                self._spectrum_size(start is not None))
+                                                self._spectrum_size(start is not None), settings.fourier_floor)
         self.working_size = self.parameter.working_size  # the texture the renders read while optimizing
         self.layout = pyramid_layout(self.working_size, self.working_size, device=device)
         self.seams = find_seams(mesh, settings.boundary == "wrap")

@@ -28,7 +28,7 @@ def _logit(texture: torch.Tensor) -> torch.Tensor:
 
 class PixelTexture(torch.nn.Module):
     def __init__(self, size: int, generator: torch.Generator, original: torch.Tensor | None = None, decay: float = 1.0,
-                 spectrum_size: int | None = None):
+                 spectrum_size: int | None = None, floor: float = 1.0):
         super().__init__()
         if spectrum_size not in (None, size):
             raise ValueError("the pixel parameterization has no spectrum: it works at the texture's size")
@@ -53,7 +53,7 @@ class FourierTexture(torch.nn.Module):
     unambiguous place in the larger spectrum."""
 
     def __init__(self, size: int, generator: torch.Generator, original: torch.Tensor | None = None, decay: float = 1.0,
-                 spectrum_size: int | None = None):
+                 spectrum_size: int | None = None, floor: float = 1.0):
         super().__init__()
         n = spectrum_size or size
         if not 1 <= n <= size:
@@ -62,7 +62,10 @@ class FourierTexture(torch.nn.Module):
         fx = torch.fft.rfftfreq(n).view(1, -1)
         frequency = torch.sqrt(fx * fx + fy * fy)
         # decay 1 is the article's 1/f; a larger power slows the finest frequencies further (less speckle).
-        scale = 1.0 / torch.clamp(frequency, min=1.0 / n) ** decay * n
+        # Below `floor` cycles per texture the scale stops growing (the article: 1, only the constant term is
+        # held): a higher floor slows the coarsest colour modes, with which separate UV islands can each take
+        # a different part of the painting's palette (docs/BENCHMARKS.md).
+        scale = 1.0 / torch.clamp(frequency, min=floor / n) ** decay * n
         if n < size and n % 2 == 0:
             scale[n // 2, :] = 0
             scale[:, n // 2] = 0
@@ -112,11 +115,12 @@ PARAMETERIZATIONS = {"fourier": FourierTexture, "pixel": PixelTexture}
 
 def make_texture_parameter(
     kind: str, size: int, seed: int, original: np.ndarray | None, device: torch.device, decay: float = 1.0,
-    spectrum_size: int | None = None,
+    spectrum_size: int | None = None, floor: float = 1.0,
 ) -> torch.nn.Module:
     """A module whose forward() gives the current texture; `original` (size, size, 3) in [0, 1] or None.
-    `decay` is the fourier spectrum's power and `spectrum_size` its resolution (default: the texture's;
-    the pixel parameterization has neither)."""
+    `decay` is the fourier spectrum's power, `floor` the frequency (cycles per texture) below which its scale
+    stops growing and `spectrum_size` its resolution (default: the texture's; the pixel parameterization has
+    none of them)."""
     generator = torch.Generator().manual_seed(seed)
     start = torch.from_numpy(original) if original is not None else None
-    return PARAMETERIZATIONS[kind](size, generator, start, decay, spectrum_size).to(device)
+    return PARAMETERIZATIONS[kind](size, generator, start, decay, spectrum_size, floor).to(device)

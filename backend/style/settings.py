@@ -42,6 +42,7 @@ class StyleSettings:
     content_layer: str = ""  # "" = the network's tuned layer
     jitter: float = 0.0  # each view's image shifted by up to this many pixels (transformation robustness)
     fourier_decay: float = 1.0  # power of the fourier spectrum's 1/f scaling
+    fourier_floor: float = 1.0  # cycles per texture below which that scaling stops growing (the article: 1)
     mip_kernel: str = "tent"  # tent | box: the mip pyramid's filter in the renders (tent: no mosaic)
     coarse_fraction: float = 0.0  # the first this fraction of the steps renders at half size (coarse to fine)
     spectrum_size: int = 0  # fourier spectrum's resolution; 0 = auto: what the renders resolve (spectrum_size.py)
@@ -99,6 +100,8 @@ class StyleSettings:
             raise StyleTexError(f"setting coarse_fraction must lie in [0, 1], got {self.coarse_fraction}")
         if not 0 <= self.fourier_decay <= 4:
             raise StyleTexError(f"setting fourier_decay must lie in [0, 4], got {self.fourier_decay}")
+        if not 1 <= self.fourier_floor <= 64:
+            raise StyleTexError(f"setting fourier_floor must lie in [1, 64], got {self.fourier_floor}")
         for name in ("channels_last", "preserve_colors", "angle_weighting"):
             if not isinstance(getattr(self, name), bool):
                 raise StyleTexError(f"setting {name} must be true or false, got {getattr(self, name)!r}")

@@ -146,8 +146,8 @@ def seam_samples(seams: UVSeams, texture_size: int, band_texels: tuple[float, ..
 
 def _across(corners: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """For each seam edge (E, 2, 3, 2), the similarity maps of UV space that carry side a's edge onto side b's
-    and back, each oriented so that a point outside one face's edge lands inside the other face: returned as
-    complex (scale, flip) pairs per direction, applied by `_apply`."""
+    and back (z -> q0 + (z - p0) * ratio, as complex numbers), each with whether it must be mirrored so that a
+    point outside one face's edge lands inside the other face: [(ratio, mirrored) from a to b, from b to a]."""
     z = corners[..., 0] + 1j * corners[..., 1]  # (E, 2, 3)
     maps = []
     for src, dst in ((0, 1), (1, 0)):

@@ -25,9 +25,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from backend.raster import Fragments
+from backend.raster import Fragments, rasterize
 from backend.render import MeshTensors, surface_points
 from backend.style.colors import LUMA
+from backend.style.finishing import grow, uv_clip
 
 CONTIGUOUS = 3.0
 BAND = 12  # pixels at 256^2 renders, scaled with the render size
@@ -140,13 +141,9 @@ def local_contrast(images: torch.Tensor, masks: torch.Tensor | None = None) -> f
 def bake(mesh: MeshTensors, size: int, colour) -> np.ndarray:
     """A size^2 texture whose texels show colour(points (N, 3)) -> (N, 3) of their place on the surface (0
     outside every island): a texture that is continuous on the surface whatever the UV layout. For tests."""
-    from backend.raster import rasterize
-    from backend.style.finishing import grow
-
     uvs = mesh.uvs.reshape(-1, 2)
-    clip = torch.cat([uvs * 2 - 1, torch.zeros_like(uvs[:, :1]), torch.ones_like(uvs[:, :1])], dim=1)
     faces = torch.arange(len(uvs), device=uvs.device).view(-1, 3)
-    fragments = rasterize(clip, faces, size)
+    fragments = rasterize(uv_clip(uvs), faces, size)
     corners = mesh.positions[:, :3][mesh.faces[fragments.face_ids.clamp(min=0)]]
     points = (fragments.bary[..., None] * corners).sum(dim=2)
     out = torch.zeros(size, size, 3)

@@ -93,10 +93,10 @@ def test_gutter_filled_across_the_seam_continues_the_surface(make):
     # The colour each filled texel should have: the surface point its source coordinate lies on.
     quads, sources = gutter_sources(seams, size, 8)
     from backend.raster import rasterize
-    from backend.style.finishing import _uv_clip
+    from backend.style.finishing import uv_clip
     first = torch.arange(len(quads)).view(-1, 1, 1) * 4
     faces = (first + torch.tensor([[0, 1, 2], [0, 2, 3]]).view(1, 2, 3)).reshape(-1, 3)
-    fragments = rasterize(_uv_clip(torch.from_numpy(quads.reshape(-1, 2))), faces, size)
+    fragments = rasterize(uv_clip(torch.from_numpy(quads.reshape(-1, 2))), faces, size)
     quad = (fragments.face_ids[where] // 2).numpy()
     uv = (fragments.bary[where][..., None].double() * torch.from_numpy(sources.reshape(-1, 2))[faces[fragments.face_ids[where]]]).sum(1)
     across = np.where(quad < len(seams), seams.faces[quad % len(seams), 1], seams.faces[quad % len(seams), 0])

@@ -18,7 +18,7 @@ from ..texture import sample
 SEAM_GUTTER = 8  # texels outside a seam edge continued from across the seam: mip levels up to 3 see them
 
 
-def _uv_clip(corners: torch.Tensor) -> torch.Tensor:
+def uv_clip(corners: torch.Tensor) -> torch.Tensor:
     """(N, 2) texture coordinates -> (N, 4) clip positions of a size^2 raster whose row 0 is v = 1."""
     corners = corners.to(torch.float32)
     return torch.cat([corners * 2 - 1, torch.zeros_like(corners[:, :1]), torch.ones_like(corners[:, :1])], dim=1)
@@ -32,7 +32,7 @@ def uv_island_mask(uvs: torch.Tensor, size: int, grown: bool = True) -> torch.Te
     (top) is v = 1, exactly the texture's image layout.
     """
     faces = torch.arange(uvs.shape[0] * 3, device=uvs.device).view(-1, 3)
-    inside = rasterize(_uv_clip(uvs.reshape(-1, 2)), faces, size).mask
+    inside = rasterize(uv_clip(uvs.reshape(-1, 2)), faces, size).mask
     if not grown:
         return inside
     return F.max_pool2d(inside[None, None].float(), 3, stride=1, padding=1)[0, 0] > 0
@@ -71,7 +71,7 @@ def fill_across_seams(texture: torch.Tensor, uvs: torch.Tensor, seams: UVSeams, 
     corners = torch.from_numpy(quads.reshape(-1, 2)).to(device)
     first = torch.arange(len(quads), device=device).view(-1, 1, 1) * 4
     faces = (first + torch.tensor([[0, 1, 2], [0, 2, 3]], device=device).view(1, 2, 3)).reshape(-1, 3)
-    fragments = rasterize(_uv_clip(corners), faces, size)
+    fragments = rasterize(uv_clip(corners), faces, size)
     filled = fragments.mask & ~island
     if not bool(filled.any()):
         return texture, filled

@@ -127,6 +127,7 @@ def run_pair(name: str, obj: Path | None, texture: Path | None, painting_path: P
     painting_image = resize_longer_side(painting, scorer.render_size, scorer.device)
     spread = colour_spread(painting_image)
     row["seam_ratio"] = seam_step_ratio(views["result"], pairs)
+    row["seam_ratio_pasted"] = seam_step_ratio(views["pasted"], pairs)  # a painting cut at every seam
     row["balance"] = seam_balance(views["result"], pairs, spread)
     if original is not None:
         row["balance_original"] = seam_balance(views["original"], pairs, spread)

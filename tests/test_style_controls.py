@@ -191,3 +191,15 @@ def test_preserved_colors_need_an_original_texture(spot, paintings, tmp_path):
                                  "--out", str(tmp_path / "out.png"), "--features", "random", *args],
                                 cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
         assert result.returncode == 2 and text in result.stderr and result.stderr.count("\n") == 1, result.stderr
+
+
+def test_colour_transfer_gives_the_targets_mean_and_covariance():
+    from backend.style.colors import colour_transfer
+
+    rng = np.random.default_rng(3)
+    source = rng.random((500, 3)) @ np.array([[0.5, 0.1, 0.0], [0.0, 0.3, 0.1], [0.2, 0.0, 0.4]])
+    target = rng.random((700, 3)) @ np.array([[0.2, 0.0, 0.1], [0.1, 0.6, 0.0], [0.0, 0.1, 0.3]]) + 0.2
+    matrix, offset = colour_transfer(source, target)
+    moved = source @ matrix.T + offset
+    np.testing.assert_allclose(moved.mean(axis=0), target.mean(axis=0), atol=1e-5)
+    np.testing.assert_allclose(np.cov(moved.T), np.cov(target.T), atol=1e-5)

@@ -52,7 +52,7 @@ def matched_grey_painting(painting: np.ndarray, original: np.ndarray) -> np.ndar
 
 def _sqrt_psd(matrix: np.ndarray, inverse: bool = False) -> np.ndarray:
     values, vectors = np.linalg.eigh(matrix)
-    values = np.clip(values, 1e-4, None)  # a flat colour: no spread to amplify ** (-0.5 if inverse else 0.5)
+    values = np.clip(values, 1e-4, None) ** (-0.5 if inverse else 0.5)  # a flat colour: no spread to amplify
     return (vectors * values) @ vectors.T
 
 

@@ -144,7 +144,7 @@ def seam_samples(seams: UVSeams, texture_size: int, band_texels: tuple[float, ..
     return SeamSamples(np.concatenate(uv_a), np.concatenate(uv_b), np.concatenate(weight))
 
 
-def _across(corners: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _across(corners: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
     """For each seam edge (E, 2, 3, 2), the similarity maps of UV space that carry side a's edge onto side b's
     and back (z -> q0 + (z - p0) * ratio, as complex numbers), each with whether it must be mirrored so that a
     point outside one face's edge lands inside the other face: [(ratio, mirrored) from a to b, from b to a]."""

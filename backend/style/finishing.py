@@ -56,30 +56,40 @@ def grow(texture: torch.Tensor, valid: torch.Tensor, rings: int | None = None) -
     return image[0].permute(1, 2, 0), known[0, 0] > 0
 
 
-def fill_across_seams(texture: torch.Tensor, uvs: torch.Tensor, seams: UVSeams, boundary: str = "wrap",
-                      depth: int = SEAM_GUTTER) -> tuple[torch.Tensor, torch.Tensor]:
-    """Texels within `depth` texels outside a seam edge whose centres lie in no face's UV footprint take the
-    colour of the surface across the seam, read bilinearly from the island on the other side: a lookup at
-    the seam then blends matching colours. texture (S, S, C), uvs (F, 3, 2). Returns (texture, filled (S, S)
-    bool). The rim texels just outside an island are filled too: bilinear lookups at its edge read them."""
-    size = texture.shape[0]
+def gutter_map(uvs: torch.Tensor, seams: UVSeams, size: int, depth: int = SEAM_GUTTER
+               ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Which texels of a size^2 texture continue the surface across a seam, and from where: texels within
+    `depth` texels outside a seam edge whose centres lie in no face's UV footprint (the rim just outside an
+    island too: bilinear lookups at its edge read it). Returns (filled (S, S) bool, source uv (N, 2) of the
+    filled texels in row-major order, quad (N,): gutter_sources' quad each lies in, seam edge = quad % E,
+    outside side a when quad < E)."""
     island = uv_island_mask(uvs, size, grown=False)
     quads, sources = gutter_sources(seams, size, depth)
+    device = uvs.device
     if len(quads) == 0:
-        return texture, torch.zeros_like(island)
-    device = texture.device
+        none = torch.zeros(0, dtype=torch.int64, device=device)
+        return torch.zeros_like(island), torch.zeros(0, 2, device=device), none
     corners = torch.from_numpy(quads.reshape(-1, 2)).to(device)
     first = torch.arange(len(quads), device=device).view(-1, 1, 1) * 4
     faces = (first + torch.tensor([[0, 1, 2], [0, 2, 3]], device=device).view(1, 2, 3)).reshape(-1, 3)
     fragments = rasterize(uv_clip(corners), faces, size)
     filled = fragments.mask & ~island
-    if not bool(filled.any()):
-        return texture, filled
-    source = torch.from_numpy(sources.reshape(-1, 2)).to(device, texture.dtype)
+    source = torch.from_numpy(sources.reshape(-1, 2)).to(device, torch.float32)
     face = fragments.face_ids[filled]
     uv = (fragments.bary[filled][..., None] * source[faces[face]]).sum(dim=1)
+    return filled, uv, face // 2
+
+
+def fill_across_seams(texture: torch.Tensor, uvs: torch.Tensor, seams: UVSeams, boundary: str = "wrap",
+                      depth: int = SEAM_GUTTER) -> tuple[torch.Tensor, torch.Tensor]:
+    """The gutter texels of gutter_map take the colour of the surface across the seam, read bilinearly from the
+    island on the other side: a lookup at the seam then blends matching colours. texture (S, S, C), uvs
+    (F, 3, 2). Returns (texture, filled (S, S) bool)."""
+    filled, uv, _ = gutter_map(uvs, seams, texture.shape[0], depth)
+    if not bool(filled.any()):
+        return texture, filled
     out = texture.clone()
-    out[filled] = sample(texture, uv, filter="linear", boundary=boundary)
+    out[filled] = sample(texture, uv.to(texture.dtype), filter="linear", boundary=boundary)
     return out, filled
 
 
@@ -95,8 +105,8 @@ def finish_texture(
 ) -> tuple[torch.Tensor, float]:
     """Returns (finished texture, coverage): coverage is the fraction of island texels that lie under
     a face some view saw (`seen`); unseen island texels come from `original` (same size) or are grown
-    from seen ones; the gutter just outside seam edges is continued from across the seam (`seams`, with the mesh's `uvs` (F, 3, 2));
-    then islands are padded by `margin` texels."""
+    from seen ones; the gutter just outside seam edges is continued from across the seam (`seams`, with
+    the mesh's `uvs` (F, 3, 2)); then islands are padded by `margin` texels."""
     seen_island = seen & island
     coverage = float(seen_island.sum()) / max(int(island.sum()), 1)
     if original is not None:

@@ -14,7 +14,7 @@ contrast of the renders against the painting's at the same scale (1 = strokes as
 Meshes: the bundled Spot, Bob and Blub, and procedural ones that the bundled three do not cover (a sphere
 whose hemispheres are two UV islands, a thin tube with stretched UVs, a sphere cut into many small
 islands), each with a uniform light original. `--mesh OBJ[:TEXTURE]` and `--style IMAGE` score others.
-`--set NAME=VALUE` overrides any engine setting (for tuning); `--seeds N` runs seeds 0 to N - 1.
+`--set NAME=VALUE` overrides any engine setting (for tuning); `--seeds N` runs N seeds from the settings' one.
 """
 
 from __future__ import annotations
@@ -52,8 +52,7 @@ MESHES = {
     "bob": (DATA / "bob" / "bob_tri.obj", DATA / "bob" / "bob_diffuse.png"),
     "blub": (DATA / "blub" / "blub_triangulated.obj", DATA / "blub" / "blub_texture.png"),
 }
-PROCEDURAL = {"sphere2": lambda: two_island_sphere(), "tube": lambda: stretched_tube(),
-              "islands": lambda: many_island_sphere()}
+PROCEDURAL = {"sphere2": two_island_sphere, "tube": stretched_tube, "islands": many_island_sphere}
 LIGHT = (0.86, 0.83, 0.76)  # the procedural meshes' original: a uniform light colour
 PAINTINGS = [DATA / "styles" / name for name in ("starry_night.jpg", "wave.jpg", "shipwreck.jpg")]
 
@@ -172,7 +171,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--style", action="append", default=[], metavar="IMAGE",
                         help="painting (repeatable; default: the bundled three)")
     parser.add_argument("--only", help=f"comma-separated meshes ({','.join([*MESHES, *PROCEDURAL])})")
-    parser.add_argument("--seeds", type=int, default=1, help="run each pair with seeds 0 to N - 1 (default 1)")
+    parser.add_argument("--seeds", type=int, default=1,
+                        help="run each pair with N seeds, from the settings' seed (0 unless --set seed=S) on")
     parser.add_argument("--set", action="append", default=[], metavar="NAME=VALUE", help="engine setting override")
     parser.add_argument("--out", default=str(ROOT / "out" / "bench" / "quality"))
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
@@ -191,6 +191,8 @@ def main(argv: list[str] | None = None) -> int:
             meshes = {n: known[n] for n in names if n in known}
             if len(meshes) != len(names):
                 raise StyleTexError(f"--only: known meshes are {', '.join(known)}")
+        if args.seeds < 1:
+            raise StyleTexError(f"--seeds must be at least 1, got {args.seeds}")
         paintings = [Path(p) for p in args.style] or PAINTINGS
         device = pick_device(args.device)
         scorer = Scorer(device)

@@ -95,7 +95,7 @@ def test_a_short_run_of_the_quality_benchmark(tmp_path):
 def test_bad_quality_options_exit_2(tmp_path):
     env = dict(os.environ, PYTHONPATH=str(REPO))
     for args, text in ((["--set", "no_such=1"], "no_such"), (["--only", "cow"], "--only"),
-                       (["--set", "steps=0"], "steps"), (["--set", "steps=many"], "many")):
+                       (["--set", "steps=0"], "steps"), (["--set", "steps=many"], "many"), (["--seeds", "0"], "--seeds")):
         result = subprocess.run([sys.executable, "-m", "bench", "quality", *args, "--out", str(tmp_path)], cwd=REPO,
                                 env=env, capture_output=True, text=True, timeout=120)
         assert result.returncode == 2 and text in result.stderr and result.stderr.count("\n") == 1, result.stderr

@@ -165,7 +165,7 @@ def test(extra: list[str]) -> int:
 COMMANDS = {
     "setup": lambda extra: setup(),
     "test": test,
-    "demo": lambda extra: in_venv(["-m", "backend.demo", *extra]),
+    "demo": lambda extra: in_venv(["-m", "examples.demo", *extra]),
     "bench": lambda extra: in_venv(["-m", "bench", *extra]),
     "addon": lambda extra: addon(),
 }

@@ -26,8 +26,8 @@ import torch
 import torchvision
 
 from backend.errors import StyleTexError
-from backend.images import load_image
-from backend.obj_io import read_obj
+from backend.formats.images import load_image
+from backend.formats.obj import read_obj
 from backend.render import MeshTensors, rasterize_view, shade
 from backend.style.engine import StyleJob, stylize
 from backend.style.settings import StyleSettings

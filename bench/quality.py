@@ -30,14 +30,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from backend.demo import DEMO
+from examples.demo import DEMO
 from backend.devices import pick_device
 from backend.errors import StyleTexError
-from backend.images import contact_sheet, load_image, save_image
+from backend.formats.images import contact_sheet, load_image, save_image
 from backend.mesh import Mesh
-from backend.obj_io import read_obj
-from backend.primitives import many_island_sphere, stretched_tube, two_island_sphere
-from backend.seams import find_seams
+from backend.formats.obj import read_obj
+from backend.mesh.primitives import many_island_sphere, stretched_tube, two_island_sphere
+from backend.mesh.seams import find_seams
 from backend.render import MeshTensors
 from backend.style.engine import resize_longer_side, resize_square, stylize
 from backend.style.settings import StyleSettings

@@ -8,8 +8,8 @@ from typing import Callable
 import torch
 import torchvision
 
-from backend.obj_io import read_obj
-from backend.primitives import uv_sphere
+from backend.formats.obj import read_obj
+from backend.mesh.primitives import uv_sphere
 from backend.render import MeshTensors, clip_positions, shade
 from backend.raster import rasterize
 from backend.texture import sample

@@ -8,8 +8,8 @@ from pathlib import Path
 import torch
 import torchvision
 
-from backend.images import load_image
-from backend.obj_io import read_obj
+from backend.formats.images import load_image
+from backend.formats.obj import read_obj
 from backend.style.engine import StyleJob
 from backend.style.settings import StyleSettings
 from backend.texture import build_pyramid

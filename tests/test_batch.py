@@ -15,8 +15,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from backend.gltf_io import read_gltf
-from backend.images import load_image
+from backend.formats.gltf import read_gltf
+from backend.formats.images import load_image
 from tests.test_gltf import spot_gltf
 
 REPO = Path(__file__).resolve().parent.parent

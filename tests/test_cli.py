@@ -262,7 +262,7 @@ def test_device_cuda(runs):
 
 def test_unwritable_uv_out_is_a_one_line_error(runs, tmp_path, capsys):
     # In-process (main() is what __main__ runs), to spare a subprocess: the parent is a file.
-    from backend.cli import main
+    from backend.commands.main import main
 
     uv_path = runs["solid_path"] / "uv.npy"
     argv = ["render", str(runs["quad_z"]), "--obj-up", "Z", "--eye", "0,0,5", "--fov", "30", "--size", "8"]

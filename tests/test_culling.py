@@ -10,8 +10,8 @@ import pytest
 import torch
 
 from backend.mesh import make_mesh
-from backend.obj_io import read_obj
-from backend.primitives import cube, disk_fan, quad, uv_sphere
+from backend.formats.obj import read_obj
+from backend.mesh.primitives import cube, disk_fan, quad, uv_sphere
 from backend.raster import rasterize
 from backend.raster.culling import closed_orientation
 from backend.raster.triangle_setup import setup_triangles

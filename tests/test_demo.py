@@ -1,4 +1,4 @@
-"""`python3 build.py demo` (backend.demo), shortened: the real pipeline on the bundled Spot, offline."""
+"""`python3 build.py demo` (examples.demo), shortened: the real pipeline on the bundled Spot, offline."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ import json
 
 import numpy as np
 
-from backend.demo import main
-from backend.images import load_image
+from examples.demo import main
+from backend.formats.images import load_image
 
 
 def test_the_demo_restyles_spot_with_the_pretrained_network(tmp_path, capsys):

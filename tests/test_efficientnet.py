@@ -17,7 +17,7 @@ from backend.features import build_feature_net
 from backend.features import efficientnet
 from backend.features.efficientnet import VARIANTS, load_efficientnet, packaged_weights, same_padding, sha256_of
 from backend.features.network import resolve_auto
-from backend.images import load_image
+from backend.formats.images import load_image
 
 REPO = Path(__file__).resolve().parent.parent
 DATA = REPO / "data"

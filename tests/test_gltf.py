@@ -1,4 +1,4 @@
-"""glTF 2.0 in and out (backend.gltf_io): models written here with pygltflib and one exported by Blender (bpy)
+"""glTF 2.0 in and out (backend.formats.gltf): models written here with pygltflib and one exported by Blender (bpy)
 read back as the same mesh and texture; the restyled model round-trips; bad files give one line."""
 
 from __future__ import annotations
@@ -16,9 +16,9 @@ import pytest
 from PIL import Image
 
 from backend.errors import MeshError
-from backend.gltf_io import read_gltf, write_gltf_with_texture
-from backend.images import load_image
-from backend.obj_io import read_obj
+from backend.formats.gltf import read_gltf, write_gltf_with_texture
+from backend.formats.images import load_image
+from backend.formats.obj import read_obj
 
 REPO = Path(__file__).resolve().parent.parent
 SPOT = REPO / "data" / "spot"

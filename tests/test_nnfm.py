@@ -10,8 +10,8 @@ import torch
 import torch.nn.functional as F
 
 from backend.errors import StyleTexError
-from backend.images import load_image
-from backend.primitives import uv_sphere
+from backend.formats.images import load_image
+from backend.mesh.primitives import uv_sphere
 from backend.style import nnfm
 from backend.style.engine import stylize
 from backend.style.losses import Coverage

@@ -9,7 +9,7 @@ import pytest
 
 from backend.errors import MeshError, StyleTexError
 from backend.mesh import make_mesh
-from backend.obj_io import read_obj, write_obj
+from backend.formats.obj import read_obj, write_obj
 
 REPO = Path(__file__).resolve().parent.parent
 SPOT = REPO / "data" / "spot" / "spot_triangulated.obj"

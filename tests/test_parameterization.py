@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from backend.images import load_image
+from backend.formats.images import load_image
 from backend.style.engine import resize_square
 from backend.style.parameterization import PARAMETERIZATIONS, make_texture_parameter
 
@@ -74,7 +74,7 @@ def test_start_from_a_random_original_reproduces_it(kind, size):
 @pytest.mark.parametrize("kind", KINDS)
 def test_start_from_an_8_bit_original_gives_its_bytes_back(kind):
     # What a PNG texture holds: multiples of 1/255 (1..254 here: exact 0 and 1 come back as 1/255
-    # and 254/255 or 255/255, see the report), saved the way backend.images.save_image rounds.
+    # and 254/255 or 255/255, see the report), saved the way backend.formats.images.save_image rounds.
     rng = np.random.default_rng(5)
     original = (rng.integers(1, 255, (24, 24, 3)) / 255).astype(np.float32)
     got = texture_of(make_texture_parameter(kind, 24, 0, original, CPU))

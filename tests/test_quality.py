@@ -17,8 +17,8 @@ import numpy as np
 import pytest
 import torch
 
-from backend.images import load_image
-from backend.obj_io import read_obj
+from backend.formats.images import load_image
+from backend.formats.obj import read_obj
 from backend.render import MeshTensors
 from backend.style.engine import resize_square
 from bench.quality_score import Scorer, laplacian_energy, score_cameras

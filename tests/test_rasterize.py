@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from backend.mesh import make_mesh
-from backend.primitives import cube, disk_fan, quad, uv_sphere
+from backend.mesh.primitives import cube, disk_fan, quad, uv_sphere
 from backend.raster import MAX_SIZE, rasterize
 from backend.raster import reference
 from backend.views import Camera, perspective, random_cameras
@@ -398,7 +398,7 @@ def test_facing_is_the_cosine_of_the_view_angle():
     """A square seen head-on faces the eye everywhere near its centre; tilted by 60 degrees, half as much."""
     import math
 
-    from backend.primitives import quad
+    from backend.mesh.primitives import quad
     from backend.render import MeshTensors, facing, rasterize_view
     from backend.views import Camera
 

@@ -1,4 +1,4 @@
-"""UV seams (backend/seams.py), the seam term (style/seam_loss.py) and the gutter filled across seams
+"""UV seams (backend/mesh/seams.py), the seam term (style/seam_loss.py) and the gutter filled across seams
 (style/finishing.py), on procedural meshes whose seams are known, and on Spot."""
 
 from __future__ import annotations
@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 import torch
 
-from backend.obj_io import read_obj
-from backend.primitives import cube, many_island_sphere, stretched_tube, two_island_sphere, uv_sphere
+from backend.formats.obj import read_obj
+from backend.mesh.primitives import cube, many_island_sphere, stretched_tube, two_island_sphere, uv_sphere
 from backend.render import MeshTensors
-from backend.seams import find_seams, seam_samples
+from backend.mesh.seams import find_seams, seam_samples
 from backend.style.finishing import fill_across_seams, grow, gutter_map, uv_island_mask
 from backend.style.seam_loss import SeamTerm
 from backend.texture import build_pyramid, pyramid_layout
@@ -144,7 +144,7 @@ def test_a_mesh_without_seams_has_a_zero_term():
 def test_the_engine_closes_the_seam_of_a_two_island_sphere():
     """Random features, a light uniform original and a small texture: without the seam term the two
     hemispheres disagree along the equator; with it (the default) they agree, in the finished texture."""
-    from backend.images import load_image
+    from backend.formats.images import load_image
     from backend.style.engine import stylize
     from backend.style.settings import StyleSettings
 

@@ -10,8 +10,8 @@ import pytest
 import torch
 
 from backend.errors import StyleTexError
-from backend.images import load_image
-from backend.obj_io import read_obj
+from backend.formats.images import load_image
+from backend.formats.obj import read_obj
 from backend.style.engine import EDIT_FEATHER, StyleJob, resize_square, stylize
 from backend.style.finishing import editable_weight, uv_island_mask
 from backend.style.settings import StyleSettings

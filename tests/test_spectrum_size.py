@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 import torch
 
-from backend.images import load_image
-from backend.obj_io import read_obj
-from backend.primitives import stretched_tube
+from backend.formats.images import load_image
+from backend.formats.obj import read_obj
+from backend.mesh.primitives import stretched_tube
 from backend.render import MeshTensors
 from backend.style.engine import StyleJob, stylize
 from backend.style.settings import StyleSettings

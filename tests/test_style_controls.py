@@ -15,8 +15,8 @@ import torch.nn.functional as F
 
 from backend.errors import StyleTexError
 from backend.features import build_feature_net
-from backend.images import load_image
-from backend.obj_io import read_obj
+from backend.formats.images import load_image
+from backend.formats.obj import read_obj
 from backend.render import MeshTensors, render
 from backend.style.colors import LUMA, keep_colors, matched_grey_painting
 from backend.style.engine import resize_square, style_targets, stylize

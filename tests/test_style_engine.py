@@ -17,9 +17,9 @@ import torch
 
 from backend.errors import StyleTexError
 from backend.features import build_feature_net
-from backend.images import load_image
+from backend.formats.images import load_image
 from backend.mesh import make_mesh
-from backend.primitives import uv_sphere
+from backend.mesh.primitives import uv_sphere
 from backend.render import MeshTensors, render
 from backend.style.engine import StyleJob, resize_square, stylize
 from backend.style.finishing import uv_island_mask

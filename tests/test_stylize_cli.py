@@ -21,8 +21,8 @@ import pytest
 from PIL import Image
 
 from backend.features.efficientnet import packaged_weights
-from backend.obj_io import write_obj
-from backend.primitives import uv_sphere
+from backend.formats.obj import write_obj
+from backend.mesh.primitives import uv_sphere
 
 REPO = Path(__file__).resolve().parent.parent
 STYLE = REPO / "data" / "styles" / "starry_night.jpg"
@@ -235,7 +235,7 @@ def test_default_features_are_the_pretrained_efficientnet_on_the_cpu(runs):
 
 def test_missing_style_and_objective_in_process(tmp_path, capsys):
     # In-process (main() is what __main__ runs), to spare a subprocess.
-    from backend.cli import main
+    from backend.commands.main import main
 
     mesh = tmp_path / "sphere.obj"
     write_obj(mesh, uv_sphere(4, 8))

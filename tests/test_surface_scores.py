@@ -8,10 +8,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from backend.images import load_image
-from backend.primitives import two_island_sphere, uv_sphere
+from backend.formats.images import load_image
+from backend.mesh.primitives import two_island_sphere, uv_sphere
 from backend.render import MeshTensors, rasterize_view, shade
-from backend.seams import find_seams
+from backend.mesh.seams import find_seams
 from backend.style.engine import resize_longer_side, resize_square
 from backend.style.finishing import finish_texture, uv_island_mask
 from bench.quality_score import score_cameras

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from backend.primitives import cube, quad
+from backend.mesh.primitives import cube, quad
 from backend.raster import rasterize
 from backend.render import MeshTensors, render
 from backend.texture import build_pyramid, interpolate, pyramid_layout, sample, surface_uv

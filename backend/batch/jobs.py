@@ -9,8 +9,8 @@ import time
 import numpy as np
 
 from ..errors import StyleTexError
-from ..gltf_io import read_model
-from ..images import load_image
+from ..formats.gltf import read_model
+from ..formats.images import load_image
 from ..mesh import make_mesh
 from ..style.engine import stylize
 from ..style.settings import StyleSettings

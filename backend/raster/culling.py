@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..topology import components, welded_faces
+from ..mesh.topology import components, welded_faces
 
 
 def closed_orientation(positions: np.ndarray, faces: np.ndarray) -> int:

@@ -20,7 +20,7 @@ from ..errors import StyleTexError
 from ..features import FeatureNet, build_feature_net
 from ..mesh import Mesh
 from ..render import MeshTensors, facing, plan_shading, rasterize_view, shade, shade_planned
-from ..seams import find_seams
+from ..mesh.seams import find_seams
 from ..texture import build_pyramid, pyramid_layout
 from ..texture.sample import ANISOTROPY
 from ..views import random_cameras

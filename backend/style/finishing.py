@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 
 from ..raster import rasterize
-from ..seams import UVSeams, gutter_sources
+from ..mesh.seams import UVSeams, gutter_sources
 from ..texture import sample
 
 SEAM_GUTTER = 8  # texels outside a seam edge continued from across the seam: mip levels up to 3 see them

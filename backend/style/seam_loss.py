@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import torch
 
-from ..seams import SEAM_BAND, UVSeams, seam_samples
+from ..mesh.seams import SEAM_BAND, UVSeams, seam_samples
 from ..texture import SamplePlan, gather
 from ..texture.sample import plan_level
 

@@ -19,7 +19,7 @@ import zmq
 import zmq.auth
 from PIL import Image
 
-from backend.obj_io import write_obj
+from backend.formats.obj import write_obj
 from blender_addon.client import CurveKeys
 
 from .support import (

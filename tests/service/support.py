@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from backend.primitives import uv_sphere
+from backend.mesh.primitives import uv_sphere
 from blender_addon.client import CurveKeys, ServerUnreachable, StyleTexClient
 from tests.net import free_port
 
@@ -64,8 +64,8 @@ def finish(client: StyleTexClient, job: str, within: float = 90.0) -> list:
 
 # `python -m backend serve ...` that imports everything first and binds once a line arrives on stdin:
 # the same entry point as `python -m backend` (backend/__main__.py), warmed up ahead of time.
-STANDBY = ("import sys, backend.cli, backend.service.server; sys.stdin.readline(); "
-           "sys.exit(backend.cli.main(sys.argv[1:]))")
+STANDBY = ("import sys, backend.commands.main, backend.service.server; sys.stdin.readline(); "
+           "sys.exit(backend.commands.main.main(sys.argv[1:]))")
 
 
 class Server:

@@ -161,7 +161,7 @@ def test_server_and_command_line_give_the_same_texture(world, main):
     assert events[-1].type == "result", events[-1].fields
     served = events[-1].arrays["texture"]
     assert served.shape == expected.shape == (32, 32, 3)
-    quantized = (np.clip(served, 0, 1) * 255 + 0.5).astype(np.uint8)  # as backend.images.save_image
+    quantized = (np.clip(served, 0, 1) * 255 + 0.5).astype(np.uint8)  # as backend.formats.images.save_image
     difference = np.abs(quantized.astype(int) - expected.astype(int))
     assert difference.max() <= 1, difference.max()
     assert (difference == 0).mean() >= 0.99, (difference == 0).mean()

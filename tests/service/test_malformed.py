@@ -12,7 +12,7 @@ import zmq
 import zmq.auth
 from PIL import Image
 
-from backend.primitives import uv_sphere
+from backend.mesh.primitives import uv_sphere
 from blender_addon.client import ServerError, ServerUnreachable
 from blender_addon.protocol import encode
 

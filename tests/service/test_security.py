@@ -101,7 +101,7 @@ def test_loopback_needs_no_keys(main):
     ("tcp://192.168.1.2:5555", False), ("tcp://[::]:5555", False), ("tcp://example.com:5555", False),
 ])
 def test_is_loopback(endpoint, loopback):
-    from backend.serve_command import is_loopback
+    from backend.commands.serve import is_loopback
 
     assert is_loopback(endpoint) is loopback
 

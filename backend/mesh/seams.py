@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .mesh import Mesh
+from . import Mesh
 from .topology import components, welded_faces
 
 UV_TOLERANCE = 1e-5  # UVs closer than this (in texture units) are the same point

@@ -8,16 +8,16 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .cli import finite_float, positive_int, vector3
-from .devices import pick_device
-from .errors import StyleTexError
-from .images import load_image, save_image, uv_checker
-from .gltf_io import read_model
-from .raster import MAX_SIZE
-from .render import MeshTensors, rasterize_view, shade
-from .texture import interpolate
-from .texture.sample import BOUNDARIES, FILTERS
-from .views import Camera
+from .arguments import finite_float, positive_int, vector3
+from ..devices import pick_device
+from ..errors import StyleTexError
+from ..formats.images import load_image, save_image, uv_checker
+from ..formats.gltf import read_model
+from ..raster import MAX_SIZE
+from ..render import MeshTensors, rasterize_view, shade
+from ..texture import interpolate
+from ..texture.sample import BOUNDARIES, FILTERS
+from ..views import Camera
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

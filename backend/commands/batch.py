@@ -9,12 +9,12 @@ import sys
 import time
 from pathlib import Path
 
-from .batch.jobs import read_inputs, run_job
-from .batch.manifest import BatchJob, load_manifest
-from .cli import positive_int
-from .errors import StyleTexError
-from .gltf_io import is_gltf, write_gltf_with_texture
-from .images import save_image
+from ..batch.jobs import read_inputs, run_job
+from ..batch.manifest import BatchJob, load_manifest
+from .arguments import positive_int
+from ..errors import StyleTexError
+from ..formats.gltf import is_gltf, write_gltf_with_texture
+from ..formats.images import save_image
 
 EXIT_FAILED = 1
 
@@ -115,7 +115,7 @@ def run(args: argparse.Namespace) -> int:
     previous = signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         if args.ray:
-            from .batch.ray_runner import run_on_ray
+            from ..batch.ray_runner import run_on_ray
 
             work = [(job.name, (lambda job=job: read_inputs(job))) for job in todo]
             address = None if args.ray == "local" else args.ray

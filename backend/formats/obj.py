@@ -11,8 +11,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import MeshError
-from .mesh import Mesh, make_mesh
+from ..errors import MeshError
+from ..mesh import Mesh, make_mesh
 
 
 def _floats(parts: list[str], count: int, where: str, what: str) -> list[float]:

@@ -13,9 +13,9 @@ import sys
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from .cli import positive_int
-from .errors import StyleTexError
-from .service.requests import ServiceLimits
+from .arguments import positive_int
+from ..errors import StyleTexError
+from ..service.requests import ServiceLimits
 
 
 def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
@@ -68,7 +68,7 @@ def is_loopback(endpoint: str) -> bool:
 def run_serve(args: argparse.Namespace) -> int:
     import zmq
 
-    from .service.server import Server
+    from ..service.server import Server
 
     if not args.bind.startswith(("tcp://", "ipc://", "inproc://")):
         raise StyleTexError(f"--bind must be a tcp://, ipc:// or inproc:// endpoint, got {args.bind!r}")
@@ -90,7 +90,7 @@ def run_serve(args: argparse.Namespace) -> int:
     limits = ServiceLimits(max_steps=args.max_steps, max_texture_size=args.max_texture_size,
                            max_render_size=args.max_render_size, max_job_seconds=args.max_job_seconds,
                            max_jobs_per_client=args.max_jobs_per_client)
-    from .devices import pick_device
+    from ..devices import pick_device
 
     pick_device(args.device)  # --device cuda without CUDA: one line now, not a crash at the first request
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", stream=sys.stderr)

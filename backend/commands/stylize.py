@@ -10,15 +10,15 @@ import threading
 from dataclasses import fields
 from pathlib import Path
 
-from .cli import finite_float, positive_int
-from .errors import StyleTexError
-from .features.network import KINDS
-from .images import load_image, save_image
-from .gltf_io import is_gltf, read_model, write_gltf_with_texture
-from .style.engine import stylize
-from .style.parameterization import PARAMETERIZATIONS
-from .style.progress import Progress
-from .style.settings import StyleSettings, parse_blend
+from .arguments import finite_float, positive_int
+from ..errors import StyleTexError
+from ..features.network import KINDS
+from ..formats.images import load_image, save_image
+from ..formats.gltf import is_gltf, read_model, write_gltf_with_texture
+from ..style.engine import stylize
+from ..style.parameterization import PARAMETERIZATIONS
+from ..style.progress import Progress
+from ..style.settings import StyleSettings, parse_blend
 
 DEFAULTS = {f.name: f.default for f in fields(StyleSettings)}
 

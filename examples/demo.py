@@ -16,17 +16,17 @@ from pathlib import Path
 
 import torch
 
-from .devices import pick_device
-from .errors import StyleTexError
-from .features.network import KINDS
-from .images import contact_sheet, load_image, save_image
-from .obj_io import read_obj
-from .render import MeshTensors, render
-from .style.engine import stylize
-from .style.settings import StyleSettings
-from .stylize_command import ProgressBar
-from .tuning import tune_allocator
-from .views import ring_cameras
+from backend.devices import pick_device
+from backend.errors import StyleTexError
+from backend.features.network import KINDS
+from backend.formats.images import contact_sheet, load_image, save_image
+from backend.formats.obj import read_obj
+from backend.render import MeshTensors, render
+from backend.style.engine import stylize
+from backend.style.settings import StyleSettings
+from backend.commands.stylize import ProgressBar
+from backend.tuning import tune_allocator
+from backend.views import ring_cameras
 
 ROOT = Path(__file__).resolve().parent.parent
 SPOT = ROOT / "data" / "spot"

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .errors import MeshError
+from ..errors import MeshError
 
 
 @dataclass(frozen=True)

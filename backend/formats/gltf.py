@@ -18,8 +18,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from .errors import MeshError
-from .mesh import Mesh, make_mesh
+from ..errors import MeshError
+from ..mesh import Mesh, make_mesh
 
 COMPONENTS = {"SCALAR": 1, "VEC2": 2, "VEC3": 3, "VEC4": 4, "MAT4": 16}
 DTYPES = {5120: np.int8, 5121: np.uint8, 5122: np.int16, 5123: np.uint16, 5125: np.uint32, 5126: np.float32}
@@ -218,7 +218,7 @@ def write_gltf_with_texture(source: str | Path, out: str | Path, texture: np.nda
 def read_model(path: str | Path, obj_up: str = "Y") -> tuple[Mesh, np.ndarray | None]:
     """A mesh file by its extension: .glb / .gltf (with its embedded base colour texture, or None) or .obj
     (no texture: OBJ files name theirs in a .mtl, which the command line takes as --texture)."""
-    from .obj_io import read_obj
+    from .obj import read_obj
 
     if is_gltf(path):
         return read_gltf(path)

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from .errors import StyleTexError
+from ..errors import StyleTexError
 
 
 def load_image(path: str | Path, channels: int = 3) -> np.ndarray:

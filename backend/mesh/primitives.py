@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .mesh import Mesh, make_mesh
+from . import Mesh, make_mesh
 
 
 def quad(half: float = 1.0) -> Mesh:

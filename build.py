@@ -1,12 +1,15 @@
 #!/usr/bin/env python3
 """StyleTex task runner (standard library only).
 
-    python3 build.py setup   create .venv/ with the pinned requirements (quick when up to date)
+    python3 build.py setup   create .venv/: the backend package (editable) with the pinned dependencies of
+                             requirements/*.lock (quick when up to date)
     python3 build.py test    run the test suite, then the add-on tests on bpy 5.0 (in .venv-bpy5/);
                              extra arguments go to the first pytest run, and skip the second
     python3 build.py demo    run the demo on bundled data (writes out/demo/)
     python3 build.py bench   run the benchmarks           (writes out/bench/bench.json)
-    python3 build.py addon   build the Blender add-on     (writes dist/styletex-VERSION.zip)
+    python3 build.py addon   build the Blender add-on     (writes dist/styletex-VERSION.zip, with the
+                             backend's wheel and runtime lock for its Install Backend)
+    python3 build.py wheel   build the backend's wheel    (writes dist/styletex-VERSION-py3-none-any.whl)
 
 Every command sets up what it needs first.
 """
@@ -23,10 +26,14 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent
 VENV = ROOT / ".venv"
-REQUIREMENTS = ROOT / "requirements.txt"
+LOCKS = ROOT / "requirements"
+RUNTIME_LOCK = LOCKS / "runtime.lock"
+# .venv: the package with its `batch` and `dev` extras, every version from the two locks.
+SETUP_INSTALL = ["-e", ".[batch,dev]", "-c", RUNTIME_LOCK, "-c", LOCKS / "dev.lock"]
+SETUP_INPUTS = [ROOT / "pyproject.toml", RUNTIME_LOCK, LOCKS / "dev.lock"]
 # The add-on tests also run on Blender 5.0 (bpy 5.0.1 needs numpy < 2, so a venv of its own, without torch).
 VENV_BPY5 = ROOT / ".venv-bpy5"
-REQUIREMENTS_BPY5 = ROOT / "requirements-bpy5.txt"
+BPY5_LOCK = LOCKS / "bpy5.lock"
 STAMP_NAME = ".styletex-requirements"
 
 
@@ -39,24 +46,24 @@ def run(cmd: list[str], **kwargs) -> int:
     return subprocess.call([str(c) for c in cmd], cwd=ROOT, **kwargs)
 
 
-def ensure_venv(folder: Path, requirements: Path) -> int:
-    """Creates the venv `folder` and installs `requirements` when its content changed since the last install."""
-    digest = hashlib.sha256(requirements.read_bytes()).hexdigest()
+def ensure_venv(folder: Path, install: list, inputs: list[Path]) -> int:
+    """Creates the venv `folder` and runs `pip install *install` when `inputs` changed since the last install."""
+    digest = hashlib.sha256(b"".join(path.read_bytes() for path in inputs) + repr(install).encode()).hexdigest()
     python, stamp = venv_python(folder), folder / STAMP_NAME
     if python.exists() and stamp.exists() and stamp.read_text().strip() == digest:
         return 0
     if not python.exists():
         print(f"creating {folder.name}/", flush=True)
         venv.EnvBuilder(with_pip=True).create(folder)
-    code = run([python, "-m", "pip", "install", "--disable-pip-version-check", "-q", "-r", requirements])
+    code = run([python, "-m", "pip", "install", "--disable-pip-version-check", "-q", *install])
     if code == 0:
         stamp.write_text(digest + "\n")
     return code
 
 
 def setup() -> int:
-    """Creates .venv and installs requirements.txt when its content changed since the last install."""
-    return ensure_venv(VENV, REQUIREMENTS)
+    """Creates .venv and installs the package and its locked dependencies when they changed since the last install."""
+    return ensure_venv(VENV, SETUP_INSTALL, SETUP_INPUTS)
 
 
 def in_venv(args: list[str]) -> int:
@@ -75,17 +82,43 @@ WHEEL_TARGETS = [(plat, py) for py in ("3.10", "3.11", "3.13")
                  for plat in ("manylinux_2_28_x86_64", "manylinux_2_28_aarch64", "macosx_10_15_universal2", "win_amd64")]
 
 
+def project_version() -> str:
+    import tomllib
+
+    return tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
+
+
+def wheel() -> int:
+    """dist/styletex-VERSION-py3-none-any.whl: the backend package (pure Python; no dependencies inside)."""
+    code = setup()
+    if code:
+        return code
+    out = DIST / f"styletex-{project_version()}-py3-none-any.whl"
+    out.unlink(missing_ok=True)
+    code = run([venv_python(), "-m", "pip", "wheel", "--disable-pip-version-check", "-q", "--no-deps", "-w", DIST, "."])
+    if code == 0 and not out.is_file():
+        print(f"error: pip wheel did not write {out.relative_to(ROOT)}", file=sys.stderr)
+        return 1
+    shutil.rmtree(ROOT / "build", ignore_errors=True)  # setuptools' scratch folder
+    return code
+
+
 def addon() -> int:
     """dist/styletex-VERSION.zip: the add-on under styletex/ with pyzmq wheels, installable as a 4.2+
-    extension (blender_manifest.toml lists the wheels) and as a legacy add-on (vendor.py unpacks one)."""
+    extension (blender_manifest.toml lists the wheels) and as a legacy add-on (vendor.py unpacks one);
+    backend_package/ holds the backend's wheel and runtime lock, which Install Backend installs."""
     import re
     import zipfile
 
-    code = setup()
+    code = wheel()
     if code:
         return code
     manifest = (ADDON / "blender_manifest.toml").read_text()
     version = re.search(r'^version = "([^"]+)"', manifest, re.M).group(1)
+    if version != project_version():
+        print(f"error: blender_manifest.toml says version {version}, pyproject.toml {project_version()}", file=sys.stderr)
+        return 1
+    backend_wheel = DIST / f"styletex-{version}-py3-none-any.whl"
     wheels_dir = DIST / "wheels"
     wheels_dir.mkdir(parents=True, exist_ok=True)
     # pip asks the index even when the wheel is already there (a second or so per target): skip it
@@ -109,31 +142,34 @@ def addon() -> int:
     with zipfile.ZipFile(partial, "w", zipfile.ZIP_DEFLATED) as archive:
         for path in sorted(ADDON.rglob("*")):
             relative = path.relative_to(ADDON)
-            if path.is_dir() or "__pycache__" in relative.parts or relative.parts[0] == "_vendor":
+            if path.is_dir() or "__pycache__" in relative.parts or relative.parts[0] in ("_vendor", "backend_package"):
                 continue
             if relative.name == "blender_manifest.toml":
                 archive.writestr(f"styletex/{relative.as_posix()}", manifest)
             else:
                 archive.write(path, f"styletex/{relative.as_posix()}")
-        for wheel in wheels:
-            archive.write(wheel, f"styletex/wheels/{wheel.name}")
+        for zmq_wheel in wheels:
+            archive.write(zmq_wheel, f"styletex/wheels/{zmq_wheel.name}")
+        archive.write(backend_wheel, f"styletex/backend_package/{backend_wheel.name}")
+        archive.write(RUNTIME_LOCK, "styletex/backend_package/runtime.lock")
     os.replace(partial, out)
-    print(f"wrote {out.relative_to(ROOT)} ({out.stat().st_size >> 10} KiB, {len(wheels)} pyzmq wheels)")
+    print(f"wrote {out.relative_to(ROOT)} ({out.stat().st_size >> 10} KiB, {len(wheels)} pyzmq wheels, the backend's wheel)")
     return 0
 
 
 # tests/ui drives Debian's Blender 3.4 in a real window under Xvfb, screenshots by ImageMagick; that
-# Blender runs on the system Python, which needs Debian's numpy for the add-on.
-UI_PACKAGES = ["blender", "xvfb", "imagemagick", "python3-numpy"]
+# Blender runs on the system Python, which needs Debian's numpy for the add-on and its venv module for
+# Install Backend.
+UI_PACKAGES = ["blender", "xvfb", "imagemagick", "python3-numpy", "python3-venv"]
 UI_COMMANDS = ["blender", "Xvfb", "import", "convert"]
 
 
 def ensure_ui_packages() -> None:
     """Installs the window test's Debian packages when missing and this user may (root, or sudo without
     a password); otherwise says so, and that test fails with the same hint."""
-    numpy_there = subprocess.call(["dpkg", "-s", "python3-numpy"], stdout=subprocess.DEVNULL,
-                                  stderr=subprocess.DEVNULL) == 0 if shutil.which("dpkg") else True
-    if all(shutil.which(c) for c in UI_COMMANDS) and numpy_there:
+    packages_there = all(subprocess.call(["dpkg", "-s", name], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) == 0
+                         for name in ("python3-numpy", "python3-venv")) if shutil.which("dpkg") else True
+    if all(shutil.which(c) for c in UI_COMMANDS) and packages_there:
         return
     if not shutil.which("apt-get"):
         print(f"warning: no apt-get to install {' '.join(UI_PACKAGES)}; the Blender window test will fail", flush=True)
@@ -155,7 +191,7 @@ def test(extra: list[str]) -> int:
     code = in_venv(["-m", "pytest", *extra])
     if code or extra:
         return code
-    code = ensure_venv(VENV_BPY5, REQUIREMENTS_BPY5)
+    code = ensure_venv(VENV_BPY5, ["-r", BPY5_LOCK], [BPY5_LOCK])
     if code:
         return code
     env = dict(os.environ, PYTHONPATH=str(ROOT))
@@ -168,6 +204,7 @@ COMMANDS = {
     "demo": lambda extra: in_venv(["-m", "examples.demo", *extra]),
     "bench": lambda extra: in_venv(["-m", "bench", *extra]),
     "addon": lambda extra: addon(),
+    "wheel": lambda extra: wheel(),
 }
 
 

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from blender_addon.protocol import FEATURE_CHOICES
+from ..service.protocol import FEATURE_CHOICES
 
 from ..errors import StyleTexError
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass, fields
 import numpy as np
 from PIL import Image
 
-from blender_addon.protocol import MAX_PAINTINGS, Message, ProtocolError, painting_array_name
+from .protocol import MAX_PAINTINGS, Message, ProtocolError, painting_array_name
 
 from ..errors import StyleTexError
 from ..mesh import Mesh, make_mesh

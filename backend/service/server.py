@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 import zmq
 
-from blender_addon.protocol import CLIENT_TYPES, PROTOCOL_VERSION, Limits, ProtocolError, decode, encode, error
+from .protocol import CLIENT_TYPES, PROTOCOL_VERSION, Limits, ProtocolError, decode, encode, error
 
 from .. import __version__
 from ..errors import StyleTexError

@@ -113,8 +113,16 @@ def test_zip_layout_and_manifest(addon_zip):
     sources = {p.name for p in (REPO / "blender_addon").glob("*.py")}
     assert {name.split("/", 1)[1] for name in names if name.count("/") == 1 and name.endswith(".py")} == sources
     assert not [name for name in names if "__pycache__" in name or "_vendor" in name]
-    wheels = sorted(name.split("/", 1)[1] for name in names if name.endswith(".whl"))
-    assert all(name.startswith("styletex/wheels/pyzmq-") for name in names if name.endswith(".whl"))
+    wheels = sorted(name.split("/", 1)[1] for name in names if name.endswith(".whl") and "/wheels/" in name)
+    assert all(name.startswith("styletex/wheels/pyzmq-") for name in names if name.endswith(".whl") and "/wheels/" in name)
+    # Install Backend's package: the backend wheel of this version and the runtime lock, as in the checkout.
+    version_text = manifest["version"]
+    assert sorted(name for name in names if name.startswith("styletex/backend_package/")) == [
+        "styletex/backend_package/runtime.lock", f"styletex/backend_package/styletex-{version_text}-py3-none-any.whl"]
+    with zipfile.ZipFile(addon_zip) as archive:
+        assert archive.read("styletex/backend_package/runtime.lock") == (REPO / "requirements" / "runtime.lock").read_bytes()
+    pyproject = tomllib.loads((REPO / "pyproject.toml").read_text())
+    assert pyproject["project"]["version"] == version_text  # the wheel and the add-on are one version
     # The manifest lists exactly the wheels the zip holds, as paths relative to the add-on folder.
     assert sorted(w.removeprefix("./") for w in manifest["wheels"]) == wheels
     assert manifest["id"] == "styletex" and manifest["type"] == "add-on"

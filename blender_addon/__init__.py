@@ -17,9 +17,11 @@ bl_info = {
 
 
 def _classes():
-    from . import operators, panel, preferences, properties
+    from . import backend_setup, operators, panel, preferences, properties
 
     return (properties.StyleTexPainting, properties.StyleTexSettings, preferences.StyleTexPreferences,
+            backend_setup.STYLETEX_OT_install_backend, backend_setup.STYLETEX_OT_cancel_backend_install,
+            backend_setup.STYLETEX_OT_remove_backend,
             operators.STYLETEX_OT_stylize, operators.STYLETEX_OT_cancel, operators.STYLETEX_OT_revert,
             operators.STYLETEX_OT_painting_add, operators.STYLETEX_OT_painting_remove, panel.STYLETEX_UL_paintings,
             panel.STYLETEX_PT_panel, panel.STYLETEX_PT_advanced)

@@ -38,15 +38,18 @@ def find_checkout(python: str, folder: str = "") -> Path:
 
 
 class LocalBackend:
-    def __init__(self, python: str, folder: str, port: int):
+    """`python -m backend serve` run by `python`: the installed environment's (`installed`: the backend is a
+    package there, so any folder will do), or a checkout's .venv (run in the checkout)."""
+
+    def __init__(self, python: str, folder: str, port: int, installed: bool = False):
         if not python:
-            raise LocalBackendError("set 'Backend Python' in the StyleTex add-on preferences (the .venv Python of a "
-                                    "StyleTex checkout), or choose a remote backend")
+            raise LocalBackendError("Install the backend in the StyleTex preferences, or set 'Backend Python' "
+                                    "there (the .venv Python of a StyleTex checkout), or choose a remote backend")
         if not (os.path.isfile(python) and os.access(python, os.X_OK)):
             raise LocalBackendError(f"Backend Python {python!r} is not an executable file; set it in the StyleTex "
                                     "add-on preferences")
         self.python, self.port = python, port
-        self.folder = find_checkout(python, folder)
+        self.folder = Path(python).absolute().parents[1] if installed else find_checkout(python, folder)
         self.address = f"tcp://127.0.0.1:{port}"
         self.log_path = Path(tempfile.mkdtemp(prefix="styletex-backend-")) / "backend.log"
         self.process: subprocess.Popen | None = None

@@ -72,9 +72,14 @@ class STYLETEX_PT_panel(_Sidebar, bpy.types.Panel):
             box = layout.box()
             box.label(text="Backend")  # the sidebar is narrow: short labels
             box.row().prop(prefs, "mode", expand=True)
+            if prefs.mode == "local" and not prefs.python:
+                from .backend_setup import draw_install
+
+                draw_install(box, compact=True)
             labels = {"python": "Python", "port": "Port", "address": "Address", "server_key": "Server Key",
                       "client_key": "Client Key"}
-            for name in (("python", "port") if prefs.mode == "local" else ("address", "server_key", "client_key")):
+            local = ("python", "port") if prefs.python else ("port",)
+            for name in (local if prefs.mode == "local" else ("address", "server_key", "client_key")):
                 box.prop(prefs, name, text=labels[name])
         row = layout.row()
         if obj is not None and running(obj.name):

@@ -28,7 +28,6 @@ from __future__ import annotations
 import argparse
 import hashlib
 import importlib.util
-import json
 import os
 import subprocess
 import sys
@@ -37,6 +36,9 @@ import traceback
 from pathlib import Path
 
 import bpy
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # Blender's --python adds no folder
+from script_support import finisher, guarded  # noqa: E402
 
 TICK_S = 0.2
 
@@ -431,28 +433,9 @@ class Machine:
         return TICK_S
 
 
-def finish(error: str | None = None) -> None:
-    if error:
-        RESULT["error"] = error
-        log(f"ERROR {error}")
-    RESULT["elapsed_s"] = round(time.monotonic() - T0, 1)
-    (OUT / "ui_result.json").write_text(json.dumps(RESULT, indent=2))
-    bpy.ops.wm.quit_blender()
-
-
+finish = finisher(RESULT, OUT / "ui_result.json", log, lambda: {"elapsed_s": round(time.monotonic() - T0, 1)})
 MACHINE = Machine()
-
-
-def tick() -> float | None:
-    try:
-        return MACHINE.tick()
-    except Exception:
-        try:
-            finish(traceback.format_exc())
-        except Exception:
-            traceback.print_exc()
-            os._exit(3)
-        return None
+tick = guarded(MACHINE.tick, finish)
 
 
 prefs = bpy.context.preferences

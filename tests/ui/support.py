@@ -76,3 +76,12 @@ def build_zip() -> Path:
     return zips[-1]
 
 
+
+
+def prepare_run(out: Path) -> tuple[dict[str, str], Path]:
+    """For a window test: the tools it needs (missing ones fail it), the built zip, and `out` emptied."""
+    tools = require_tools("blender", "Xvfb", "import", "convert")
+    zip_path = build_zip()
+    shutil.rmtree(out, ignore_errors=True)
+    out.mkdir(parents=True)
+    return tools, zip_path

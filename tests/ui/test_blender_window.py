@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import tempfile
 import time
@@ -27,7 +26,7 @@ from PIL import Image
 
 from tests.net import free_port
 
-from .support import INSTALL_HINT, ROOT, blender_env, build_zip, require_tools, start_backend, stop
+from .support import INSTALL_HINT, ROOT, blender_env, prepare_run, start_backend, stop
 
 OUT = ROOT / "out" / "ui"
 SCRIPT = Path(__file__).resolve().parent / "blender_ui_script.py"
@@ -58,10 +57,7 @@ def start_xvfb(log: Path) -> tuple[subprocess.Popen, str]:
 @pytest.fixture(scope="module")
 def ui_run() -> dict:
     """Runs Blender with the UI script once; returns ui_result.json (screenshots are in OUT)."""
-    tools = require_tools("blender", "Xvfb", "import", "convert")
-    zip_path = build_zip()
-    shutil.rmtree(OUT, ignore_errors=True)
-    OUT.mkdir(parents=True)
+    tools, zip_path = prepare_run(OUT)
     xvfb = backend = None
     try:
         xvfb, display = start_xvfb(OUT / "xvfb.log")

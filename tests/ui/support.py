@@ -85,3 +85,13 @@ def prepare_run(out: Path) -> tuple[dict[str, str], Path]:
     shutil.rmtree(out, ignore_errors=True)
     out.mkdir(parents=True)
     return tools, zip_path
+
+
+def run_blender(command: list[str], env: dict[str, str], log: Path, timeout: float) -> int | None:
+    """Runs Blender to its end, its output into `log`; the exit status, or None when it ran past `timeout`."""
+    with log.open("w") as out:
+        try:
+            return subprocess.run(command, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT,
+                                  timeout=timeout).returncode
+        except subprocess.TimeoutExpired:
+            return None

@@ -26,7 +26,7 @@ from PIL import Image
 
 from tests.net import free_port
 
-from .support import INSTALL_HINT, ROOT, blender_env, prepare_run, start_backend, stop
+from .support import INSTALL_HINT, ROOT, blender_env, prepare_run, run_blender, start_backend, stop
 
 OUT = ROOT / "out" / "ui"
 SCRIPT = Path(__file__).resolve().parent / "blender_ui_script.py"
@@ -70,12 +70,7 @@ def ui_run() -> dict:
                        "--address", address, "--steps", "120", "--texture-size", "256", "--render-size", "64",
                        "--deadline", str(BLENDER_TIMEOUT_S - 40)]
             started = time.monotonic()
-            with (OUT / "blender.log").open("w") as log:
-                try:
-                    code = subprocess.run(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
-                                          timeout=BLENDER_TIMEOUT_S).returncode
-                except subprocess.TimeoutExpired:
-                    code = None
+            code = run_blender(command, env, OUT / "blender.log", BLENDER_TIMEOUT_S)
             seconds = time.monotonic() - started
     finally:
         stop(backend)

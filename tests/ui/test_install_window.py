@@ -8,7 +8,6 @@ Screenshots stay in out/ui_install/ for a human to look at. Missing tools FAIL t
 from __future__ import annotations
 
 import json
-import subprocess
 import tempfile
 from pathlib import Path
 
@@ -18,7 +17,7 @@ from PIL import Image
 
 from tests.install.support import pip_cache_env
 
-from .support import ROOT, blender_env, prepare_run, stop
+from .support import ROOT, blender_env, prepare_run, run_blender, stop
 from .test_blender_window import SCREEN, start_xvfb
 
 OUT = ROOT / "out" / "ui_install"
@@ -37,12 +36,7 @@ def install_run() -> dict:
                               **pip_cache_env())
             command = ["blender", "--factory-startup", "--python", str(SCRIPT), "--", "--zip", str(zip_path),
                        "--out", str(OUT), "--deadline", str(TIMEOUT_S - 60)]
-            with (OUT / "blender.log").open("w") as log:
-                try:
-                    code = subprocess.run(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
-                                          timeout=TIMEOUT_S).returncode
-                except subprocess.TimeoutExpired:
-                    code = None
+            code = run_blender(command, env, OUT / "blender.log", TIMEOUT_S)
             result_file = OUT / "install_result.json"
             assert result_file.is_file(), f"Blender (exit {code}) wrote no install_result.json:\n" \
                                           f"{(OUT / 'blender.log').read_text(errors='replace')[-4000:]}"

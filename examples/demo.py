@@ -24,7 +24,7 @@ from backend.formats.obj import read_obj
 from backend.render import MeshTensors, render
 from backend.style.engine import stylize
 from backend.style.settings import StyleSettings
-from backend.commands.stylize import ProgressBar
+from backend.commands.job import ProgressBar
 from backend.tuning import tune_allocator
 from backend.views import ring_cameras
 

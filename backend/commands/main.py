@@ -11,7 +11,7 @@ import sys
 
 from ..errors import StyleTexError
 from ..tuning import tune_allocator
-from . import batch, render, serve, stylize
+from . import batch, interpolate, render, serve, stylize
 from .arguments import EXIT_USAGE, Parser
 
 
@@ -26,6 +26,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
     render.add_arguments(commands.add_parser("render", help="render a textured mesh from one camera"))
     stylize.add_arguments(commands.add_parser("stylize", help="restyle a mesh's texture with a painting"))
+    interpolate.add_arguments(commands.add_parser("interpolate", help="a texture that morphs over frames (aligned)"))
     batch.add_arguments(commands.add_parser("batch", help="restyle the jobs of a manifest, here or on Ray"))
     serve.add_serve_arguments(commands.add_parser("serve", help="run the job server for the Blender add-on"))
     serve.add_keygen_arguments(commands.add_parser("keygen", help="make a CURVE key pair for serve or a client"))

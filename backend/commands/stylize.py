@@ -1,192 +1,47 @@
-"""`python -m backend stylize`: restyle a mesh's texture with a painting (or a feature objective)."""
+"""`styletex stylize`: restyle a mesh's texture with a painting (or a feature objective)."""
 
 from __future__ import annotations
 
 import argparse
-import json
-import signal
 import sys
-import threading
-from dataclasses import fields
 from pathlib import Path
 
-from .arguments import finite_float, positive_int
 from ..errors import StyleTexError
-from ..features.network import KINDS
-from ..formats.images import load_image, save_image
-from ..formats.gltf import is_gltf, read_model, write_gltf_with_texture
+from ..formats.gltf import is_gltf, write_gltf_with_texture
+from ..formats.images import save_image
 from ..style.engine import stylize
-from ..style.parameterization import PARAMETERIZATIONS
-from ..style.progress import Progress
-from ..style.settings import StyleSettings, parse_blend
-
-DEFAULTS = {f.name: f.default for f in fields(StyleSettings)}
+from .arguments import positive_int
+from .job import ProgressBar, add_job_arguments, interruptible, job_settings, random_note, read_job_inputs, write_report
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("mesh", help="OBJ or glTF (.glb/.gltf) file with texture coordinates")
-    parser.add_argument("--style", action="append", metavar="IMAGE",
-                        help="style image (a painting); repeat it to mix several, weighted by --style-blend")
-    parser.add_argument("--style-blend", default=DEFAULTS["style_blend"], metavar="W1,W2,...",
-                        help="one weight per --style: the targets are the weighted mean of the paintings' Gram "
-                             "matrices (default: equal)")
-    parser.add_argument("--style-scale", type=finite_float, default=DEFAULTS["style_scale"],
-                        help="the painting's size relative to the renders when its style is measured: 2 gives "
-                             "bigger brush strokes and motifs, 0.5 finer ones")
-    parser.add_argument("--preserve-colors", action="store_true",
-                        help="keep the original texture's colours; take only the luminance structure from the "
-                             "painting (needs --texture)")
-    parser.add_argument("--texture", help="the mesh's original texture (content, start and fill); a glTF model's "
-                                          "own base colour texture is used when this is not given")
+    add_job_arguments(parser)
     parser.add_argument("--out-model", metavar="OUT.glb",
                         help="with a glTF input: also write the model with the restyled texture in place of its own")
     parser.add_argument("--out", required=True, help="output texture PNG (sRGB-encoded, like the input texture)")
-    parser.add_argument("--steps", type=positive_int, default=DEFAULTS["steps"])
-    parser.add_argument("--texture-size", type=positive_int, default=DEFAULTS["texture_size"])
-    parser.add_argument("--render-size", type=positive_int, default=DEFAULTS["render_size"])
-    parser.add_argument("--features", choices=KINDS, default=DEFAULTS["features"],
-                        help="auto (default): EfficientNet-Lite0 on the CPU, VGG-19 on CUDA when its weights are on "
-                             "disk; efficientnet_lite0 installs with the project; vgg19/vgg16 use torchvision's ImageNet "
-                             "weights; random is for tests only, not a quality mode")
-    parser.add_argument("--weights", help="local weights file: a VGG state dict, or a copy of EfficientNet-Lite0's file")
-    parser.add_argument("--style-weight", type=finite_float, default=DEFAULTS["style_weight"])
-    parser.add_argument("--content-weight", type=finite_float, default=DEFAULTS["content_weight"])
-    parser.add_argument("--style-loss", choices=("gram", "nnfm", "mix"), default=DEFAULTS["style_loss"],
-                        help="gram (Gram matrices with style memory), nnfm (nearest-neighbour feature matching) or mix")
-    parser.add_argument("--seam-weight", type=finite_float, default=DEFAULTS["seam_weight"],
-                        help="weight of the term that keeps the texture continuous across UV seams; 0 = off")
-    parser.add_argument("--angle-weighting", action="store_true",
-                        help="weight each pixel in the losses by how head-on it sees its surface")
-    parser.add_argument("--param", choices=tuple(PARAMETERIZATIONS), default=DEFAULTS["param"])
-    parser.add_argument("--init", choices=("random", "original"), default=DEFAULTS["init"])
-    parser.add_argument("--seed", type=int, default=DEFAULTS["seed"])
-    parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default=DEFAULTS["device"])
-    parser.add_argument("--views-per-step", type=positive_int, default=DEFAULTS["views_per_step"])
-    parser.add_argument("--learning-rate", type=finite_float, default=DEFAULTS["learning_rate"])
-    parser.add_argument("--style-size", type=int, default=DEFAULTS["style_size"],
-                        help="longer side of the painting when its style is measured, in pixels (0 = the render size); "
-                             "larger gives bigger brush strokes")
-    parser.add_argument("--style-layers", default=DEFAULTS["style_layers"], metavar="LAYER[:WEIGHT],...",
-                        help="style layers of the network and their weights (default: the network's tuned set)")
-    parser.add_argument("--content-layer", default=DEFAULTS["content_layer"], help="default: the network's tuned layer")
-    parser.add_argument("--jitter", type=finite_float, default=DEFAULTS["jitter"],
-                        help="shift each view by up to this many pixels (transformation robustness)")
-    parser.add_argument("--fourier-decay", type=finite_float, default=DEFAULTS["fourier_decay"],
-                        help="power of the fourier parameterization's 1/f spectrum scaling")
-    parser.add_argument("--fourier-floor", type=finite_float, default=DEFAULTS["fourier_floor"],
-                        help="cycles per texture below which the spectrum's 1/f scale stops growing (higher: the "
-                             "coarsest colour modes learn slower, islands split the palette less)")
-    parser.add_argument("--coarse-fraction", type=finite_float, default=DEFAULTS["coarse_fraction"],
-                        help="render at half size for this fraction of the steps first (coarse to fine)")
-    parser.add_argument("--spectrum-size", type=int, default=DEFAULTS["spectrum_size"],
-                        help="resolution of the optimized fourier spectrum (0 = auto: what the renders resolve; the "
-                             "texture is its band-limited interpolation at --texture-size)")
-    parser.add_argument("--view-pool", type=positive_int, default=DEFAULTS["view_pool"],
-                        help="random views kept and reused (each rasterized once)")
-    parser.add_argument("--view-reuse", type=positive_int, default=DEFAULTS["view_reuse"],
-                        help="steps between fresh views in the pool (--view-pool 1 --view-reuse 1: a fresh view each step)")
-    parser.add_argument("--channels-last", action="store_true",
-                        help="run the network in NHWC memory order (a GPU speed option)")
-    parser.add_argument("--network-precision", choices=("float32", "bfloat16"), default=DEFAULTS["network_precision"],
-                        help="bfloat16: the network under autocast (a GPU speed option; losses stay float32)")
-    parser.add_argument("--objective", help="channel:LAYER:INDEX to excite one feature channel instead of a style")
     parser.add_argument("--previews", help="folder for texture snapshots during the run")
     parser.add_argument("--preview-every", type=positive_int, default=25, help="steps between previews (with --previews)")
     parser.add_argument("--report", help="write a JSON report (settings, losses, timing, coverage) here")
-    parser.add_argument("--obj-up", choices=("Y", "Z"), default="Y", help="up axis of the OBJ file")
-    parser.add_argument("--quiet", action="store_true", help="no progress bar")
     parser.set_defaults(run=run)
 
 
-def _duration(seconds: float) -> str:
-    seconds = int(round(seconds))
-    return f"{seconds // 60}m{seconds % 60:02d}s" if seconds >= 60 else f"{seconds}s"
-
-
-class ProgressBar:
-    """Progress with losses and ETA on stderr: one redrawn line on a terminal, otherwise a line at
-    every tenth of the run (logs stay short). Snapshots go to a folder."""
-
-    def __init__(self, quiet: bool, previews: Path | None, note: str = ""):
-        self.quiet, self.previews = quiet, previews
-        self.note: str | None = note  # printed with the network before the first line: once setup
-        # succeeded, so errors stay one line
-        self.redraw = sys.stderr.isatty()
-
-    def __call__(self, p: Progress) -> None:
-        if self.previews is not None and p.texture is not None:
-            save_image(self.previews / f"step_{p.step:05d}.png", p.texture)
-        if self.quiet:
-            return
-        if self.note is not None:
-            print(f"network: {p.network}" + (f"\n{self.note}" if self.note else ""), file=sys.stderr, flush=True)
-            self.note = None
-        width = 24
-        filled = width * p.step // p.steps
-        line = (f"[{'#' * filled}{'.' * (width - filled)}] {p.step}/{p.steps} loss {p.total:.4f} "
-                f"(style {p.style:.4f}, content {p.content:.4f}) {_duration(p.elapsed)} ETA {_duration(p.eta)}")
-        if self.redraw:
-            print("\r" + line, end="" if p.step < p.steps else "\n", file=sys.stderr, flush=True)
-        elif p.step == 1 or p.step == p.steps or p.step % max(1, p.steps // 10) == 0:
-            print(line, file=sys.stderr, flush=True)
-
-
 def run(args: argparse.Namespace) -> int:
-    settings = StyleSettings(
-        steps=args.steps, texture_size=args.texture_size, render_size=args.render_size, features=args.features,
-        weights=args.weights, style_weight=args.style_weight, content_weight=args.content_weight, param=args.param,
-        init=args.init, seed=args.seed, device=args.device, views_per_step=args.views_per_step,
-        learning_rate=args.learning_rate, objective=args.objective, style_size=args.style_size,
-        style_layers=args.style_layers, content_layer=args.content_layer, jitter=args.jitter,
-        fourier_decay=args.fourier_decay, fourier_floor=args.fourier_floor, coarse_fraction=args.coarse_fraction,
-        spectrum_size=args.spectrum_size,
-        view_pool=args.view_pool, view_reuse=args.view_reuse, channels_last=args.channels_last,
-        network_precision=args.network_precision, style_scale=args.style_scale, style_blend=args.style_blend,
-        preserve_colors=args.preserve_colors, style_loss=args.style_loss, seam_weight=args.seam_weight,
-        angle_weighting=args.angle_weighting,
-        preview_every=args.preview_every if args.previews else 0,
-    ).validate()
+    settings = job_settings(args, args.preview_every if args.previews else 0)
     if not args.style and args.objective is None:
         raise StyleTexError("--style IMAGE is required (or --objective channel:LAYER:INDEX)")
     if args.out_model and not is_gltf(args.mesh):
         raise StyleTexError("--out-model needs a glTF input (.glb or .gltf)")
     if args.out_model and not args.out_model.lower().endswith(".glb"):
         raise StyleTexError(f"--out-model writes a binary glTF: give it a .glb name, not {args.out_model!r}")
-    mesh, embedded = read_model(args.mesh, args.obj_up)
-    style = [load_image(path) for path in args.style] if args.style else None
-    original = load_image(args.texture) if args.texture else embedded
-    if settings.preserve_colors and original is None:
-        raise StyleTexError("--preserve-colors keeps the original texture's colours: give it with --texture")
-    if style is not None:
-        parse_blend(settings.style_blend, len(style))
-    note = ""
-    if settings.features == "random":
-        note = "note: --features random is for tests; it is not a quality mode"
+    mesh, style, original = read_job_inputs(args, settings)
     previews = Path(args.previews) if args.previews else None
-    # Ctrl-C stops after the current step and still writes the texture so far; a second one aborts.
-    cancel = threading.Event()
-
-    def on_interrupt(signum, frame) -> None:
-        if cancel.is_set():
-            raise KeyboardInterrupt
-        cancel.set()
-        print("\nstopping after this step (Ctrl-C again to abort without writing)", file=sys.stderr, flush=True)
-
-    previous = signal.signal(signal.SIGINT, on_interrupt)
-    try:
-        result = stylize(mesh, style, settings, original, ProgressBar(args.quiet, previews, note), cancel)
-    finally:
-        signal.signal(signal.SIGINT, previous)
+    bar = ProgressBar(args.quiet, previews, random_note(settings))
+    result = interruptible(lambda cancel: stylize(mesh, style, settings, original, bar, cancel))
     save_image(args.out, result.texture)
     if args.out_model:
         write_gltf_with_texture(args.mesh, args.out_model, result.texture)
     if args.report:
-        report_path = Path(args.report)
-        try:
-            report_path.parent.mkdir(parents=True, exist_ok=True)
-            report_path.write_text(json.dumps(result.report, indent=2) + "\n")
-        except OSError as exc:
-            raise StyleTexError(f"{report_path}: cannot write the report ({exc.strerror or exc})") from None
+        write_report(args.report, result.report)
     if not args.quiet:
         r = result.report
         stopped = " (stopped early)" if result.cancelled else ""

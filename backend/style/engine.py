@@ -107,8 +107,9 @@ class StyleJob:
     """The state of one stylization run; `step()` performs one optimization step."""
 
     def __init__(self, mesh: Mesh, style_image, settings: StyleSettings, original_texture, device: torch.device,
-                 editable: np.ndarray | None = None):
-        """style_image: one painting (H, W, 3) or a list of them; editable: see stylize()."""
+                 editable: np.ndarray | None = None, extra_layers: tuple[str, ...] = ()):
+        """style_image: one painting (H, W, 3) or a list of them; editable: see stylize(); extra_layers: network
+        layers the caller reads besides the style and content layers."""
         self.settings, self.device, self.mesh = settings, device, mesh
         self.objective = parse_objective(settings.objective) if settings.objective else None
         paintings = [] if style_image is None else list(style_image) if isinstance(style_image, (list, tuple)) else [style_image]
@@ -133,19 +134,13 @@ class StyleJob:
             self.editable = torch.from_numpy(editable).to(device)
         self.init = settings.init if original_texture is not None else "random"
         torch.manual_seed(settings.seed)
-        extra = (self.objective[0],) if self.objective else ()
+        extra = ((self.objective[0],) if self.objective else ()) + tuple(extra_layers)
         chosen = parse_layer_weights(settings.style_layers)
         self.net = build_feature_net(settings.features, device, settings.weights, tuple(chosen) or None,
                                      settings.content_layer or None, extra, settings.seed)
         self.net.use_speed_options(settings.channels_last, settings.network_precision == "bfloat16")
         if self.objective is not None:
-            # An index past the layer's channels would slice out nothing and optimize nothing.
-            layer, channel = self.objective
-            with torch.no_grad():
-                channels = self.net(torch.zeros(1, 3, 32, 32, device=device))[layer].shape[1]
-            if channel >= channels:
-                raise StyleTexError(f"objective {settings.objective}: layer {layer} has {channels} channels "
-                                    f"(0 to {channels - 1}), there is no channel {channel}")
+            self.check_channel(self.objective, settings.objective)
         size = settings.texture_size
         self.original_square = resize_square(original_texture, size) if original_texture is not None else None
         self.original_t = torch.from_numpy(self.original_square).to(device) if self.original_square is not None else None
@@ -189,6 +184,15 @@ class StyleJob:
         # across UV islands, so hidden texels receive gradient too.)
         self.face_seen = torch.zeros(len(mesh.faces), dtype=torch.bool, device=device)
         self._editable_weight: torch.Tensor | None = None
+
+    def check_channel(self, objective: tuple[str, int], text: str) -> None:
+        """An index past the layer's channels would slice out nothing and optimize nothing."""
+        layer, channel = objective
+        with torch.no_grad():
+            channels = self.net(torch.zeros(1, 3, 32, 32, device=self.device))[layer].shape[1]
+        if channel >= channels:
+            raise StyleTexError(f"objective {text}: layer {layer} has {channels} channels "
+                                f"(0 to {channels - 1}), there is no channel {channel}")
 
     def _spectrum_size(self, from_original: bool) -> int:
         """The fourier spectrum's resolution: as set, else the texture size when starting from the original
@@ -383,6 +387,16 @@ def stylize(
     check_mesh(mesh)
     started = time.perf_counter()
     job = StyleJob(mesh, style_image, settings, original_texture, pick_device(settings.device), editable)
+    history, cancelled, loop_seconds = run_steps(job, progress, cancel, started)
+    texture, coverage = job.finish()
+    return StyleResult(texture, job_report(job, history, cancelled, started, loop_seconds, coverage), cancelled)
+
+
+def run_steps(job: StyleJob, progress: Callable[[Progress], None] | None, cancel: threading.Event | None,
+              started: float) -> tuple[list[dict], bool, float]:
+    """The loop: job.step() until the steps are done or `cancel` is set, reporting each step (with job.texture()
+    at the preview cadence). Returns the steps' losses, whether it was cancelled and the loop's seconds."""
+    settings = job.settings
     loop_started = time.perf_counter()
     history: list[dict] = []
     cancelled = False
@@ -399,10 +413,13 @@ def stylize(
                               time.perf_counter() - started, elapsed / step * (settings.steps - step),
                               job.texture().cpu().numpy() if preview else None,
                               f"{job.net.kind} ({job.net.reason})"))
-    loop_seconds = time.perf_counter() - loop_started
-    texture, coverage = job.finish()
-    report = {
-        "settings": settings.to_dict(),
+    return history, cancelled, time.perf_counter() - loop_started
+
+
+def job_report(job: StyleJob, history: list[dict], cancelled: bool, started: float, loop_seconds: float,
+               coverage: float) -> dict:
+    return {
+        "settings": job.settings.to_dict(),
         "init": job.init,
         "features": job.net.kind,
         "features_reason": job.net.reason,
@@ -419,4 +436,3 @@ def stylize(
         "filter": job.filter,
         "views_rendered": job.pool.made,
     }
-    return StyleResult(texture, report, cancelled)

@@ -87,27 +87,63 @@ class FourierTexture(torch.nn.Module):
         """The texture (size, size, 3) in (0, 1), image layout (row 0 at the top); size defaults to the
         texture size, and the optimizer's renders use working_size (the cheapest)."""
         size = size or self.size
-        n = self.working_size
-        if size < n:
-            raise ValueError(f"a spectrum of {n}^2 gives textures of at least {n}^2, not {size}^2")
-        # The colour basis is linear, so it mixes the spectrum's channels before the inverse FFT: a
-        # (3, 3) x (3, N) product on contiguous rows instead of one over the (H * W, 3) image.
-        scaled = (self.spectrum * self.scale[..., None]).view(3, -1)
-        mixed = (COLOR_MATRIX.to(scaled) / 4.0) @ scaled
-        spectrum = torch.view_as_complex(mixed.view(self.spectrum.shape))
-        if size > n:
-            spectrum = _zero_padded(spectrum, size) * (size / n) ** 2
-        return torch.sigmoid(torch.fft.irfft2(spectrum, s=(size, size))).permute(1, 2, 0)
+        if size < self.working_size:
+            raise ValueError(f"a spectrum of {self.working_size}^2 gives textures of at least {self.working_size}^2, "
+                             f"not {size}^2")
+        return decode_spectrum(self.spectrum, self.scale, size)
+
+
+def decode_spectrum(spectrum: torch.Tensor, scale: torch.Tensor, size: int) -> torch.Tensor:
+    """(..., 3, n, n // 2 + 1, 2) spectra -> (..., size, size, 3) textures in (0, 1), size >= n."""
+    n = spectrum.shape[-3]
+    # The colour basis is linear, so it mixes the spectrum's channels before the inverse FFT: a
+    # (3, 3) x (3, N) product on contiguous rows instead of one over the (H * W, 3) image.
+    scaled = (spectrum * scale[..., None]).reshape(*spectrum.shape[:-4], 3, -1)
+    mixed = (COLOR_MATRIX.to(scaled) / 4.0) @ scaled
+    complex_spectrum = torch.view_as_complex(mixed.view(spectrum.shape))
+    if size > n:
+        complex_spectrum = _zero_padded(complex_spectrum, size) * (size / n) ** 2
+    return torch.sigmoid(torch.fft.irfft2(complex_spectrum, s=(size, size))).movedim(-3, -1)
 
 
 def _zero_padded(spectrum: torch.Tensor, size: int) -> torch.Tensor:
-    """(C, n, n // 2 + 1) half spectrum -> (C, size, size // 2 + 1) with the same frequencies."""
-    channels, n = spectrum.shape[:2]
+    """(..., C, n, n // 2 + 1) half spectrum -> (..., C, size, size // 2 + 1) with the same frequencies."""
+    n, columns = spectrum.shape[-2:]
     positive = (n + 1) // 2  # rows of frequencies 0 .. positive - 1; the rest are negative
-    out = spectrum.new_zeros(channels, size, size // 2 + 1)
-    out[:, :positive, : spectrum.shape[2]] = spectrum[:, :positive]
-    out[:, size - (n - positive) :, : spectrum.shape[2]] = spectrum[:, positive:]
+    out = spectrum.new_zeros(*spectrum.shape[:-2], size, size // 2 + 1)
+    out[..., :positive, :columns] = spectrum[..., :positive, :]
+    out[..., size - (n - positive) :, :columns] = spectrum[..., positive:, :]
     return out
+
+
+class SequenceTexture(torch.nn.Module):
+    """N frames' textures for aligned interpolation (the seed article's first example): frame f is
+    decode(shared + unique_f), one spectrum every frame shares plus one of its own, summed before the decode
+    with equal weight. The unique spectra start at zero, so every frame starts from the same texture and
+    keeps only the differences its objective asks for; the shared one gets every frame's gradient.
+    `independent`: no shared part, each frame's spectrum starting as its own job would (`starts`, one per
+    frame; aligned frames all start from starts[0])."""
+
+    def __init__(self, starts: list[FourierTexture], frames: int, independent: bool = False):
+        super().__init__()
+        first = starts[0]
+        if independent and len(starts) != frames:
+            raise ValueError(f"independent frames need a start each: {frames} frames, {len(starts)} starts")
+        self.register_buffer("scale", first.scale)
+        self.size, self.working_size, self.frames = first.size, first.working_size, frames
+        self.independent = independent
+        if independent:
+            self.register_buffer("shared", torch.zeros_like(first.spectrum))
+            self.unique = torch.nn.Parameter(torch.stack([s.spectrum.detach() for s in starts]))
+        else:
+            self.shared = torch.nn.Parameter(first.spectrum.detach().clone())
+            self.unique = torch.nn.Parameter(torch.zeros(frames, *first.spectrum.shape, device=first.spectrum.device))
+
+    def forward(self, size: int | None = None, frame: int | None = None) -> torch.Tensor:
+        """(N, size, size, 3) textures in (0, 1), or frame `frame`'s (size, size, 3)."""
+        size = size or self.size
+        unique = self.unique if frame is None else self.unique[frame]
+        return decode_spectrum(self.shared + unique, self.scale, size)
 
 
 PARAMETERIZATIONS = {"fourier": FourierTexture, "pixel": PixelTexture}

@@ -1,0 +1,232 @@
+"""Aligned interpolation on textures: N frames optimized together for objectives that shift from frame
+to frame, after the seed article's first example.
+
+Optimized alone, each frame lands in a local minimum of its own and features jump between frames.
+Here every frame's texture is the decoded sum of a shared spectrum and one of its own
+(parameterization.SequenceTexture), so what the frames can share they do; the objectives are unchanged.
+Frame f of N has t = f / (N - 1) and one of three objectives:
+
+- painting A to painting B: Gram targets (1 - t) G_A + t G_B (each frame has its own style memory);
+- the original texture to a painting: the style weight ramps up with t and the content weight down,
+  from (1 + ORIGINAL_HOLD) times its setting at t = 0 to its setting at t = 1; every frame starts from the
+  original texture;
+- one feature channel to another: maximize (1 - t) a + t b of the two channels' mean activations.
+
+A step draws its views once: each view is rasterized, planned and seen by the content layer once, and all
+frames' renders of it go through the network in one batch.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field, replace
+from typing import Callable, Sequence
+
+import numpy as np
+import torch
+
+from ..devices import pick_device
+from ..errors import StyleTexError
+from ..mesh import Mesh
+from ..render import shade_planned
+from ..texture import build_pyramid
+from .colors import grey, keep_colors, matched_grey_painting
+from .engine import StyleJob, check_mesh, job_report, run_steps, style_targets
+from .finishing import finish_texture, uv_island_mask
+from .losses import Coverage, StyleMemory, channel_objective, content_loss, gram, style_loss
+from .parameterization import SequenceTexture, make_texture_parameter
+from .progress import Progress
+from .settings import StyleSettings, parse_objective
+
+ORIGINAL_HOLD = 4.0  # from the original: frame 0's content weight is (1 + this) times the setting
+MODES = ("styles", "from_original", "channels")
+
+
+def frame_times(frames: int) -> list[float]:
+    return [f / (frames - 1) for f in range(frames)]
+
+
+@dataclass
+class SequenceResult:
+    frames: list[np.ndarray]  # N textures (S, S, 3) float32 in [0, 1], image layout, sRGB-encoded values
+    report: dict = field(default_factory=dict)
+    cancelled: bool = False
+
+
+class SequenceJob(StyleJob):
+    """N frames' textures in one optimization; `step()` steps them all."""
+
+    def __init__(self, mesh: Mesh, style_from, style_to, settings: StyleSettings, original_texture,
+                 device: torch.device, frames: int, from_original: bool = False, objective_to: str = "",
+                 independent: bool = False):
+        if frames < 2:
+            raise StyleTexError(f"an interpolation needs at least 2 frames, got {frames}")
+        if settings.param != "fourier":
+            raise StyleTexError("interpolation shares a fourier spectrum between frames: it needs param fourier")
+        if settings.style_loss != "gram":
+            raise StyleTexError("interpolation blends Gram targets between frames: it needs style_loss gram")
+        chosen = [style_to is not None and len(style_to) > 0, from_original, bool(objective_to)]
+        if sum(chosen) != 1:
+            raise StyleTexError("an interpolation goes to a second painting, or from the original texture, or to a "
+                                "second channel objective: give exactly one of them")
+        self.mode = MODES[chosen.index(True)]
+        if self.mode == "channels" and not settings.objective:
+            raise StyleTexError("a channel interpolation needs the first objective too (objective channel:LAYER:INDEX)")
+        if self.mode != "channels" and (style_from is None or len(style_from) == 0):
+            raise StyleTexError("an interpolation needs the first painting")
+        if self.mode == "from_original" and original_texture is None:
+            raise StyleTexError("an interpolation from the original texture needs the original texture")
+        self.objective_to = parse_objective(objective_to) if objective_to else None
+        if from_original:  # frame 0 is the original texture: every frame starts there
+            settings = replace(settings, init="original")
+        super().__init__(mesh, style_from, settings, original_texture, device,
+                         extra_layers=(self.objective_to[0],) if self.objective_to else ())
+        if self.objective_to is not None:
+            self.check_channel(self.objective_to, objective_to)
+        self.frames, self.times, self.independent = frames, frame_times(frames), independent
+        style_to = list(style_to) if isinstance(style_to, (list, tuple)) else [style_to] if style_to is not None else []
+        self.paintings_to = [matched_grey_painting(p, original_texture) for p in style_to] \
+            if self.preserve_colors else style_to
+        self.targets_to_by_size: dict[int, dict[str, torch.Tensor]] = {}
+        start = self.original_square if self.init == "original" else None
+        # Independent frames each start as a job of their own would (seed + f); aligned ones all from frame 0's.
+        starts = [self.parameter] + [
+            make_texture_parameter("fourier", settings.texture_size, settings.seed + f, start, device,
+                                   settings.fourier_decay, self.working_size, settings.fourier_floor)
+            for f in range(1, frames if independent else 1)]
+        self.parameter = SequenceTexture(starts, frames, independent).to(device)
+        self.optimizer = torch.optim.Adam(self.parameter.parameters(), lr=settings.learning_rate, fused=True)
+        self.memories = [StyleMemory(settings.style_decay) for _ in range(frames)]
+
+    def frame_weights(self, t: float) -> tuple[float, float]:
+        """(style weight, content weight) of the frame at t."""
+        s = self.settings
+        if self.mode == "from_original":
+            return s.style_weight * t, self.content_weight * (1 + ORIGINAL_HOLD * (1 - t))
+        return s.style_weight, self.content_weight
+
+    def targets_to(self, size: int) -> dict[str, torch.Tensor]:
+        if size not in self.targets_to_by_size:
+            self.targets_to_by_size[size] = style_targets(self.net, self.paintings_to, self.settings.style_longer_side(size),
+                                                          self.device)
+        return self.targets_to_by_size[size]
+
+    def _frame_style(self, f: int, t: float, features: dict[str, torch.Tensor], mask, size: int) -> torch.Tensor:
+        if self.mode == "channels":
+            (layer_a, a), (layer_b, b) = self.objective, self.objective_to
+            return -((1 - t) * channel_objective(features[layer_a], a, mask)
+                     + t * channel_objective(features[layer_b], b, mask))
+        targets = self.targets(size)
+        if self.mode == "styles":
+            to = self.targets_to(size)
+            targets = {name: (1 - t) * targets[name] + t * to[name] for name in targets}
+        grams = self.memories[f]({name: gram(features[name], mask) for name in self.net.style_layers})
+        return style_loss(grams, targets, self.layer_weights)
+
+    def step(self) -> dict:
+        s = self.settings
+        size = self.render_size()
+        if self.render_size_before not in (None, size):
+            self.memories = [StyleMemory(s.style_decay) for _ in range(self.frames)]  # Grams of another scale
+            self.pool.clear()
+        self.render_size_before = size
+        views = self.pool.draw(s.views_per_step)
+        per = len(views)
+        textures = self.parameter(self.working_size)
+        pyramids = [build_pyramid(textures[f], kernel=s.mip_kernel) for f in range(self.frames)]
+        learned = torch.stack([shade_planned(v.plan, pyramid.texels, v.background)
+                               for pyramid in pyramids for v in views]).permute(0, 3, 1, 2)  # frame-major
+        mask = views[0].coverage if per == 1 else Coverage(torch.cat([v.coverage.mask for v in views]))
+        features = self.net(grey(learned) if self.preserve_colors else learned)
+        content = torch.cat([v.content for v in views]) if self.content_weight > 0 else None
+        zero = torch.zeros((), device=self.device)
+        totals, styles, contents, seams = [], [], [], []
+        for f, t in enumerate(self.times):
+            mine = {name: value[f * per:(f + 1) * per] for name, value in features.items()}
+            style_weight, content_weight = self.frame_weights(t)
+            style = self._frame_style(f, t, mine, mask, size)
+            content_term = content_loss(mine[self.net.content_layer], content, mask) if content is not None else zero
+            seam = self.seam_term(pyramids[f].texels) if self.seam_term is not None else zero
+            totals.append(style_weight * style + content_weight * content_term + s.seam_weight * seam)
+            styles.append(style)
+            contents.append(content_term)
+            seams.append(seam)
+        total = torch.stack(totals).sum()
+        self.optimizer.zero_grad(set_to_none=True)
+        total.backward()
+        self.optimizer.step()
+        self.steps_done += 1
+        frame_totals = torch.stack(totals).detach().cpu().tolist()
+        return {"total": sum(frame_totals) / self.frames, "style": torch.stack(styles).mean().item(),
+                "content": torch.stack(contents).mean().item(), "seam": torch.stack(seams).mean().item(),
+                "frames": frame_totals}
+
+    def _frame_result(self, f: int) -> torch.Tensor:
+        texture = self.parameter(frame=f)
+        return keep_colors(texture, self.original_t) if self.preserve_colors else texture
+
+    def texture(self) -> torch.Tensor:
+        """The middle frame, as previews show it."""
+        with torch.no_grad():
+            return self._frame_result(self.frames // 2)
+
+    def finish_frames(self) -> tuple[list[np.ndarray], float]:
+        with torch.no_grad():
+            island = uv_island_mask(self.mesh_t.uvs, self.settings.texture_size)
+            seen = self.seen_texels()
+            out, coverage = [], 0.0
+            for f in range(self.frames):
+                finished, coverage = finish_texture(self._frame_result(f), seen, island, self.original_t,
+                                                    self.settings.margin, self.seams, self.mesh_t.uvs,
+                                                    self.settings.boundary)
+                out.append(finished.cpu().numpy().astype(np.float32))
+        return out, coverage
+
+
+def consecutive_differences(frames: Sequence[np.ndarray], where: np.ndarray | None = None) -> list[float]:
+    """Mean |texel difference| between each frame and the next (over `where`, (S, S) bool, when given)."""
+    out = []
+    for a, b in zip(frames, frames[1:]):
+        difference = np.abs(np.asarray(b, np.float64) - np.asarray(a, np.float64)).mean(axis=-1)
+        out.append(float(difference[where].mean() if where is not None else difference.mean()))
+    return out
+
+
+def stylize_sequence(
+    mesh: Mesh,
+    style_from: np.ndarray | Sequence[np.ndarray] | None,
+    style_to: np.ndarray | Sequence[np.ndarray] | None,
+    settings: StyleSettings,
+    frames: int,
+    original_texture: np.ndarray | None = None,
+    from_original: bool = False,
+    objective_to: str = "",
+    independent: bool = False,
+    progress: Callable[[Progress], None] | None = None,
+    cancel: threading.Event | None = None,
+) -> SequenceResult:
+    """`frames` textures for `mesh` whose objective moves from the first to the last (see the module's
+    docstring); `independent` optimizes the same frames without the shared spectrum, for comparison.
+    Progress previews show the middle frame. The report adds, per frame, the mean of its last tenth of
+    steps' losses ("final_losses") and the mean texel difference between consecutive finished frames over
+    the texels the mesh uses ("consecutive_difference")."""
+    settings.validate()
+    check_mesh(mesh)
+    started = time.perf_counter()
+    job = SequenceJob(mesh, style_from, style_to, settings, original_texture, pick_device(settings.device), frames,
+                      from_original, objective_to, independent)
+    history, cancelled, loop_seconds = run_steps(job, progress, cancel, started)
+    textures, coverage = job.finish_frames()
+    report = job_report(job, history, cancelled, started, loop_seconds, coverage)
+    tail = [entry["frames"] for entry in history[-max(1, len(history) // 10):]]
+    island = uv_island_mask(job.mesh_t.uvs, settings.texture_size).cpu().numpy()
+    differences = consecutive_differences(textures, island)
+    report.update({
+        "frames": frames, "mode": job.mode, "independent": independent,
+        "frame_times": job.times,
+        "final_losses": np.mean(tail, axis=0).tolist() if tail else [],
+        "consecutive_difference": differences,
+        "mean_consecutive_difference": float(np.mean(differences)),
+    })
+    return SequenceResult(textures, report, cancelled)

@@ -177,10 +177,13 @@ class StyleTexClient:
     def submit(self, positions: np.ndarray, faces: np.ndarray, uvs: np.ndarray,
                style: bytes | np.ndarray | list | None, settings: dict | None = None,
                texture: np.ndarray | None = None, preview: dict | None = None,
-               editable: np.ndarray | None = None) -> str:
+               editable: np.ndarray | None = None, sequence: dict | None = None,
+               style_to: bytes | np.ndarray | None = None) -> str:
         """Queues a job; returns its id. `style` is an encoded image file (bytes) or an (H, W, 3|4) array, or
         a list of them (several paintings, mixed by the `style_blend` setting). `editable` (F,) bool restyles
-        only those faces; the others keep their texels."""
+        only those faces; the others keep their texels. `sequence` ({"frames": N, "to": "painting" |
+        "original" | "channel", ...}) asks for an interpolation instead, with `style_to` the last frame's
+        painting; its result carries `frames`."""
         arrays = {"positions": np.asarray(positions, np.float32), "faces": np.asarray(faces, np.int32),
                   "uvs": np.asarray(uvs, np.float32)}
         paintings = style if isinstance(style, list) else [] if style is None else [style]
@@ -191,7 +194,11 @@ class StyleTexClient:
             arrays["texture"] = texture
         if editable is not None:
             arrays["editable"] = np.asarray(editable, dtype=np.uint8)
+        if style_to is not None:
+            arrays["style_to"] = np.frombuffer(style_to, np.uint8) if isinstance(style_to, (bytes, bytearray)) else style_to
         fields = {"settings": settings or {}}
+        if sequence:
+            fields["sequence"] = sequence
         if preview:
             fields["preview"] = preview
         message = self._request(encode("submit", fields, arrays), ("accepted",))

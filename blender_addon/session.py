@@ -22,6 +22,7 @@ class Event:
     kind: str  # "accepted" | "progress" | "result" | "cancelled" | "error"
     fields: dict[str, Any] = field(default_factory=dict)
     pixels: np.ndarray | None = None  # preview (S, S, 4) or result texture (S, S, 3), row 0 at the top
+    frames: np.ndarray | None = None  # an interpolation's result: (N, S, S, 3) float32
 
 
 class JobSession:
@@ -52,7 +53,8 @@ class JobSession:
             with StyleTexClient(self._address, self._timeout, self._curve) as client:
                 p = self._payload
                 self.job = client.submit(p["positions"], p["faces"], p["uvs"], p["style"], self._settings,
-                                         p.get("texture"), self._preview, p.get("editable"))
+                                         p.get("texture"), self._preview, p.get("editable"), p.get("sequence"),
+                                         p.get("style_to"))
                 self.events.put(Event("accepted", {"job": self.job}))
                 cancel_sent = False
                 for message in client.events(self.job):
@@ -62,7 +64,9 @@ class JobSession:
                     pixels = message.arrays.get("preview", message.arrays.get("texture"))
                     if pixels is not None:
                         pixels = np.array(pixels, dtype=np.float32) / (255.0 if pixels.dtype == np.uint8 else 1.0)
-                    self.events.put(Event(message.type, dict(message.fields), pixels))
+                    frames = message.arrays.get("frames")
+                    frames = None if frames is None else np.array(frames, dtype=np.float32)
+                    self.events.put(Event(message.type, dict(message.fields), pixels, frames))
         except ClientError as exc:
             self.events.put(Event("error", {"message": str(exc)}))
         except Exception as exc:  # surfaced in the panel; the worker must never die silently

@@ -42,6 +42,8 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
                         help="stop a running job after this many seconds and send what it has (default 0: never)")
     parser.add_argument("--max-jobs-per-client", type=positive_int, default=defaults.max_jobs_per_client,
                         help=f"jobs one client may have queued or running (default {defaults.max_jobs_per_client})")
+    parser.add_argument("--max-frames", type=positive_int, default=defaults.max_frames,
+                        help=f"frames of one interpolation job (default {defaults.max_frames})")
     parser.set_defaults(run=run_serve)
 
 
@@ -89,7 +91,7 @@ def run_serve(args: argparse.Namespace) -> int:
         raise StyleTexError(f"--max-job-seconds must be 0 (no limit) or positive, got {args.max_job_seconds}")
     limits = ServiceLimits(max_steps=args.max_steps, max_texture_size=args.max_texture_size,
                            max_render_size=args.max_render_size, max_job_seconds=args.max_job_seconds,
-                           max_jobs_per_client=args.max_jobs_per_client)
+                           max_jobs_per_client=args.max_jobs_per_client, max_frames=args.max_frames)
     from ..devices import pick_device
 
     pick_device(args.device)  # --device cuda without CUDA: one line now, not a crash at the first request

@@ -33,6 +33,7 @@ class ServiceLimits:
     max_steps: int = 100_000
     max_job_seconds: float = 0.0  # a running job is stopped after this long (0: never)
     max_jobs_per_client: int = 4  # queued and running, per client connection
+    max_frames: int = 240  # frames of one interpolation job (each holds a texture)
 
 
 @dataclass(frozen=True)
@@ -40,6 +41,18 @@ class PreviewOptions:
     every: int = 0  # steps between previews; 0 = none
     max_size: int = 0  # downscale previews so their side is at most this; 0 = full size
     format: str = "uint8"  # uint8 | float16 | float32
+
+
+@dataclass(frozen=True)
+class SequenceRequest:
+    """An interpolation job (style/sequence.py): `frames` textures morphing to `style_to`, from the original
+    texture, or to the channel `objective_to`."""
+
+    frames: int
+    style_to: np.ndarray | None = None
+    from_original: bool = False
+    objective_to: str = ""
+    independent: bool = False
 
 
 @dataclass
@@ -50,6 +63,7 @@ class JobRequest:
     settings: StyleSettings
     preview: PreviewOptions
     editable: np.ndarray | None = None  # (F,) bool: only these faces are restyled (see stylize)
+    sequence: SequenceRequest | None = None  # an interpolation job instead of one texture
 
 
 def _image(message: Message, name: str, limits: ServiceLimits) -> np.ndarray | None:
@@ -143,13 +157,50 @@ def parse_submit(message: Message, limits: ServiceLimits = ServiceLimits()) -> J
         editable = editable.astype(bool)
         if texture is None or not editable.any():
             raise ProtocolError("bad_mesh", "editable faces need a 'texture' (the others keep theirs) and at least one face")
-    return JobRequest(mesh, style, texture, settings, _preview(message.fields.get("preview")), editable)
+    sequence = _sequence(message, limits, settings, style, texture, editable)
+    return JobRequest(mesh, style, texture, settings, _preview(message.fields.get("preview")), editable, sequence)
+
+
+SEQUENCE_TARGETS = ("painting", "original", "channel")
+
+
+def _sequence(message: Message, limits: ServiceLimits, settings: StyleSettings, style, texture,
+              editable) -> SequenceRequest | None:
+    raw = message.fields.get("sequence")
+    if raw is None:
+        if "style_to" in message.arrays:
+            raise ProtocolError("bad_image", "a 'style_to' painting belongs to a 'sequence' job")
+        return None
+    if not isinstance(raw, dict) or set(raw) - {"frames", "to", "objective_to", "independent"}:
+        raise ProtocolError("bad_settings", "'sequence' must be an object with frames, to, objective_to, independent")
+    frames, to = raw.get("frames"), raw.get("to")
+    independent, objective_to = raw.get("independent", False), raw.get("objective_to", "")
+    if not isinstance(frames, int) or isinstance(frames, bool) or frames < 2:
+        raise ProtocolError("bad_settings", "sequence frames must be an integer of 2 or more")
+    if frames > limits.max_frames:
+        raise ProtocolError("limit_frames", f"this backend allows up to {limits.max_frames} frames; the job asks for {frames}")
+    if to not in SEQUENCE_TARGETS:
+        raise ProtocolError("bad_settings", f"sequence 'to' must be one of {', '.join(SEQUENCE_TARGETS)}")
+    if not isinstance(independent, bool) or not isinstance(objective_to, str):
+        raise ProtocolError("bad_settings", "sequence independent must be a boolean and objective_to a string")
+    style_to = _image(message, "style_to", limits)
+    if (to == "painting") != (style_to is not None):
+        raise ProtocolError("bad_image", "a sequence to a painting needs a 'style_to' image, and only such a sequence")
+    if to == "original" and (texture is None or style is None):
+        raise ProtocolError("bad_settings", "a sequence from the original needs a 'texture' and a 'style' painting")
+    if to == "channel" and not (objective_to and settings.objective):
+        raise ProtocolError("bad_settings", "a sequence to a channel needs the objective setting and objective_to")
+    if editable is not None:
+        raise ProtocolError("bad_settings", "a sequence restyles the whole object: it takes no 'editable' faces")
+    if settings.param != "fourier" or settings.style_loss != "gram":
+        raise ProtocolError("bad_settings", "a sequence needs param fourier and style_loss gram")
+    return SequenceRequest(frames, style_to, to == "original", objective_to if to == "channel" else "", independent)
 
 
 def _paintings(message: Message, limits: ServiceLimits) -> list[np.ndarray] | None:
     """The paintings 'style', 'style_2', ... in order; a gap in the numbering is an error."""
     names = [painting_array_name(k) for k in range(MAX_PAINTINGS)]
-    stray = sorted(n for n in message.arrays if n.startswith("style_") and n not in names)
+    stray = sorted(n for n in message.arrays if n.startswith("style_") and n not in names and n != "style_to")
     if stray:
         raise ProtocolError("bad_image", f"unknown painting array {stray[0]!r} (style, style_2 ... style_{MAX_PAINTINGS})")
     present = [n for n in names if n in message.arrays]

@@ -29,7 +29,8 @@ from .. import __version__
 from ..errors import StyleTexError
 from ..features.network import KINDS
 from ..style.engine import stylize
-from ..style.progress import Progress
+from ..style.sequence import SequenceResult, stylize_sequence
+from ..style.progress import Progress, StyleResult
 from .requests import JobRequest, ServiceLimits, parse_submit
 
 log = logging.getLogger("styletex.server")
@@ -44,8 +45,10 @@ class Job:
     started: bool = False
 
 
-def _finite(value: float) -> float | None:
-    """JSON has no NaN or infinity: a diverged loss is sent as null."""
+def _finite(value):
+    """JSON has no NaN or infinity: a diverged loss is sent as null (also inside a sequence's per-frame list)."""
+    if isinstance(value, list):
+        return [_finite(v) for v in value]
     return value if math.isfinite(value) else None
 
 
@@ -207,7 +210,7 @@ class Server:
                 "features": list(KINDS), "queue": len(self.waiting) + (self.running is not None),
                 "limits": {"max_texture_size": self.limits.max_texture_size, "max_render_size": self.limits.max_render_size,
                            "max_steps": self.limits.max_steps, "max_job_seconds": self.limits.max_job_seconds,
-                           "max_jobs_per_client": self.limits.max_jobs_per_client,
+                           "max_jobs_per_client": self.limits.max_jobs_per_client, "max_frames": self.limits.max_frames,
                            "max_message_bytes": self.wire_limits.max_message_bytes},
             }))
         elif message.type == "submit":
@@ -307,9 +310,15 @@ class Server:
                 arrays["preview"] = preview_array(p.texture, request.preview.max_size, request.preview.format)
             self.outbox.put((job.client, encode("progress", fields, arrays)))
 
+        sequence = request.sequence
         try:
-            result = stylize(request.mesh, request.style, settings, request.texture, progress, job.cancel,
-                             request.editable)
+            if sequence is None:
+                result = stylize(request.mesh, request.style, settings, request.texture, progress, job.cancel,
+                                 request.editable)
+            else:  # previews show the middle frame; the result carries every frame
+                result = stylize_sequence(request.mesh, request.style, sequence.style_to, settings, sequence.frames,
+                                          request.texture, sequence.from_original, sequence.objective_to,
+                                          sequence.independent, progress, job.cancel)
         except StyleTexError as exc:
             log.info("job %s: failed: %s", job.id, exc)
             self.outbox.put((job.client, error("job_failed", str(exc), job=job.id)))
@@ -325,14 +334,23 @@ class Server:
             if timed_out.is_set():  # like a cancel, with the reason and the texture so far
                 fields.update(code="limit_job_seconds", message=f"this backend stops a job after {limit:g} s; "
                               f"it was stopped after {result.report['steps_done']} steps")
-                arrays["texture"] = result.texture.astype(np.float32)
+                arrays = _result_arrays(result)
             self.outbox.put((job.client, encode("cancelled", fields, arrays)))
             return
         report = result.report
         log.info("job %s: done, %d steps, %.2f s/step, coverage %.1f %%", job.id, report["steps_done"],
                  report["seconds_per_step"], 100 * report["coverage"])
         report = {**report, "loss": [{k: _finite(v) for k, v in entry.items()} for entry in report["loss"]]}
-        self.outbox.put((job.client, encode("result", {"job": job.id, "report": report},
-                                            {"texture": result.texture.astype(np.float32)})))
+        if "final_losses" in report:
+            report["final_losses"] = _finite(report["final_losses"])
+        self.outbox.put((job.client, encode("result", {"job": job.id, "report": report}, _result_arrays(result))))
+
+
+def _result_arrays(result: StyleResult | SequenceResult) -> dict[str, np.ndarray]:
+    """A texture as float32; a sequence's frames as one (N, S, S, 3) float16 array (half the bytes, still
+    finer than the 8-bit images they become) and its last frame as the texture."""
+    if isinstance(result, SequenceResult):
+        return {"frames": np.stack(result.frames).astype(np.float16), "texture": result.frames[-1].astype(np.float32)}
+    return {"texture": result.texture.astype(np.float32)}
 
 

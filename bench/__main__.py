@@ -49,7 +49,12 @@ def main(argv: list[str] | None = None) -> int:
         from . import quality
 
         return quality.main(argv[1:])
-    parser = argparse.ArgumentParser(prog="build.py bench", epilog="python3 build.py bench quality --help: the quality benchmark")
+    if argv[:1] == ["interpolate"]:  # aligned against independent frames: minutes too
+        from . import interpolation
+
+        return interpolation.main(argv[1:])
+    parser = argparse.ArgumentParser(prog="build.py bench", epilog="python3 build.py bench quality --help: the quality benchmark; bench interpolate --help: "
+                                     "aligned interpolation")
     parser.add_argument("--out", default=str(ROOT / "out" / "bench" / "bench.json"))
     parser.add_argument("--quick", action="store_true", help="fewer repeats")
     parser.add_argument("--device", choices=("all", "cpu", "cuda"), default="all")

@@ -22,7 +22,8 @@ from .controls import style_settings
 from .extract import ExtractError, add_uv_map, extract_active
 from .properties import FEATURES, JobControls, StyleTexPainting
 from .session import Event, JobSession
-from .write_back import ensure_image, revert, show_styled, show_styled_for, styled_image_name, write_pixels
+from .write_back import (ensure_image, revert, show_sequence, show_styled, show_styled_for, styled_image_name,
+                         write_pixels)
 
 _sessions: dict[str, JobSession] = {}  # object name -> running job
 TICK_S = 0.1
@@ -88,6 +89,10 @@ def apply_event(scene, obj_name: str, image_name: "str | StyledImages", event: E
         report = event.fields.get("report", {})
         settings.status = (f"done: {report.get('steps_done', '?')} steps with {report.get('features', '?')}, "
                            f"coverage {100 * report.get('coverage', 0):.0f} %")
+        obj = bpy.data.objects.get(obj_name)
+        if event.frames is not None and obj is not None and isinstance(image_name, str):
+            animated = show_sequence(obj, event.frames, f"{image_name}_morph", scene.frame_start)
+            settings.status += f"; {len(event.frames)} frames in {bpy.path.relpath(os.path.dirname(bpy.path.abspath(animated.filepath)))}"
         settings.last_error = ""
         return True
     elif event.kind == "cancelled":
@@ -206,6 +211,7 @@ class STYLETEX_OT_stylize(JobControls, bpy.types.Operator):
             raise ExtractError("every painting has weight 0: give at least one a weight")
         if self.preserve_colors and payload.texture is None:
             raise ExtractError("Preserve Colors keeps the texture's colours, and this object has no texture")
+        sequence, style_to = self._animation(payload) if self.animate else (None, None)
         raw = (self.style_weight, self.content_weight) if self.advanced_weights else None
         settings = {"steps": self.steps, "texture_size": texture_size, "render_size": self.render_size,
                     "features": self.features, "seed": self.seed,
@@ -224,12 +230,30 @@ class STYLETEX_OT_stylize(JobControls, bpy.types.Operator):
         else:
             target = ensure_image(styled_image_name(obj, payload.image), texture_size).name
         data = {"positions": payload.positions, "faces": payload.faces, "uvs": payload.uvs, "style": style,
-                "texture": payload.texture, "editable": payload.editable}
+                "texture": payload.texture, "editable": payload.editable, "sequence": sequence, "style_to": style_to}
         session = JobSession(address, data, settings, preview, curve, self.timeout,
                              before=local.wait_ready if local is not None else None).start()
         _settings(context.scene).last_error = ""
         _settings(context.scene).status = "starting the local backend" if local is not None else "sending"
         return obj.name, target, session
+
+    def _animation(self, payload) -> tuple[dict, bytes | None]:
+        """Animate's checks and its part of the job: the sequence request and the second painting's bytes."""
+        if not bpy.data.filepath:
+            raise ExtractError("Animate saves its frames beside the .blend: save the file first")
+        if self.selected_only:
+            raise ExtractError("Animate restyles the whole object: turn off Selected Faces Only")
+        if payload.layout is not None:
+            raise ExtractError("Animate needs an object whose materials show one image, not several")
+        if self.animate_to == "original":
+            if payload.texture is None:
+                raise ExtractError("From the Original morphs from the object's texture, and this object has none")
+            return {"frames": self.animate_frames, "to": "original"}, None
+        path = bpy.path.abspath(self.animate_style_path)
+        if not self.animate_style_path or not os.path.isfile(path):
+            raise ExtractError(f"second painting not found: {self.animate_style_path or '(none chosen)'}")
+        with open(path, "rb") as handle:
+            return {"frames": self.animate_frames, "to": "painting"}, handle.read()
 
     def _block(self, context, session: JobSession, obj_name: str, image_name: "str | StyledImages"):
         """Background mode: no timers run, so poll the queue here until the job ends."""

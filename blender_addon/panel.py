@@ -62,6 +62,13 @@ class STYLETEX_PT_panel(_Sidebar, bpy.types.Panel):
             if not obj.data.uv_layers:
                 layout.prop(settings, "auto_unwrap")
         layout.prop(settings, "selected_only")
+        layout.prop(settings, "animate")
+        if settings.animate:
+            box = layout.box()
+            box.prop(settings, "animate_to", text="")
+            if settings.animate_to == "painting":
+                box.prop(settings, "animate_style_path", text="To")
+            box.prop(settings, "animate_frames")
         for name in ("texture_size", "render_size", "steps"):
             layout.prop(settings, name)
         layout.prop(settings, "features", text="CNN")

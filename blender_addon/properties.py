@@ -47,6 +47,16 @@ class JobControls:
     auto_unwrap: BoolProperty(
         name="Auto Unwrap", default=False,
         description="A mesh without UV map gets one (Smart UV Project, named StyleTex_UV); nothing else changes")
+    animate: BoolProperty(
+        name="Animate", default=False,
+        description="Make a texture that morphs over frames (aligned interpolation), played from the scene's start "
+                    "frame as an image sequence saved beside the .blend")
+    animate_frames: IntProperty(name="Frames", default=24, min=2, max=240, description="Frames of the morph")
+    animate_to: EnumProperty(name="Morph", default="painting", items=[
+        ("painting", "To a Second Painting", "From the style painting to the second painting"),
+        ("original", "From the Original", "From the object's own texture to the style painting")])
+    animate_style_path: StringProperty(name="Second Painting", subtype="FILE_PATH",
+                                       description="The painting the last frame takes")
 
 
 class StyleTexSettings(JobControls, bpy.types.PropertyGroup):

@@ -114,3 +114,47 @@ def revert(obj: "bpy.types.Object") -> bool:
             del node[ORIGINAL_KEY]
             reverted = True
     return reverted
+
+
+def sequence_folder(obj: "bpy.types.Object") -> str:
+    """Where an animated texture's frames go: `//<blend name>_styletex/` beside the saved .blend."""
+    import os
+
+    stem = os.path.splitext(os.path.basename(bpy.data.filepath))[0]
+    return os.path.join(os.path.dirname(bpy.path.abspath(bpy.data.filepath)), f"{stem}_styletex")
+
+
+def show_sequence(obj: "bpy.types.Object", frames: np.ndarray, name: str, frame_start: int) -> "bpy.types.Image":
+    """Saves frames (N, S, S, 3) as `<name>_0001.png` ... beside the .blend and wires them into the material as
+    an image sequence that plays from `frame_start`, one texture frame per scene frame (holding the last one
+    afterwards). The image names its files relative to the .blend, so the folder moves with it."""
+    import os
+
+    folder = sequence_folder(obj)
+    os.makedirs(folder, exist_ok=True)
+    scratch = bpy.data.images.new(f"{name}_scratch", frames.shape[2], frames.shape[1], alpha=True, float_buffer=False)
+    scratch.colorspace_settings.name = srgb_name()
+    scratch.file_format = "PNG"
+    try:
+        paths = []
+        for number, frame in enumerate(frames, 1):
+            write_pixels(scratch, frame)
+            paths.append(os.path.join(folder, f"{name}_{number:04d}.png"))
+            scratch.filepath_raw = paths[-1]
+            scratch.save()
+    finally:
+        bpy.data.images.remove(scratch)
+    old = bpy.data.images.get(name)
+    if old is not None:
+        bpy.data.images.remove(old)
+    image = bpy.data.images.load(paths[0], check_existing=False)
+    image.name = name
+    image.source = "SEQUENCE"
+    image.colorspace_settings.name = srgb_name()
+    image.filepath = bpy.path.relpath(paths[0])
+    node = _image_node(obj)
+    _swap(node, image)
+    user = node.image_user
+    user.frame_duration, user.frame_start, user.frame_offset = len(frames), frame_start, 0
+    user.use_cyclic, user.use_auto_refresh = False, True
+    return image

@@ -42,6 +42,7 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--render-size", type=int, default=128)
     parser.add_argument("--style", default=str(STYLES / "starry_night.jpg"))
     parser.add_argument("--style-to", default=str(STYLES / "wave.jpg"))
+    parser.add_argument("--from-original", action="store_true", help="morph from Spot's texture to --style instead")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", default=str(ROOT / "out" / "bench" / "interpolate"))
     args = parser.parse_args(argv)
@@ -55,7 +56,8 @@ def main(argv: list[str]) -> int:
         settings = StyleSettings(steps=args.steps, texture_size=args.texture_size, render_size=args.render_size,
                                  seed=args.seed, device="cpu")
         started = time.perf_counter()
-        result = stylize_sequence(mesh, style, style_to, settings, args.frames, original, independent=independent)
+        result = stylize_sequence(mesh, style, None if args.from_original else style_to, settings, args.frames, original,
+                                  from_original=args.from_original, independent=independent)
         report = result.report
         rows[name] = {"mean_consecutive_difference": report["mean_consecutive_difference"],
                       "consecutive_difference": report["consecutive_difference"],
@@ -69,7 +71,8 @@ def main(argv: list[str]) -> int:
     aligned, independent = rows["aligned"], rows["independent"]
     summary = {
         "frames": args.frames, "steps": args.steps, "texture_size": args.texture_size, "render_size": args.render_size,
-        "style": Path(args.style).name, "style_to": Path(args.style_to).name, "rows": rows,
+        "morph": f"spot_texture.png -> {Path(args.style).name}" if args.from_original else
+                 f"{Path(args.style).name} -> {Path(args.style_to).name}", "rows": rows,
         "difference_ratio": aligned["mean_consecutive_difference"] / independent["mean_consecutive_difference"],
         "loss_ratio": aligned["mean_final_loss"] / independent["mean_final_loss"],
     }

@@ -17,7 +17,7 @@ from backend.formats.images import load_image
 from backend.formats.obj import read_obj
 from backend.mesh.primitives import uv_sphere
 from backend.style.parameterization import SequenceTexture, make_texture_parameter
-from backend.style.sequence import ORIGINAL_HOLD, SequenceJob, consecutive_differences, frame_times, stylize_sequence
+from backend.style.sequence import ORIGINAL_END, ORIGINAL_HOLD, SequenceJob, consecutive_differences, frame_times, stylize_sequence
 from backend.style.settings import StyleSettings
 
 REPO = Path(__file__).resolve().parents[1]
@@ -64,8 +64,8 @@ def test_frame_objectives_move_from_the_first_to_the_last():
     job = SequenceJob(mesh, style, None, StyleSettings(**TINY), original, torch.device("cpu"), 3, from_original=True)
     content = job.content_weight
     assert job.mode == "from_original" and job.init == "original"
-    assert job.frame_weights(0.0) == (0.0, content * (1 + ORIGINAL_HOLD))
-    assert job.frame_weights(1.0) == (job.settings.style_weight, content)
+    assert job.frame_weights(0.0) == (0.0, content * ORIGINAL_HOLD)
+    assert job.frame_weights(1.0) == (job.settings.style_weight, pytest.approx(content * ORIGINAL_END))
     # Painting to painting: the middle frame's targets are the mean of the two paintings' Gram matrices.
     job = SequenceJob(mesh, style, load_image(WAVE), StyleSettings(**TINY), original, torch.device("cpu"), 3)
     a, b = job.targets(32), job.targets_to(32)

@@ -8,8 +8,9 @@ Frame f of N has t = f / (N - 1) and one of three objectives:
 
 - painting A to painting B: Gram targets (1 - t) G_A + t G_B (each frame has its own style memory);
 - the original texture to a painting: the style weight ramps up with t and the content weight down,
-  from (1 + ORIGINAL_HOLD) times its setting at t = 0 to its setting at t = 1; every frame starts from the
-  original texture;
+  geometrically from ORIGINAL_HOLD times its setting at t = 0 to ORIGINAL_END times it at t = 1 (so the
+  balance of the two moves evenly); every frame starts from the original texture, which a frame with the
+  usual content weight would hardly leave;
 - one feature channel to another: maximize (1 - t) a + t b of the two channels' mean activations.
 
 A step draws its views once: each view is rasterized, planned and seen by the content layer once, and all
@@ -39,7 +40,8 @@ from .parameterization import SequenceTexture, make_texture_parameter
 from .progress import Progress
 from .settings import StyleSettings, parse_objective
 
-ORIGINAL_HOLD = 4.0  # from the original: frame 0's content weight is (1 + this) times the setting
+# From the original: the content weight runs from HOLD to END times the setting (the style weight from 0 to 1).
+ORIGINAL_HOLD, ORIGINAL_END = 4.0, 0.25
 MODES = ("styles", "from_original", "channels")
 
 
@@ -103,7 +105,7 @@ class SequenceJob(StyleJob):
         """(style weight, content weight) of the frame at t."""
         s = self.settings
         if self.mode == "from_original":
-            return s.style_weight * t, self.content_weight * (1 + ORIGINAL_HOLD * (1 - t))
+            return s.style_weight * t, self.content_weight * ORIGINAL_HOLD ** (1 - t) * ORIGINAL_END ** t
         return s.style_weight, self.content_weight
 
     def targets_to(self, size: int) -> dict[str, torch.Tensor]:

@@ -118,3 +118,43 @@ def test_the_example_fails_with_the_reason_and_status_1(setup):
     run = run_example(setup, "--steps", "lots")
     assert run.returncode == 2 and "argument --steps: invalid int value: 'lots'" in run.stderr
 
+
+
+# Reads back an animated result: the sequence image, its frames on disk, and the node's frame range.
+INSPECT_ANIMATED = r'''
+import json, os, bpy
+obj = next(o for o in bpy.data.objects if o.type == "MESH")
+node = next(n for n in obj.active_material.node_tree.nodes if n.type == "TEX_IMAGE")
+image, user = node.image, node.image_user
+print("RESULT " + json.dumps({
+    "image": image.name, "source": image.source, "first": bpy.path.abspath(image.filepath),
+    "duration": user.frame_duration, "start": user.frame_start, "scene_start": bpy.context.scene.frame_start,
+    "original": node.get("styletex_original"),
+}))
+'''
+
+
+def test_the_example_animates_on_blender_3_4(setup, tmp_path):
+    """--animate through Blender 3.4's own image-sequence API: frames beside the saved file, played from
+    the scene's start frame, still there when the saved copy is opened."""
+    address = f"tcp://127.0.0.1:{free_port()}"
+    backend = start_backend(address, tmp_path / "backend.log")
+    out = setup["home"] / "spot_animated.blend"
+    try:
+        run = run_example(setup, "--address", address, "--steps", "2", "--texture-size", "32", "--render-size", "32",
+                          "--features", "random", "--out", str(out), "--animate", "3",
+                          "--animate-to", str(ROOT / "data/styles/wave.jpg"))
+    finally:
+        stop(backend)
+    output = run.stdout + run.stderr
+    assert run.returncode == 0, output[-4000:]
+    folder = setup["home"] / "spot_styletex"  # beside the .blend the job ran in
+    assert sorted(p.name for p in folder.iterdir()) == [f"spot_texture.png_styled_morph_{n:04d}.png" for n in (1, 2, 3)]
+    inspect = blender([str(out), "--python-expr", INSPECT_ANIMATED], setup["env"])
+    lines = [line for line in inspect.stdout.splitlines() if line.startswith("RESULT ")]
+    assert lines, inspect.stdout[-3000:] + inspect.stderr[-3000:]
+    info = json.loads(lines[-1][len("RESULT "):])
+    assert info["source"] == "SEQUENCE" and info["image"] == "spot_texture.png_styled_morph", info
+    assert info["first"] == str(folder / "spot_texture.png_styled_morph_0001.png"), info  # the saved copy finds them
+    assert info["duration"] == 3 and info["start"] == info["scene_start"], info
+    assert info["original"] == "spot_texture.png"

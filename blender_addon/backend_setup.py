@@ -39,16 +39,16 @@ def installing() -> bool:
     return _installer is not None and _installer.running()
 
 
-def install_status() -> tuple[str, str]:
-    """(one line, icon) for the preferences and the panel."""
+def install_status(compact: bool = False) -> tuple[str, str]:
+    """(one line, icon) for the preferences and (`compact`, the narrow sidebar) the panel."""
     if installing():
         return _installer.status(), "SORTTIME"
     if _installer is not None and _installer.state in ("failed", "cancelled"):
         return _installer.status(), "ERROR" if _installer.state == "failed" else "INFO"
     found = installed_backend(data_folder())
     if found is not None:
-        return f"Installed: StyleTex {found.version}, Python {found.python_version}", "CHECKMARK"
-    return f"Not installed ({DOWNLOAD_TEXT}; a few minutes)", "INFO"
+        return ("Installed" if compact else f"Installed: StyleTex {found.version}, Python {found.python_version}"), "CHECKMARK"
+    return ("Not installed" if compact else f"Not installed ({DOWNLOAD_TEXT}; a few minutes)"), "INFO"
 
 
 def _redraw() -> None:
@@ -144,7 +144,7 @@ class STYLETEX_OT_remove_backend(bpy.types.Operator):
 
 def draw_install(layout, compact: bool = False) -> None:
     """The environment's state and its buttons (the preferences; the panel, `compact`)."""
-    text, icon = install_status()
+    text, icon = install_status(compact)
     layout.label(text=text, icon=icon)
     if installing():
         if not compact and _installer.stage:

@@ -14,7 +14,7 @@ previews into the image:
     setup -> tab (sidebar on the StyleTex tab) -> empty (screenshot without the mesh)
     -> before (the mesh with its original texture, once EEVEE compiled its shaders) -> start the job -> during_1, during_2 (after several previews) -> after (status 'done')
     -> controls (the artist's controls set as a user would: a second painting, strength, style scale,
-       preserved colours, the Advanced sub-panel open) -> write ui_result.json -> quit
+       preserved colours, Animate with its second painting, the Advanced sub-panel open) -> write ui_result.json -> quit
 
 Screenshots are taken with ImageMagick's `import -window root` (the X display Blender draws into)
 once Blender has redrawn the tagged window in its own loop; 'empty', 'before' and 'after' only once
@@ -269,12 +269,13 @@ def set_controls() -> None:
     settings.paintings[0].name = str(Path(ARGS.data).resolve() / "styles" / "wave.jpg")
     settings.paintings[0].weight = 0.5
     settings.strength, settings.style_scale, settings.preserve_colors = 0.8, 2.0, True
+    settings.animate, settings.animate_style_path = True, str(Path(ARGS.data).resolve() / "styles" / "shipwreck.jpg")
     advanced = bpy.types.STYLETEX_PT_advanced
     bpy.utils.unregister_class(advanced)
     advanced.bl_options = set()
     advanced.bl_idname = "STYLETEX_PT_advanced_open"  # a new id: the region remembers the old one as closed
     bpy.utils.register_class(advanced)
-    RESULT["controls"] = {"paintings": len(settings.paintings), "strength": settings.strength}
+    RESULT["controls"] = {"paintings": len(settings.paintings), "strength": settings.strength, "animate": settings.animate}
 
 
 def start_job() -> None:

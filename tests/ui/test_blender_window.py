@@ -163,7 +163,7 @@ def test_screenshots_change_where_the_mesh_is(ui_run):
 
 def test_the_artists_controls_draw_in_the_panel_and_its_advanced_sub_panel(ui_run):
     assert ui_run["panel"]["error"] is None, ui_run["panel"]["error"]
-    assert ui_run["controls"] == {"paintings": 1, "strength": pytest.approx(0.8)}
+    assert ui_run["controls"] == {"paintings": 1, "strength": pytest.approx(0.8), "animate": True}
     after, controls = load("after"), load("controls")
     height = ui_run["window"]["height"]
     bar = ui_run["sidebar_region"]

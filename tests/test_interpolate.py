@@ -161,3 +161,18 @@ def test_bad_input_is_one_line_and_status_2(tmp_path, extra, message):
     assert run.returncode == 2, run.stderr
     assert message in run.stderr and len(run.stderr.strip().splitlines()) == 1, run.stderr
     assert not (tmp_path / "out").exists()
+
+
+def test_preserved_colours_hold_in_every_frame():
+    """With preserve_colors every frame keeps each texel's own chromaticity, as a single texture does."""
+    mesh = uv_sphere(12, 8)
+    original = np.random.default_rng(3).uniform(0.2, 0.8, (32, 32, 3)).astype(np.float32)
+    settings = StyleSettings(**TINY, steps=6, preserve_colors=True)
+    result = stylize_sequence(mesh, load_image(STARRY), load_image(WAVE), settings, 3, original)
+
+    def chromaticity(image):
+        return image / image.sum(axis=-1, keepdims=True).clip(1e-6)
+
+    for frame in result.frames:
+        assert np.median(np.abs(chromaticity(frame) - chromaticity(original))) < 0.01
+    assert np.abs(result.frames[0] - result.frames[-1]).mean() > 1e-4

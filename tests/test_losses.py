@@ -257,3 +257,21 @@ def test_channels_last_features_give_the_same_gram_and_gradient(masked):
     torch.testing.assert_close(gram(nhwc, mask), gram(plain, mask), rtol=1e-12, atol=1e-12)
     torch.testing.assert_close(nhwc.grad, plain.grad, rtol=1e-12, atol=1e-12)
     torch.autograd.gradcheck(lambda x: gram(x, mask), (nhwc,))
+
+
+def test_colour_layout_is_the_covered_mean_colour_per_cell():
+    from backend.style.losses import colour_layout, layout_loss
+
+    image = torch.zeros(1, 3, 8, 8)
+    image[:, 0, :, :4] = 1.0  # left half red
+    image[:, 2, :, 4:] = 1.0  # right half blue
+    mask = torch.ones(1, 1, 8, 8)
+    mask[..., :2, :] = 0  # the top quarter is background, whatever its colour
+    image[..., :2, :] = 0.5
+    colour, covered = colour_layout(image, mask, grid=2)
+    torch.testing.assert_close(covered[0, 0], torch.tensor([[0.5, 0.5], [1.0, 1.0]]))
+    torch.testing.assert_close(colour[0, :, 0, 0], torch.tensor([1.0, 0.0, 0.0]))
+    torch.testing.assert_close(colour[0, :, 1, 1], torch.tensor([0.0, 0.0, 1.0]))
+    assert layout_loss(image, mask, colour, covered).item() == pytest.approx(0.0, abs=1e-6)
+    swapped = image.flip(-1)  # red and blue change places: every covered cell is off by its whole colour
+    assert layout_loss(swapped, mask, colour, covered).item() == pytest.approx(2.0, rel=1e-5)

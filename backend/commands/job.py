@@ -53,6 +53,9 @@ def add_job_arguments(parser: argparse.ArgumentParser) -> None:
                         help="gram (Gram matrices with style memory), nnfm (nearest-neighbour feature matching) or mix")
     parser.add_argument("--seam-weight", type=finite_float, default=DEFAULTS["seam_weight"],
                         help="weight of the term that keeps the texture continuous across UV seams; 0 = off")
+    parser.add_argument("--layout-weight", type=finite_float, default=DEFAULTS["layout_weight"],
+                        help="weight of a term that keeps each view's coarse colour layout that of the original "
+                             "recoloured to the painting's palette (no regions in different parts of the palette)")
     parser.add_argument("--angle-weighting", action="store_true",
                         help="weight each pixel in the losses by how head-on it sees its surface")
     parser.add_argument("--param", choices=tuple(PARAMETERIZATIONS), default=DEFAULTS["param"])
@@ -138,7 +141,7 @@ def job_settings(args: argparse.Namespace, preview_every: int = 0) -> StyleSetti
         view_pool=args.view_pool, view_reuse=args.view_reuse, channels_last=args.channels_last,
         network_precision=args.network_precision, style_scale=args.style_scale, style_blend=args.style_blend,
         preserve_colors=args.preserve_colors, style_loss=args.style_loss, seam_weight=args.seam_weight,
-        angle_weighting=args.angle_weighting,
+        angle_weighting=args.angle_weighting, layout_weight=args.layout_weight,
         preview_every=preview_every,
     ).validate()
 

@@ -26,7 +26,8 @@ from ..texture.sample import ANISOTROPY
 from ..views import random_cameras
 from .colors import colour_transfer, grey, keep_colors, matched_grey_painting
 from .finishing import editable_weight, finish_texture, uv_island_mask
-from .losses import Coverage, StyleMemory, channel_objective, content_loss, gram, style_loss
+from .losses import (Coverage, StyleMemory, channel_objective, colour_layout, content_loss, gram, layout_loss,
+                     style_loss)
 from .nnfm import feature_rows, nnfm_layers, nnfm_loss
 from .parameterization import make_texture_parameter
 from .progress import Progress, StyleResult
@@ -164,7 +165,8 @@ class StyleJob:
         # NNFM pulls every place to its nearest painting feature, so content in the original's colours would
         # keep them: as ARF does, the content renders are recoloured to the paintings' colour statistics.
         self.recolour = None
-        if settings.style_loss != "gram" and original_texture is not None and not self.preserve_colors and paintings:
+        recolour_wanted = settings.style_loss != "gram" or settings.layout_weight > 0
+        if recolour_wanted and original_texture is not None and not self.preserve_colors and paintings:
             matrix, offset = colour_transfer(np.asarray(original_texture)[..., :3], np.concatenate(
                 [np.asarray(p)[..., :3].reshape(-1, 3) for p in paintings]))
             self.recolour = (torch.from_numpy(matrix).to(device), torch.from_numpy(offset).to(device))
@@ -257,15 +259,20 @@ class StyleJob:
         # Both renders share one random background colour, so no feature can rely on it.
         background = torch.from_numpy(self.rng.uniform(0, 1, 3).astype(np.float32)).to(self.device)
         plan = plan_shading(fragments, self.mesh_t.uvs, *self.layout, self.filter, s.boundary)
-        content, fixed = None, None
-        if self.content_weight > 0 or self.editable is not None:
+        content, fixed, layout = None, None, None
+        wants_layout = self.settings.layout_weight > 0 and self.recolour is not None
+        if self.content_weight > 0 or self.editable is not None or wants_layout:
             with torch.no_grad():
                 original = shade(fragments, self.mesh_t.uvs, self.original_pyramid, self.filter, s.boundary, background)
+                image = original.permute(2, 0, 1)[None]
+                if self.recolour is not None:
+                    matrix, offset = self.recolour
+                    recoloured = (torch.einsum("ij,bjhw->bihw", matrix, image) + offset.view(1, 3, 1, 1)).clamp(0, 1)
+                    if wants_layout:
+                        layout = colour_layout(recoloured, fragments.mask.to(torch.float32)[None, None])
+                    if self.settings.style_loss != "gram":  # NNFM's content is the recoloured render
+                        image = recoloured
                 if self.content_weight > 0:
-                    image = original.permute(2, 0, 1)[None]
-                    if self.recolour is not None:
-                        matrix, offset = self.recolour
-                        image = (torch.einsum("ij,bjhw->bihw", matrix, image) + offset.view(1, 3, 1, 1)).clamp(0, 1)
                     content = self.net.content(grey(image) if self.preserve_colors else image)
                 if self.editable is not None:  # faces that may not change show the original texture
                     frozen = fragments.mask & ~self.editable[fragments.face_ids.clamp(min=0)]
@@ -275,7 +282,7 @@ class StyleJob:
         weight = fragments.mask.to(torch.float32)
         if s.angle_weighting:  # a pixel counts as much as it sees its surface head-on (StyleMesh's cos weighting)
             weight = facing(self.mesh_t, fragments, camera.eye).to(torch.float32)
-        return PooledView(plan, Coverage(weight[None, None]), background, content, fixed)
+        return PooledView(plan, Coverage(weight[None, None]), background, content, fixed, layout)
 
     def step(self) -> dict[str, float]:
         size = self.render_size()
@@ -310,6 +317,11 @@ class StyleJob:
         total = self.settings.style_weight * style + self.content_weight * content_term
         seam = self.seam_term(pyramid.texels) if self.seam_term is not None else zero
         total = total + self.settings.seam_weight * seam
+        if views[0].layout is not None:
+            target = torch.cat([v.layout[0] for v in views])
+            covered = torch.cat([v.layout[1] for v in views])
+            coverage = torch.cat([v.coverage.mask for v in views]) if len(views) > 1 else views[0].coverage.mask
+            total = total + self.settings.layout_weight * layout_loss(learned, coverage, target, covered)
         self.optimizer.zero_grad(set_to_none=True)
         total.backward()
         self.optimizer.step()

@@ -131,3 +131,22 @@ def channel_objective(features: torch.Tensor, channel: int, mask: torch.Tensor |
     activation = features[:, channel : channel + 1]
     weight = _coverage(mask).at(activation)[0] if mask is not None else torch.ones_like(activation)
     return (activation * weight).sum() / weight.sum().clamp(min=1e-6)
+
+
+LAYOUT_GRID = 8  # cells per side of the colour layout term's grid
+
+
+def colour_layout(image: torch.Tensor, mask: torch.Tensor, grid: int = LAYOUT_GRID) -> tuple[torch.Tensor, torch.Tensor]:
+    """(B, 3, H, W) renders and (B, 1, H, W) coverage -> the mean colour of the covered pixels in each cell of
+    a grid x grid layout (B, 3, g, g), and each cell's covered fraction (B, 1, g, g)."""
+    covered = F.adaptive_avg_pool2d(mask, grid)
+    colour = F.adaptive_avg_pool2d(image * mask, grid) / covered.clamp(min=1e-6)
+    return colour, covered
+
+
+def layout_loss(image: torch.Tensor, mask: torch.Tensor, target: torch.Tensor, covered: torch.Tensor) -> torch.Tensor:
+    """mean |cell colour - target| over the cells, weighted by their coverage, / mean |target|."""
+    colour, _ = colour_layout(image, mask, target.shape[-1])
+    weight = covered.expand_as(target)
+    total = weight.sum().clamp(min=1e-6)
+    return ((colour - target).abs() * weight).sum() / total / ((target.abs() * weight).sum() / total).clamp(min=1e-6)

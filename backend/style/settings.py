@@ -33,6 +33,9 @@ class StyleSettings:
     style_loss: str = "gram"  # gram | nnfm (nearest-neighbour feature matching, nnfm.py) | mix (their mean)
     seam_weight: float = 1.0  # the seam term (seam_loss.py) and the gutter continued across seams; 0 = both off
     angle_weighting: bool = False  # pixels weighted by |cos| of their view angle in the losses (StyleMesh)
+    # Keeps each view's coarse colour layout (an 8 x 8 grid of mean colours) that of the original's render
+    # recoloured to the paintings' palette, so that separate regions cannot each take a different part of it.
+    layout_weight: float = 0.0
     style_decay: float = 0.95  # style memory: EMA decay of the Gram matrices
     style_size: int = 0  # longer side of the style image for the targets; 0 = render_size
     style_scale: float = 1.0  # the painting's size relative to that when its style is measured: 2 = bigger strokes
@@ -77,7 +80,7 @@ class StyleSettings:
         for name, value in positive.items():
             if not value > 0:
                 raise StyleTexError(f"setting {name} must be positive, got {value}")
-        for name in ("style_weight", "content_weight", "seam_weight"):
+        for name in ("style_weight", "content_weight", "seam_weight", "layout_weight"):
             if getattr(self, name) < 0:
                 raise StyleTexError(f"setting {name} must not be negative, got {getattr(self, name)}")
         if not 0 <= self.style_decay < 1:

@@ -45,6 +45,9 @@ class PooledView:
     # Pixels of faces that may not change (selected-only jobs): flat indices (n,) and their colours (n, C) in the
     # original texture's render, shown as they are in the learned render too.
     fixed: tuple[torch.Tensor, torch.Tensor] | None = None
+    # The colour layout term's target: the recoloured original render's mean colour per grid cell (1, 3, g, g)
+    # and each cell's covered fraction (1, 1, g, g).
+    layout: tuple[torch.Tensor, torch.Tensor] | None = None
 
 
 class ViewPool:

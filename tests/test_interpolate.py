@@ -176,3 +176,15 @@ def test_preserved_colours_hold_in_every_frame():
     for frame in result.frames:
         assert np.median(np.abs(chromaticity(frame) - chromaticity(original))) < 0.01
     assert np.abs(result.frames[0] - result.frames[-1]).mean() > 1e-4
+
+
+def test_sequences_take_the_layout_term():
+    """layout_weight counts in every frame: with everything else equal, the first step's loss grows by it."""
+    mesh = uv_sphere(12, 8)
+    original = np.random.default_rng(5).uniform(0.2, 0.8, (32, 32, 3)).astype(np.float32)
+    first = {}
+    for weight in (0.0, 2.0):
+        settings = StyleSettings(**TINY, steps=1, layout_weight=weight)
+        report = stylize_sequence(mesh, load_image(STARRY), load_image(WAVE), settings, 2, original).report
+        first[weight] = report["loss"][0]["frames"]
+    assert all(b > a + 0.05 for a, b in zip(first[0.0], first[2.0])), first

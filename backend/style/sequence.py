@@ -35,7 +35,7 @@ from ..texture import build_pyramid
 from .colors import grey, keep_colors, matched_grey_painting
 from .engine import StyleJob, check_mesh, job_report, run_steps, style_targets
 from .finishing import finish_texture, uv_island_mask
-from .losses import Coverage, StyleMemory, channel_objective, content_loss, gram, style_loss
+from .losses import Coverage, StyleMemory, channel_objective, content_loss, gram, layout_loss, style_loss
 from .parameterization import SequenceTexture, make_texture_parameter
 from .progress import Progress
 from .settings import StyleSettings, parse_objective
@@ -143,6 +143,9 @@ class SequenceJob(StyleJob):
         features = self.net(grey(learned) if self.preserve_colors else learned)
         content = torch.cat([v.content for v in views]) if self.content_weight > 0 else None
         zero = torch.zeros((), device=self.device)
+        layout = None
+        if views[0].layout is not None:  # the recoloured original's coarse colours, the same for every frame
+            layout = (torch.cat([v.layout[0] for v in views]), torch.cat([v.layout[1] for v in views]), mask.mask)
         totals, styles, contents, seams = [], [], [], []
         for f, t in enumerate(self.times):
             mine = {name: value[f * per:(f + 1) * per] for name, value in features.items()}
@@ -150,7 +153,10 @@ class SequenceJob(StyleJob):
             style = self._frame_style(f, t, mine, mask, size)
             content_term = content_loss(mine[self.net.content_layer], content, mask) if content is not None else zero
             seam = self.seam_term(pyramids[f].texels) if self.seam_term is not None else zero
-            totals.append(style_weight * style + content_weight * content_term + s.seam_weight * seam)
+            total_f = style_weight * style + content_weight * content_term + s.seam_weight * seam
+            if layout is not None:
+                total_f = total_f + s.layout_weight * layout_loss(learned[f * per:(f + 1) * per], layout[2], *layout[:2])
+            totals.append(total_f)
             styles.append(style)
             contents.append(content_term)
             seams.append(seam)

@@ -41,7 +41,7 @@ EFFICIENTNET_CONTENT_LAYER = "block4"  # EfficientNet's seven stages; a stage st
 
 @dataclass(frozen=True)
 class Variant:
-    package: str  # the PyPI distribution, pinned in requirements.txt
+    package: str  # the PyPI distribution, pinned in requirements/runtime.lock (Lite1: dev.lock)
     module: str
     filename: str
     sha256: str

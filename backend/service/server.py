@@ -46,10 +46,15 @@ class Job:
 
 
 def _finite(value):
-    """JSON has no NaN or infinity: a diverged loss is sent as null (also inside a sequence's per-frame list)."""
-    if isinstance(value, list):
+    """JSON has no NaN or infinity: a diverged loss is sent as null, wherever it sits in a report (lists of
+    steps, a sequence's per-frame lists)."""
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
         return [_finite(v) for v in value]
-    return value if math.isfinite(value) else None
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    return value
 
 
 def preview_array(texture: np.ndarray, max_size: int, fmt: str) -> np.ndarray:
@@ -340,9 +345,7 @@ class Server:
         report = result.report
         log.info("job %s: done, %d steps, %.2f s/step, coverage %.1f %%", job.id, report["steps_done"],
                  report["seconds_per_step"], 100 * report["coverage"])
-        report = {**report, "loss": [{k: _finite(v) for k, v in entry.items()} for entry in report["loss"]]}
-        if "final_losses" in report:
-            report["final_losses"] = _finite(report["final_losses"])
+        report = _finite(report)
         self.outbox.put((job.client, encode("result", {"job": job.id, "report": report}, _result_arrays(result))))
 
 

@@ -97,6 +97,11 @@ def painting_features(net: FeatureNet, paintings: Sequence[np.ndarray], longer_s
 EDIT_FEATHER = 4  # texels over which a selected-only result blends into the original at the selection's border
 
 
+def views_coverage(views: list[PooledView]) -> Coverage:
+    """The coverage of a step's views as one batch (a single view's own, with its per-layer resizings kept)."""
+    return views[0].coverage if len(views) == 1 else Coverage(torch.cat([v.coverage.mask for v in views]))
+
+
 def check_mesh(mesh: Mesh) -> None:
     p = mesh.positions[mesh.faces]
     area = np.linalg.norm(np.cross(p[:, 1] - p[:, 0], p[:, 2] - p[:, 0]), axis=1).sum() / 2
@@ -294,7 +299,7 @@ class StyleJob:
         pyramid = build_pyramid(self.parameter(self.working_size), kernel=self.settings.mip_kernel)
         learned = torch.stack([self._shown(v, shade_planned(v.plan, pyramid.texels, v.background)) for v in views])
         learned = learned.permute(0, 3, 1, 2)
-        mask = views[0].coverage if len(views) == 1 else Coverage(torch.cat([v.coverage.mask for v in views]))
+        mask = views_coverage(views)
         features = self.net(grey(learned) if self.preserve_colors else learned)
         zero = torch.zeros((), device=self.device)
         if self.objective is not None:
@@ -317,16 +322,20 @@ class StyleJob:
         total = self.settings.style_weight * style + self.content_weight * content_term
         seam = self.seam_term(pyramid.texels) if self.seam_term is not None else zero
         total = total + self.settings.seam_weight * seam
-        if views[0].layout is not None:
-            target = torch.cat([v.layout[0] for v in views])
-            covered = torch.cat([v.layout[1] for v in views])
-            coverage = torch.cat([v.coverage.mask for v in views]) if len(views) > 1 else views[0].coverage.mask
-            total = total + self.settings.layout_weight * layout_loss(learned, coverage, target, covered)
+        total = total + self.layout_term(learned, views, mask)
         self.optimizer.zero_grad(set_to_none=True)
         total.backward()
         self.optimizer.step()
         self.steps_done += 1
         return {"total": total.item(), "style": style.item(), "content": content_term.item(), "seam": seam.item()}
+
+    def layout_term(self, learned: torch.Tensor, views: list[PooledView], mask: Coverage) -> torch.Tensor:
+        """The weighted colour layout term of renders (B, 3, H, W) of `views` (zero when it is off)."""
+        if views[0].layout is None:
+            return torch.zeros((), device=self.device)
+        target = torch.cat([v.layout[0] for v in views])
+        covered = torch.cat([v.layout[1] for v in views])
+        return self.settings.layout_weight * layout_loss(learned, mask.mask, target, covered)
 
     @staticmethod
     def _shown(view: PooledView, image: torch.Tensor) -> torch.Tensor:

@@ -33,9 +33,9 @@ from ..mesh import Mesh
 from ..render import shade_planned
 from ..texture import build_pyramid
 from .colors import grey, keep_colors, matched_grey_painting
-from .engine import StyleJob, check_mesh, job_report, run_steps, style_targets
+from .engine import StyleJob, check_mesh, job_report, run_steps, style_targets, views_coverage
 from .finishing import finish_texture, uv_island_mask
-from .losses import Coverage, StyleMemory, channel_objective, content_loss, gram, layout_loss, style_loss
+from .losses import StyleMemory, channel_objective, content_loss, gram, style_loss
 from .parameterization import SequenceTexture, make_texture_parameter
 from .progress import Progress
 from .settings import StyleSettings, parse_objective
@@ -139,13 +139,10 @@ class SequenceJob(StyleJob):
         pyramids = [build_pyramid(textures[f], kernel=s.mip_kernel) for f in range(self.frames)]
         learned = torch.stack([shade_planned(v.plan, pyramid.texels, v.background)
                                for pyramid in pyramids for v in views]).permute(0, 3, 1, 2)  # frame-major
-        mask = views[0].coverage if per == 1 else Coverage(torch.cat([v.coverage.mask for v in views]))
+        mask = views_coverage(views)
         features = self.net(grey(learned) if self.preserve_colors else learned)
         content = torch.cat([v.content for v in views]) if self.content_weight > 0 else None
         zero = torch.zeros((), device=self.device)
-        layout = None
-        if views[0].layout is not None:  # the recoloured original's coarse colours, the same for every frame
-            layout = (torch.cat([v.layout[0] for v in views]), torch.cat([v.layout[1] for v in views]), mask.mask)
         totals, styles, contents, seams = [], [], [], []
         for f, t in enumerate(self.times):
             mine = {name: value[f * per:(f + 1) * per] for name, value in features.items()}
@@ -153,10 +150,8 @@ class SequenceJob(StyleJob):
             style = self._frame_style(f, t, mine, mask, size)
             content_term = content_loss(mine[self.net.content_layer], content, mask) if content is not None else zero
             seam = self.seam_term(pyramids[f].texels) if self.seam_term is not None else zero
-            total_f = style_weight * style + content_weight * content_term + s.seam_weight * seam
-            if layout is not None:
-                total_f = total_f + s.layout_weight * layout_loss(learned[f * per:(f + 1) * per], layout[2], *layout[:2])
-            totals.append(total_f)
+            layout = self.layout_term(learned[f * per:(f + 1) * per], views, mask)
+            totals.append(style_weight * style + content_weight * content_term + s.seam_weight * seam + layout)
             styles.append(style)
             contents.append(content_term)
             seams.append(seam)
@@ -179,17 +174,18 @@ class SequenceJob(StyleJob):
         with torch.no_grad():
             return self._frame_result(self.frames // 2)
 
-    def finish_frames(self) -> tuple[list[np.ndarray], float]:
+    def finish_frames(self) -> tuple[list[np.ndarray], float, np.ndarray]:
+        """Every frame finished as one texture is, in one pass: the frames side by side as channels (filling,
+        the gutter across seams and the padding treat channels alike), so the gutter map and the island
+        masks are worked out once, not once a frame. Returns (frames, coverage, the (S, S) island mask)."""
         with torch.no_grad():
             island = uv_island_mask(self.mesh_t.uvs, self.settings.texture_size)
-            seen = self.seen_texels()
-            out, coverage = [], 0.0
-            for f in range(self.frames):
-                finished, coverage = finish_texture(self._frame_result(f), seen, island, self.original_t,
-                                                    self.settings.margin, self.seams, self.mesh_t.uvs,
-                                                    self.settings.boundary)
-                out.append(finished.cpu().numpy().astype(np.float32))
-        return out, coverage
+            frames = torch.cat([self._frame_result(f) for f in range(self.frames)], dim=-1)
+            original = None if self.original_t is None else self.original_t.repeat(1, 1, self.frames)
+            finished, coverage = finish_texture(frames, self.seen_texels(), island, original, self.settings.margin,
+                                                self.seams, self.mesh_t.uvs, self.settings.boundary)
+            out = [part.cpu().numpy().astype(np.float32) for part in finished.split(3, dim=-1)]
+        return out, coverage, island.cpu().numpy()
 
 
 def consecutive_differences(frames: Sequence[np.ndarray], where: np.ndarray | None = None) -> list[float]:
@@ -225,10 +221,9 @@ def stylize_sequence(
     job = SequenceJob(mesh, style_from, style_to, settings, original_texture, pick_device(settings.device), frames,
                       from_original, objective_to, independent)
     history, cancelled, loop_seconds = run_steps(job, progress, cancel, started)
-    textures, coverage = job.finish_frames()
+    textures, coverage, island = job.finish_frames()
     report = job_report(job, history, cancelled, started, loop_seconds, coverage)
     tail = [entry["frames"] for entry in history[-max(1, len(history) // 10):]]
-    island = uv_island_mask(job.mesh_t.uvs, settings.texture_size).cpu().numpy()
     differences = consecutive_differences(textures, island)
     report.update({
         "frames": frames, "mode": job.mode, "independent": independent,

@@ -242,11 +242,10 @@ class Installer:
         if self._cancel.is_set():
             raise BackendInstallError("cancelled")
         if code != 0:
-            text = "".join(captured)
             if failure is None:
                 raise BackendInstallError(pip_failure(self.log_path.read_text(errors="replace"), self.log_path))
-            last = next((line.strip() for line in reversed(captured) if line.strip()), "no output")
-            raise BackendInstallError(f"{failure}: {last} (log: {self.log_path})" if text else
+            last = next((line.strip() for line in reversed(captured) if line.strip()), "")
+            raise BackendInstallError(f"{failure}: {last} (log: {self.log_path})" if last else
                                       f"{failure} (log: {self.log_path})")
 
     def _discard(self) -> None:

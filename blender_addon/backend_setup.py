@@ -13,7 +13,8 @@ from pathlib import Path
 import bpy
 from bpy.props import StringProperty
 
-from .backend_env import DOWNLOAD_TEXT, BackendInstallError, Installer, installed_backend, remove_backend
+from .backend_env import (DOWNLOAD_TEXT, BackendInstallError, InstalledBackend, Installer, installed_backend,
+                          remove_backend)
 
 _installer: Installer | None = None
 TICK_S = 0.5
@@ -39,13 +40,14 @@ def installing() -> bool:
     return _installer is not None and _installer.running()
 
 
-def install_status(compact: bool = False) -> tuple[str, str]:
-    """(one line, icon) for the preferences and (`compact`, the narrow sidebar) the panel."""
+def install_status(compact: bool = False, found: InstalledBackend | None = None) -> tuple[str, str]:
+    """(one line, icon) for the preferences and (`compact`, the narrow sidebar) the panel; `found`: the
+    installed environment when the caller has looked it up already."""
     if installing():
         return _installer.status(), "SORTTIME"
     if _installer is not None and _installer.state in ("failed", "cancelled"):
         return _installer.status(), "ERROR" if _installer.state == "failed" else "INFO"
-    found = installed_backend(data_folder())
+    found = found or installed_backend(data_folder())
     if found is not None:
         return ("Installed" if compact else f"Installed: StyleTex {found.version}, Python {found.python_version}"), "CHECKMARK"
     return ("Not installed" if compact else f"Not installed ({DOWNLOAD_TEXT}; a few minutes)"), "INFO"
@@ -144,7 +146,8 @@ class STYLETEX_OT_remove_backend(bpy.types.Operator):
 
 def draw_install(layout, compact: bool = False) -> None:
     """The environment's state and its buttons (the preferences; the panel, `compact`)."""
-    text, icon = install_status(compact)
+    found = installed_backend(data_folder())
+    text, icon = install_status(compact, found)
     layout.label(text=text, icon=icon)
     if installing():
         if not compact and _installer.stage:
@@ -153,7 +156,6 @@ def draw_install(layout, compact: bool = False) -> None:
         return
     if _installer is not None and _installer.state == "failed" and not compact:
         layout.label(text=f"Log: {_installer.log_path}")
-    found = installed_backend(data_folder())
     row = layout.row()
     if found is None:
         row.operator("styletex.install_backend", icon="IMPORT")

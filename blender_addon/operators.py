@@ -22,8 +22,8 @@ from .controls import style_settings
 from .extract import ExtractError, add_uv_map, extract_active
 from .properties import FEATURES, JobControls, StyleTexPainting
 from .session import Event, JobSession
-from .write_back import (ensure_image, revert, show_sequence, show_styled, show_styled_for, styled_image_name,
-                         write_pixels)
+from .write_back import (ensure_image, revert, sequence_folder, show_sequence, show_styled, show_styled_for,
+                         styled_image_name, write_pixels)
 
 _sessions: dict[str, JobSession] = {}  # object name -> running job
 TICK_S = 0.1
@@ -91,8 +91,8 @@ def apply_event(scene, obj_name: str, image_name: "str | StyledImages", event: E
                            f"coverage {100 * report.get('coverage', 0):.0f} %")
         obj = bpy.data.objects.get(obj_name)
         if event.frames is not None and obj is not None and isinstance(image_name, str):
-            animated = show_sequence(obj, event.frames, f"{image_name}_morph", scene.frame_start)
-            settings.status += f"; {len(event.frames)} frames in {bpy.path.relpath(os.path.dirname(bpy.path.abspath(animated.filepath)))}"
+            show_sequence(obj, event.frames, f"{image_name}_morph", scene.frame_start)
+            settings.status += f"; {len(event.frames)} frames in {bpy.path.relpath(sequence_folder())}"
         settings.last_error = ""
         return True
     elif event.kind == "cancelled":

@@ -116,7 +116,7 @@ def revert(obj: "bpy.types.Object") -> bool:
     return reverted
 
 
-def sequence_folder(obj: "bpy.types.Object") -> str:
+def sequence_folder() -> str:
     """Where an animated texture's frames go: `//<blend name>_styletex/` beside the saved .blend."""
     import os
 
@@ -130,7 +130,7 @@ def show_sequence(obj: "bpy.types.Object", frames: np.ndarray, name: str, frame_
     afterwards). The image names its files relative to the .blend, so the folder moves with it."""
     import os
 
-    folder = sequence_folder(obj)
+    folder = sequence_folder()
     os.makedirs(folder, exist_ok=True)
     scratch = bpy.data.images.new(f"{name}_scratch", frames.shape[2], frames.shape[1], alpha=True, float_buffer=False)
     scratch.colorspace_settings.name = srgb_name()

@@ -8,7 +8,9 @@ painting's statistics as the painting pasted on as the texture (`vs_pasted` <= 1
 object's structure (`structure` well below the pasted painting's).
 
 On the surface (surface_scores.py): the seam step ratio (about 1 when no seam shows), the seam balance
-(the two sides' band colours apart, over the painting's spread; the original's beside it) and the local
+(the two sides' band colours apart, over the painting's spread; the original's beside it), the split
+(how far whole patches of the surface are lighter or darker than the original's patches say, over the
+painting's luminance spread; the pasted painting's beside it) and the local
 contrast of the renders against the painting's at the same scale (1 = strokes as vivid as the painting's).
 
 Meshes: the bundled Spot, Bob and Blub, and procedural ones that the bundled three do not cover (a sphere
@@ -43,7 +45,8 @@ from backend.style.engine import resize_longer_side, resize_square, stylize
 from backend.style.settings import StyleSettings
 
 from .quality_score import Scorer, laplacian_energy, score_cameras
-from .surface_scores import colour_spread, local_contrast, seam_balance, seam_step_ratio, view_pairs
+from .surface_scores import (colour_spread, local_contrast, luminance_spread, region_balance, seam_balance, seam_step_ratio,
+                             surface_regions, view_pairs)
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT / "data"
@@ -130,6 +133,11 @@ def run_pair(name: str, obj: Path | None, texture: Path | None, painting_path: P
     row["balance"] = seam_balance(views["result"], pairs, spread)
     if original is not None:
         row["balance_original"] = seam_balance(views["original"], pairs, spread)
+    regions = surface_regions(mesh_t)
+    luma_spread = luminance_spread(painting_image)
+    for key in ("result", "pasted"):
+        row[f"split_{key}" if key != "result" else "split"] = region_balance(views[key], views.get("original"),
+                                                                            fragments, regions, luma_spread)
     painting_contrast = local_contrast(painting_image)
     row["contrast"] = local_contrast(views["result"], masks) / painting_contrast
     row["contrast_pasted"] = local_contrast(views["pasted"], masks) / painting_contrast
@@ -159,7 +167,7 @@ def print_row(row: dict) -> None:
     balance_original = f"{row['balance_original']:6.3f}" if "balance_original" in row else f"{'-':>6s}"
     print(f"{row['mesh']:<8s} {row['painting']:<14s} {row['seed']:4d} {original} {row['style_pasted']:8.3f} "
           f"{row['style_result']:8.3f} {row['vs_pasted']:9.3f} {structure} {row['speckle']:7.2f} {row['seam_ratio']:6.2f} "
-          f"{row['balance']:7.3f} {balance_original} {row['contrast']:8.2f} {row['spectrum_size']:8d} {row['seconds']:7.1f}",
+          f"{row['balance']:7.3f} {balance_original} {row['split']:6.3f} {row['split_pasted']:7.3f} {row['contrast']:8.2f} {row['spectrum_size']:8d} {row['seconds']:7.1f}",
           flush=True)
 
 
@@ -200,8 +208,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"quality: {settings.steps} steps, texture {settings.texture_size}^2, renders {settings.render_size}^2, "
               f"features {settings.features}; scored by EfficientNet-Lite1 over 8 fixed views")
         print(f"{'mesh':<8s} {'painting':<14s} {'seed':>4s} {'original':>8s} {'pasted':>8s} {'result':>8s} {'vs_pasted':>9s} "
-              f"{'struct':>9s} {'struct_p':>9s} {'speckle':>7s} {'seams':>6s} {'balance':>7s} {'bal_o':>6s} "
-              f"{'contrast':>8s} {'spectrum':>8s} {'seconds':>7s}")
+              f"{'struct':>9s} {'struct_p':>9s} {'speckle':>7s} {'seams':>6s} {'balance':>7s} {'bal_o':>6s} {'split':>6s} "
+              f"{'split_p':>7s} {'contrast':>8s} {'spectrum':>8s} {'seconds':>7s}")
         rows = []
         for name, (obj, tex) in meshes.items():
             for painting in paintings:

@@ -10,6 +10,13 @@
   256^2) in each view; the length-weighted mean distance between the two sides' means, over the
   painting's colour spread (the root of its summed channel variances). Two halves in different
   colours score high even where the seam itself is blended.
+- region balance: the surface cut into REGIONS patches of about equal area (k-means of its points, so
+  UV islands play no part); per patch, the mean luminance of the renders that show it. The result's
+  patch means are fitted by an affine map of the original's (a global recolouring or inversion is
+  free); what the fit leaves, the root mean square over patches weighted by their pixels, over the
+  painting's luminance spread, is a split: a light head over a dark body on a cow whose head and body
+  were alike. A uniform original leaves the result's patch means no structure to follow: there the
+  score is their spread.
 - local contrast: the standard deviation of luminance minus its 9x9 mean, over pixels whose whole
   window is covered; the benchmark reports it against the painting's at the same scale (1 = as vivid).
 
@@ -33,6 +40,7 @@ from backend.style.finishing import grow, uv_clip
 CONTIGUOUS = 3.0
 BAND = 12  # pixels at 256^2 renders, scaled with the render size
 WINDOW = 9
+REGIONS = 8
 
 
 @dataclass(frozen=True)
@@ -125,6 +133,11 @@ def seam_balance(images: torch.Tensor, pairs: list[ViewPairs], spread: float) ->
     return total / weight / max(spread, 1e-6) if weight else float("nan")
 
 
+def luminance_spread(image: torch.Tensor) -> float:
+    """Standard deviation of the luminance of an image (3, H, W) (or (1, 3, H, W))."""
+    return float((image.reshape(3, -1) * torch.tensor(LUMA, device=image.device)[:, None]).sum(dim=0).std())
+
+
 def local_contrast(images: torch.Tensor, masks: torch.Tensor | None = None) -> float:
     """Standard deviation of luminance minus its WINDOW x WINDOW mean over pixels whose whole window is covered:
     images (V, 3, H, W), masks (V, 1, H, W) (None: every pixel)."""
@@ -150,3 +163,55 @@ def bake(mesh: MeshTensors, size: int, colour) -> np.ndarray:
     out[fragments.mask] = torch.as_tensor(colour(points[fragments.mask].cpu().numpy()), dtype=torch.float32)
     # Texels on an island's rim whose centres no triangle covers still get read: grown in from inside.
     return grow(out, fragments.mask.cpu(), 2)[0].numpy()
+
+
+def surface_regions(mesh: MeshTensors, count: int = REGIONS, iterations: int = 25) -> torch.Tensor:
+    """(F,) the patch of every face: area-weighted k-means of the face centres into `count` patches, seeded
+    deterministically by farthest points from the first face."""
+    corners = mesh.positions[:, :3][mesh.faces]
+    centres = corners.mean(dim=1).double()
+    area = torch.linalg.cross(corners[:, 1] - corners[:, 0], corners[:, 2] - corners[:, 0]).norm(dim=1).double()
+    chosen = [int(torch.argmax(area))]
+    for _ in range(1, count):
+        distance = torch.cdist(centres, centres[chosen]).min(dim=1).values
+        chosen.append(int(torch.argmax(distance * (area > 0))))
+    means = centres[chosen]
+    for _ in range(iterations):
+        labels = torch.cdist(centres, means).argmin(dim=1)
+        weight = torch.zeros(count, dtype=torch.float64).index_add_(0, labels, area)
+        summed = torch.zeros(count, 3, dtype=torch.float64).index_add_(0, labels, centres * area[:, None])
+        means = torch.where(weight[:, None] > 0, summed / weight.clamp(min=1e-12)[:, None], means)
+    return torch.cdist(centres, means).argmin(dim=1)
+
+
+def region_luminance(images: torch.Tensor, fragments: list[Fragments], regions: torch.Tensor,
+                     count: int = REGIONS) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mean luminance (R,) of each surface patch over every view (V, 3, H, W) that shows it, and its pixels (R,)."""
+    weights = torch.tensor(LUMA, device=images.device).view(3, 1, 1)
+    total = torch.zeros(count, dtype=torch.float64)
+    pixels = torch.zeros(count, dtype=torch.float64)
+    for image, frag in zip(images, fragments):
+        patch = regions[frag.face_ids[frag.mask]]
+        luma = (image * weights).sum(dim=0)[frag.mask].double()
+        total.index_add_(0, patch, luma)
+        pixels.index_add_(0, patch, torch.ones_like(luma))
+    return total / pixels.clamp(min=1), pixels
+
+
+def region_balance(result: torch.Tensor, original: torch.Tensor | None, fragments: list[Fragments],
+                   regions: torch.Tensor, luminance_spread: float) -> float:
+    """What an affine map of the original's patch luminances leaves unexplained of the result's (weighted root
+    mean square), over `luminance_spread`; with no original (or a uniform one), the result's own spread."""
+    means, pixels = region_luminance(result, fragments, regions)
+    shown = pixels > 0
+    y, w = means[shown], pixels[shown] / pixels[shown].sum()
+    columns = [torch.ones_like(y)]
+    if original is not None:
+        x = region_luminance(original, fragments, regions)[0][shown]
+        if float((w * (x - (w * x).sum()) ** 2).sum()) > 1e-8:
+            columns.append(x)
+    design = torch.stack(columns, dim=1)
+    root = w.sqrt()[:, None]
+    coefficients = torch.linalg.lstsq(design * root, y[:, None] * root).solution
+    residual = y - (design @ coefficients)[:, 0]
+    return float((w * residual ** 2).sum().sqrt()) / max(luminance_spread, 1e-6)

@@ -15,7 +15,8 @@ from backend.mesh.seams import find_seams
 from backend.style.engine import resize_longer_side, resize_square
 from backend.style.finishing import finish_texture, uv_island_mask
 from bench.quality_score import score_cameras
-from bench.surface_scores import bake, colour_spread, local_contrast, seam_balance, seam_step_ratio, view_pairs
+from bench.surface_scores import (REGIONS, bake, colour_spread, local_contrast, region_balance, seam_balance,
+                                  seam_step_ratio, surface_regions, view_pairs)
 
 STARRY = Path(__file__).resolve().parent.parent / "data" / "styles" / "starry_night.jpg"
 
@@ -78,3 +79,25 @@ def test_local_contrast_sees_strokes_not_flat_colour_or_the_silhouette():
     blurred = torch.nn.functional.avg_pool2d(painting, 5, stride=1, padding=2)
     assert local_contrast(blurred) < 0.6 * local_contrast(painting)
     assert 0.2 < colour_spread(painting) < 0.6
+
+
+def test_a_light_half_over_a_dark_half_is_a_split_and_a_recolouring_is_not():
+    """Region balance: a uniform sphere given a light north and a dark south (strokes on both) scores high;
+    the same strokes over an even tone score low; an inversion of a structured original scores zero."""
+    mesh = uv_sphere(32, 64)
+    tensors = MeshTensors.from_mesh(mesh)
+    fragments = [rasterize_view(tensors, camera, 128) for camera in score_cameras(mesh.center, mesh.radius)]
+    regions = surface_regions(tensors)
+    area = torch.bincount(regions, minlength=REGIONS)
+    assert len(area) == REGIONS and int(area.min()) > 0.5 * len(mesh.faces) / REGIONS
+    uniform = renders(tensors, fragments, np.full((64, 64, 3), 0.8, np.float32))
+    strokes = lambda p: detailed(p) * 0.5 + 0.25  # noqa: E731
+    split = lambda p: strokes(p) + np.where(p[:, 2:3] > 0, 0.25, -0.25)  # noqa: E731
+    even = renders(tensors, fragments, bake(tensors, 512, strokes))
+    halves = renders(tensors, fragments, bake(tensors, 512, split))
+    assert region_balance(even, uniform, fragments, regions, 0.25) < 0.15
+    assert region_balance(halves, uniform, fragments, regions, 0.25) > 0.6
+    # A structured original (light north) inverted: its patches follow the original's exactly.
+    original = renders(tensors, fragments, bake(tensors, 512, lambda p: 0.3 + 0.4 * (p[:, 2:3] > 0) + 0 * p))
+    assert region_balance(halves, original, fragments, regions, 0.25) < 0.1
+    assert region_balance(1 - halves, original, fragments, regions, 0.25) < 0.1

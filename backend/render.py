@@ -88,7 +88,11 @@ def plan_shading(
 
 def shade_planned(plan: ShadingPlan, texels: torch.Tensor, background: torch.Tensor | float = 0.0) -> torch.Tensor:
     """Textured image (H, W, C) from a plan and the texel table it was made for."""
-    colors = gather(texels, plan.samples)
+    return place(plan, gather(texels, plan.samples), background)
+
+
+def place(plan: ShadingPlan, colors: torch.Tensor, background: torch.Tensor | float = 0.0) -> torch.Tensor:
+    """Image (H, W, C) of a plan's gathered colours (N, C) over `background`."""
     flat = torch.as_tensor(background, dtype=colors.dtype, device=colors.device).expand(plan.height * plan.width, colors.shape[1])
     return flat.index_put((plan.pixel,), colors).view(plan.height, plan.width, colors.shape[1])
 

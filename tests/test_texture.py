@@ -379,3 +379,26 @@ def test_anisotropic_gradient_matches_autograd_of_its_own_taps():
     uv = torch.rand(40, 2, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
     derivatives = torch.randn(40, 2, 2, dtype=torch.float64, generator=torch.Generator().manual_seed(2)) / 8
     assert torch.autograd.gradcheck(lambda t: sample(t, uv, derivatives, "anisotropic"), (texture,))
+
+
+def test_several_plans_gathered_at_once_give_each_gather_and_the_summed_gradient():
+    """gather_all (a step's views and seam term in one pass) equals separate gathers, forward and backward."""
+    from backend.texture import SamplePlan, gather
+    from backend.texture.sample import gather_all
+
+    generator = torch.Generator().manual_seed(3)
+    texels = torch.rand(500, 3, generator=generator, dtype=torch.float64, requires_grad=True)
+    plans = [SamplePlan(torch.randint(0, 500, (n, k), generator=generator), torch.rand(n, k, generator=generator))
+             for n, k in ((40, 8), (70, 4))]
+    upstream = [torch.rand(40, 3, generator=generator, dtype=torch.float64),
+                torch.rand(70, 3, generator=generator, dtype=torch.float64)]
+    together = gather_all(texels, plans)
+    sum((out * g).sum() for out, g in zip(together, upstream)).backward()
+    merged = texels.grad.clone()
+    texels.grad = None
+    apart = [gather(texels, plan) for plan in plans]
+    sum((out * g).sum() for out, g in zip(apart, upstream)).backward()
+    for a, b in zip(together, apart):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
+    torch.testing.assert_close(merged, texels.grad)
+    assert merged.abs().sum() > 0

@@ -19,10 +19,10 @@ from ..devices import pick_device
 from ..errors import StyleTexError
 from ..features import FeatureNet, build_feature_net
 from ..mesh import Mesh
-from ..render import MeshTensors, facing, plan_shading, rasterize_view, shade, shade_planned
+from ..render import MeshTensors, facing, place, plan_shading, rasterize_view, shade
 from ..mesh.seams import find_seams
 from ..texture import build_pyramid, pyramid_layout
-from ..texture.sample import ANISOTROPY
+from ..texture.sample import ANISOTROPY, gather_all
 from ..views import random_cameras
 from .colors import colour_transfer, grey, keep_colors, matched_grey_painting
 from .finishing import editable_weight, finish_texture, uv_island_mask
@@ -297,7 +297,10 @@ class StyleJob:
         self.render_size_before = size
         views = self.pool.draw(self.settings.views_per_step)
         pyramid = build_pyramid(self.parameter(self.working_size), kernel=self.settings.mip_kernel)
-        learned = torch.stack([self._shown(v, shade_planned(v.plan, pyramid.texels, v.background)) for v in views])
+        # The views' lookups and the seam term's in one gather: one texel gradient to zero and accumulate.
+        seam_plan = self.seam_term.plan if self.seam_term is not None else None
+        gathered = gather_all(pyramid.texels, [v.plan.samples for v in views] + ([seam_plan] if seam_plan else []))
+        learned = torch.stack([self._shown(v, place(v.plan, colors, v.background)) for v, colors in zip(views, gathered)])
         learned = learned.permute(0, 3, 1, 2)
         mask = views_coverage(views)
         features = self.net(grey(learned) if self.preserve_colors else learned)
@@ -320,7 +323,7 @@ class StyleJob:
             content = torch.cat([v.content for v in views])
             content_term = content_loss(features[self.net.content_layer], content, mask)
         total = self.settings.style_weight * style + self.content_weight * content_term
-        seam = self.seam_term(pyramid.texels) if self.seam_term is not None else zero
+        seam = self.seam_term.compare(gathered[-1]) if seam_plan is not None else zero
         total = total + self.settings.seam_weight * seam
         total = total + self.layout_term(learned, views, mask)
         self.optimizer.zero_grad(set_to_none=True)

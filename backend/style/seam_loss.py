@@ -47,5 +47,9 @@ class SeamTerm:
         """Mean over levels and band depths of the length-weighted mean |T(a) - T(b)| (per channel)."""
         if self.plan is None:
             return texels.new_zeros(())
-        side_a, side_b = gather(texels, self.plan).chunk(2)
+        return self.compare(gather(texels, self.plan))
+
+    def compare(self, samples: torch.Tensor) -> torch.Tensor:
+        """The term from the texels gathered by self.plan (a step gathers them with its views')."""
+        side_a, side_b = samples.chunk(2)
         return ((side_a - side_b).abs().mean(dim=1) * self.weight).sum()

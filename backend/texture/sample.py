@@ -12,6 +12,7 @@ deterministic on the CPU. Gradients flow to the texture only, not to the UVs.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Sequence
 
 import torch
 import torch.nn.functional as F
@@ -24,27 +25,33 @@ BOUNDARIES = ("wrap", "clamp")
 
 
 class _WeightedGather(torch.autograd.Function):
-    """out[n] = sum_k weight[n, k] * table[index[n, k]], differentiable in `table`. The forward pass is
-    embedding_bag's fused gather-and-sum (five times faster on the CPU than gathering every tap and then
-    weighting); its backward pass is slow, so the gradient is scattered here with index_add_."""
+    """out_i[n] = sum_k weight_i[n, k] * table[index_i[n, k]] for one or more plans i over one table,
+    differentiable in `table`. The forward pass is embedding_bag's fused gather-and-sum (five times faster
+    on the CPU than gathering every tap and then weighting); its backward pass is slow, so the gradient is
+    scattered here with index_add_, every plan's into one buffer: a step that reads the texture through
+    several plans (its views and the seam term) zeroes and accumulates one table gradient, not one each."""
 
     @staticmethod
-    def forward(ctx, table: torch.Tensor, index: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
-        ctx.save_for_backward(index, weight)
+    def forward(ctx, table: torch.Tensor, *plans: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        ctx.save_for_backward(*plans)
         ctx.rows = table.shape[0]
-        return F.embedding_bag(index, table, mode="sum", per_sample_weights=weight)
+        return tuple(F.embedding_bag(index, table, mode="sum", per_sample_weights=weight)
+                     for index, weight in zip(plans[::2], plans[1::2]))
 
     @staticmethod
-    def backward(ctx, grad: torch.Tensor):
-        index, weight = ctx.saved_tensors
-        # weight[n, k] * grad[n, c] written channel by channel: broadcasting over both trailing axes
-        # at once was several times slower.
-        spread = grad.new_empty(*weight.shape, grad.shape[1])
-        for c in range(grad.shape[1]):
-            torch.mul(weight, grad[:, c : c + 1], out=spread[..., c])
-        spread = spread.view(-1, grad.shape[1])
-        table_grad = grad.new_zeros(ctx.rows, grad.shape[1]).index_add_(0, index.reshape(-1), spread)
-        return table_grad, None, None
+    def backward(ctx, *grads: torch.Tensor):
+        plans = ctx.saved_tensors
+        table_grad = None
+        for index, weight, grad in zip(plans[::2], plans[1::2], grads):
+            if table_grad is None:
+                table_grad = grad.new_zeros(ctx.rows, grad.shape[1])
+            # weight[n, k] * grad[n, c] written channel by channel: broadcasting over both trailing axes
+            # at once was several times slower.
+            spread = grad.new_empty(*weight.shape, grad.shape[1])
+            for c in range(grad.shape[1]):
+                torch.mul(weight, grad[:, c : c + 1], out=spread[..., c])
+            table_grad.index_add_(0, index.reshape(-1), spread.view(-1, grad.shape[1]))
+        return (table_grad, *([None] * len(plans)))
 
 
 def _bilinear_taps(sizes: torch.Tensor, offsets: torch.Tensor, levels: torch.Tensor, uv: torch.Tensor, boundary: str,
@@ -176,7 +183,13 @@ def _anisotropic_plan(sizes: torch.Tensor, offsets: torch.Tensor, uv: torch.Tens
 
 def gather(texels: torch.Tensor, plan: SamplePlan) -> torch.Tensor:
     """(T, C) packed texels, planned lookups -> (N, C), differentiable with respect to `texels`."""
-    return _WeightedGather.apply(texels, plan.index, plan.weight.to(texels.dtype))
+    return gather_all(texels, [plan])[0]
+
+
+def gather_all(texels: torch.Tensor, plans: Sequence[SamplePlan]) -> tuple[torch.Tensor, ...]:
+    """gather() of several plans over one texel table, with one table gradient for them all."""
+    flat = [t for plan in plans for t in (plan.index, plan.weight.to(texels.dtype))]
+    return _WeightedGather.apply(texels, *flat)
 
 
 def as_pyramid(texture: torch.Tensor | MipPyramid, filter: str = "linear-mipmap-linear") -> MipPyramid:

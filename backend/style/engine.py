@@ -299,7 +299,7 @@ class StyleJob:
         pyramid = build_pyramid(self.parameter(self.working_size), kernel=self.settings.mip_kernel)
         # The views' lookups and the seam term's in one gather: one texel gradient to zero and accumulate.
         seam_plan = self.seam_term.plan if self.seam_term is not None else None
-        gathered = gather_all(pyramid.texels, [v.plan.samples for v in views] + ([seam_plan] if seam_plan else []))
+        gathered = gather_all(pyramid.texels, [v.plan.samples for v in views] + ([seam_plan] if seam_plan is not None else []))
         learned = torch.stack([self._shown(v, place(v.plan, colors, v.background)) for v, colors in zip(views, gathered)])
         learned = learned.permute(0, 3, 1, 2)
         mask = views_coverage(views)

@@ -297,11 +297,8 @@ class StyleJob:
         self.render_size_before = size
         views = self.pool.draw(self.settings.views_per_step)
         pyramid = build_pyramid(self.parameter(self.working_size), kernel=self.settings.mip_kernel)
-        # The views' lookups and the seam term's in one gather: one texel gradient to zero and accumulate.
-        seam_plan = self.seam_term.plan if self.seam_term is not None else None
-        gathered = gather_all(pyramid.texels, [v.plan.samples for v in views] + ([seam_plan] if seam_plan is not None else []))
-        learned = torch.stack([self._shown(v, place(v.plan, colors, v.background)) for v, colors in zip(views, gathered)])
-        learned = learned.permute(0, 3, 1, 2)
+        images, seam = self.shade_views(pyramid.texels, views)
+        learned = torch.stack(images).permute(0, 3, 1, 2)
         mask = views_coverage(views)
         features = self.net(grey(learned) if self.preserve_colors else learned)
         zero = torch.zeros((), device=self.device)
@@ -323,7 +320,6 @@ class StyleJob:
             content = torch.cat([v.content for v in views])
             content_term = content_loss(features[self.net.content_layer], content, mask)
         total = self.settings.style_weight * style + self.content_weight * content_term
-        seam = self.seam_term.compare(gathered[-1]) if seam_plan is not None else zero
         total = total + self.settings.seam_weight * seam
         total = total + self.layout_term(learned, views, mask)
         self.optimizer.zero_grad(set_to_none=True)
@@ -331,6 +327,15 @@ class StyleJob:
         self.optimizer.step()
         self.steps_done += 1
         return {"total": total.item(), "style": style.item(), "content": content_term.item(), "seam": seam.item()}
+
+    def shade_views(self, texels: torch.Tensor, views: list[PooledView]) -> tuple[list[torch.Tensor], torch.Tensor]:
+        """The renders (H, W, C) of `views` from a pyramid's texel table, and the seam term on it (zero when off).
+        All their lookups are one gather, so the table's gradient is zeroed and accumulated once."""
+        seam_plan = self.seam_term.plan if self.seam_term is not None else None
+        gathered = gather_all(texels, [v.plan.samples for v in views] + ([seam_plan] if seam_plan is not None else []))
+        images = [self._shown(v, place(v.plan, colors, v.background)) for v, colors in zip(views, gathered)]
+        seam = self.seam_term.compare(gathered[-1]) if seam_plan is not None else texels.new_zeros(())
+        return images, seam
 
     def layout_term(self, learned: torch.Tensor, views: list[PooledView], mask: Coverage) -> torch.Tensor:
         """The weighted colour layout term of renders (B, 3, H, W) of `views` (zero when it is off)."""

@@ -30,7 +30,6 @@ import torch
 from ..devices import pick_device
 from ..errors import StyleTexError
 from ..mesh import Mesh
-from ..render import shade_planned
 from ..texture import build_pyramid
 from .colors import grey, keep_colors, matched_grey_painting
 from .engine import StyleJob, check_mesh, job_report, run_steps, style_targets, views_coverage
@@ -137,8 +136,8 @@ class SequenceJob(StyleJob):
         per = len(views)
         textures = self.parameter(self.working_size)
         pyramids = [build_pyramid(textures[f], kernel=s.mip_kernel) for f in range(self.frames)]
-        learned = torch.stack([shade_planned(v.plan, pyramid.texels, v.background)
-                               for pyramid in pyramids for v in views]).permute(0, 3, 1, 2)  # frame-major
+        shaded = [self.shade_views(pyramid.texels, views) for pyramid in pyramids]
+        learned = torch.stack([image for images, _ in shaded for image in images]).permute(0, 3, 1, 2)  # frame-major
         mask = views_coverage(views)
         features = self.net(grey(learned) if self.preserve_colors else learned)
         content = torch.cat([v.content for v in views]) if self.content_weight > 0 else None
@@ -149,7 +148,7 @@ class SequenceJob(StyleJob):
             style_weight, content_weight = self.frame_weights(t)
             style = self._frame_style(f, t, mine, mask, size)
             content_term = content_loss(mine[self.net.content_layer], content, mask) if content is not None else zero
-            seam = self.seam_term(pyramids[f].texels) if self.seam_term is not None else zero
+            seam = shaded[f][1]
             layout = self.layout_term(learned[f * per:(f + 1) * per], views, mask)
             totals.append(style_weight * style + content_weight * content_term + s.seam_weight * seam + layout)
             styles.append(style)

@@ -135,9 +135,8 @@ def run_pair(name: str, obj: Path | None, texture: Path | None, painting_path: P
         row["balance_original"] = seam_balance(views["original"], pairs, spread)
     regions = surface_regions(mesh_t)
     luma_spread = luminance_spread(painting_image)
-    for key in ("result", "pasted"):
-        row[f"split_{key}" if key != "result" else "split"] = region_balance(views[key], views.get("original"),
-                                                                            fragments, regions, luma_spread)
+    row["split"] = region_balance(views["result"], views.get("original"), fragments, regions, luma_spread)
+    row["split_pasted"] = region_balance(views["pasted"], views.get("original"), fragments, regions, luma_spread)
     painting_contrast = local_contrast(painting_image)
     row["contrast"] = local_contrast(views["result"], masks) / painting_contrast
     row["contrast_pasted"] = local_contrast(views["pasted"], masks) / painting_contrast

@@ -34,7 +34,7 @@ import torch.nn.functional as F
 
 from backend.raster import Fragments, rasterize
 from backend.render import MeshTensors, surface_points
-from backend.style.colors import LUMA
+from backend.style.colors import luminance
 from backend.style.finishing import grow, uv_clip
 
 CONTIGUOUS = 3.0
@@ -135,13 +135,13 @@ def seam_balance(images: torch.Tensor, pairs: list[ViewPairs], spread: float) ->
 
 def luminance_spread(image: torch.Tensor) -> float:
     """Standard deviation of the luminance of an image (3, H, W) (or (1, 3, H, W))."""
-    return float((image.reshape(3, -1) * torch.tensor(LUMA, device=image.device)[:, None]).sum(dim=0).std())
+    return float(luminance(image.reshape(3, -1), dim=0).std())
 
 
 def local_contrast(images: torch.Tensor, masks: torch.Tensor | None = None) -> float:
     """Standard deviation of luminance minus its WINDOW x WINDOW mean over pixels whose whole window is covered:
     images (V, 3, H, W), masks (V, 1, H, W) (None: every pixel)."""
-    luma = (images * torch.tensor(LUMA, device=images.device).view(1, 3, 1, 1)).sum(dim=1, keepdim=True)
+    luma = luminance(images, dim=1)
     detail = luma[..., WINDOW // 2 : -(WINDOW // 2), WINDOW // 2 : -(WINDOW // 2)] - F.avg_pool2d(luma, WINDOW, stride=1)
     if masks is None:
         inside = torch.ones_like(detail, dtype=torch.bool)
@@ -167,7 +167,7 @@ def bake(mesh: MeshTensors, size: int, colour) -> np.ndarray:
 
 def surface_regions(mesh: MeshTensors, count: int = REGIONS, iterations: int = 25) -> torch.Tensor:
     """(F,) the patch of every face: area-weighted k-means of the face centres into `count` patches, seeded
-    deterministically by farthest points from the first face."""
+    deterministically: the largest face, then each next seed the face centre farthest from those chosen."""
     corners = mesh.positions[:, :3][mesh.faces]
     centres = corners.mean(dim=1).double()
     area = torch.linalg.cross(corners[:, 1] - corners[:, 0], corners[:, 2] - corners[:, 0]).norm(dim=1).double()
@@ -187,12 +187,11 @@ def surface_regions(mesh: MeshTensors, count: int = REGIONS, iterations: int = 2
 def region_luminance(images: torch.Tensor, fragments: list[Fragments], regions: torch.Tensor,
                      count: int = REGIONS) -> tuple[torch.Tensor, torch.Tensor]:
     """Mean luminance (R,) of each surface patch over every view (V, 3, H, W) that shows it, and its pixels (R,)."""
-    weights = torch.tensor(LUMA, device=images.device).view(3, 1, 1)
     total = torch.zeros(count, dtype=torch.float64)
     pixels = torch.zeros(count, dtype=torch.float64)
     for image, frag in zip(images, fragments):
         patch = regions[frag.face_ids[frag.mask]]
-        luma = (image * weights).sum(dim=0)[frag.mask].double()
+        luma = luminance(image, dim=0)[0][frag.mask].double()
         total.index_add_(0, patch, luma)
         pixels.index_add_(0, patch, torch.ones_like(luma))
     return total / pixels.clamp(min=1), pixels

@@ -98,6 +98,6 @@ def test_a_light_half_over_a_dark_half_is_a_split_and_a_recolouring_is_not():
     assert region_balance(even, uniform, fragments, regions, 0.25) < 0.15
     assert region_balance(halves, uniform, fragments, regions, 0.25) > 0.6
     # A structured original (light north) inverted: its patches follow the original's exactly.
-    original = renders(tensors, fragments, bake(tensors, 512, lambda p: 0.3 + 0.4 * (p[:, 2:3] > 0) + 0 * p))
+    original = renders(tensors, fragments, bake(tensors, 512, lambda p: np.repeat(0.3 + 0.4 * (p[:, 2:3] > 0), 3, axis=1)))
     assert region_balance(halves, original, fragments, regions, 0.25) < 0.1
     assert region_balance(1 - halves, original, fragments, regions, 0.25) < 0.1

@@ -41,10 +41,8 @@ class _WeightedGather(torch.autograd.Function):
     @staticmethod
     def backward(ctx, *grads: torch.Tensor):
         plans = ctx.saved_tensors
-        table_grad = None
+        table_grad = grads[0].new_zeros(ctx.rows, grads[0].shape[1])
         for index, weight, grad in zip(plans[::2], plans[1::2], grads):
-            if table_grad is None:
-                table_grad = grad.new_zeros(ctx.rows, grad.shape[1])
             # weight[n, k] * grad[n, c] written channel by channel: broadcasting over both trailing axes
             # at once was several times slower.
             spread = grad.new_empty(*weight.shape, grad.shape[1])

@@ -1,8 +1,8 @@
 """The artist's controls as job settings (pure Python, no bpy): the strength slider and the paintings.
 
 Strength runs from "subtle" (0) to "strong" (1). It moves the content weight on a log scale around the
-tuned default (1.0 at 0.5): 4 at subtle, where the object's own markings dominate, 0.25 at strong, where
-the painting does. The style weight stays 1: only the ratio of the two matters to the result.
+backend's tuned default (1.5 at 0.5): four times that at subtle, where the object's own markings dominate, a
+quarter at strong, where the painting does. The style weight stays 1: only the ratio of the two matters.
 """
 
 from __future__ import annotations
@@ -10,13 +10,14 @@ from __future__ import annotations
 from typing import Sequence
 
 DEFAULT_STRENGTH = 0.5
-CONTENT_AT_SUBTLE = 4.0  # content weight at strength 0; its inverse at strength 1
+DEFAULT_CONTENT = 1.5  # the backend's default content weight (StyleSettings.content_weight)
+CONTENT_RANGE = 4.0  # strength 0 multiplies it by this, strength 1 divides it by this
 
 
 def weights_for_strength(strength: float) -> tuple[float, float]:
     """(style_weight, content_weight) for a strength in [0, 1] (clamped)."""
     strength = min(max(float(strength), 0.0), 1.0)
-    return 1.0, CONTENT_AT_SUBTLE ** (1.0 - 2.0 * strength)
+    return 1.0, DEFAULT_CONTENT * CONTENT_RANGE ** (1.0 - 2.0 * strength)
 
 
 def blend_setting(weights: Sequence[float]) -> str:

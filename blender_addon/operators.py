@@ -156,7 +156,7 @@ class STYLETEX_OT_stylize(JobControls, bpy.types.Operator):
     texture_size: IntProperty(name="Texture Size", default=1024, min=16, max=4096)
     render_size: IntProperty(name="Render Size", default=512, min=16, max=2048)
     style_weight: FloatProperty(name="Style Weight", default=1.0, min=0.0)
-    content_weight: FloatProperty(name="Content Weight", default=1.0, min=0.0)
+    content_weight: FloatProperty(name="Content Weight", default=1.5, min=0.0)
     features: EnumProperty(name="Network", items=FEATURES, default="auto")
     seed: IntProperty(name="Seed", default=0, min=0)
     address: StringProperty(name="Backend Address", description="Empty: from the add-on preferences")

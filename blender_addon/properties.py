@@ -67,7 +67,7 @@ class StyleTexSettings(JobControls, bpy.types.PropertyGroup):
     render_size: IntProperty(name="Render Size", default=512, min=64, max=2048)
     steps: IntProperty(name="Steps", default=400, min=1, max=100000)
     style_weight: FloatProperty(name="Style Weight", default=1.0, min=0.0)
-    content_weight: FloatProperty(name="Content Weight", default=1.0, min=0.0)
+    content_weight: FloatProperty(name="Content Weight", default=1.5, min=0.0)
     features: EnumProperty(name="Network", items=FEATURES, default="auto")
     seed: IntProperty(name="Seed", default=0, min=0)
     # Panel state, written by the main thread only.

@@ -275,3 +275,49 @@ def test_colour_layout_is_the_covered_mean_colour_per_cell():
     assert layout_loss(image, mask, colour, covered).item() == pytest.approx(0.0, abs=1e-6)
     swapped = image.flip(-1)  # red and blue change places: every covered cell is off by its whole colour
     assert layout_loss(swapped, mask, colour, covered).item() == pytest.approx(2.0, rel=1e-5)
+
+
+# --- style per grid cell -------------------------------------------------------------------------
+
+
+def test_tile_grams_are_each_cells_masked_gram_and_merge_into_the_whole_views():
+    from backend.style.losses import Coverage, merged_gram, tile_grams
+
+    f = features(b=2, c=3, h=8, w=9)  # 9 columns: cells of 5 and 4
+    mask = torch.ones(2, 1, 8, 9, dtype=torch.float64)
+    mask[0, :, :4, :5] = 0  # the first view's top-left cell is background
+    mask[1, :, 4:, 5:] = 0.5
+    mask[1, :, 0, 0] = 0
+    grams, total = tile_grams(f, Coverage(mask), 2)
+    cells = [(slice(0, 4), slice(0, 5)), (slice(0, 4), slice(5, 9)), (slice(4, 8), slice(0, 5)), (slice(4, 8), slice(5, 9))]
+    for k, (rows, cols) in enumerate(cells):
+        for v in range(2):
+            m = mask[v:v + 1, :, rows, cols]
+            expected = gram(f[v:v + 1, :, rows, cols], m)[0] if m.sum() > 0 else torch.zeros(3, 3, dtype=torch.float64)
+            torch.testing.assert_close(grams[v, k], expected)
+            assert total[v, k].item() == pytest.approx(m.sum().item())
+    torch.testing.assert_close(merged_gram(grams, total), gram(f, mask))
+    channels_last = f.contiguous(memory_format=torch.channels_last)
+    torch.testing.assert_close(tile_grams(channels_last, Coverage(mask), 2)[0], grams)
+    small = features(b=2, c=3, h=1, w=2)  # fewer positions than cells: one cell per position
+    grams, total = tile_grams(small, Coverage(torch.ones(2, 1, 1, 2, dtype=torch.float64)), 4)
+    assert grams.shape == (2, 2, 3, 3)
+    torch.testing.assert_close(grams[:, 1], small[:, :, 0, 1, None] * small[:, None, :, 0, 1])
+
+
+def test_tiled_style_loss_sees_halves_that_the_whole_views_gram_does_not():
+    """Two regions that each hold one of two feature vectors have the Gram of the whole mixture, as do fine
+    stripes of both; only the cells tell them apart, so only the tiled loss penalizes the halves."""
+    from backend.style.losses import Coverage, tile_grams, tiled_style_loss
+
+    a, b = torch.tensor([1.0, 0.2, 0.0], dtype=torch.float64), torch.tensor([0.0, 0.3, 1.0], dtype=torch.float64)
+    halves = torch.empty(1, 3, 8, 8, dtype=torch.float64)
+    halves[..., :, :4], halves[..., :, 4:] = a[:, None, None], b[:, None, None]
+    stripes = torch.empty_like(halves)
+    stripes[..., :, 0::2], stripes[..., :, 1::2] = a[:, None, None], b[:, None, None]
+    mask = Coverage(torch.ones(1, 1, 8, 8, dtype=torch.float64))
+    target = {"x": gram(stripes)[0]}
+    torch.testing.assert_close(gram(halves)[0], target["x"])
+    loss = lambda f: tiled_style_loss({"x": tile_grams(f, mask, 2)}, target, {"x": 1.0}).item()  # noqa: E731
+    assert loss(stripes) == pytest.approx(0.0, abs=1e-12)
+    assert loss(halves) > 0.5

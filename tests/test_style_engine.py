@@ -604,3 +604,43 @@ def test_the_layout_term_keeps_the_recoloured_originals_coarse_colours():
                                  layout_weight=weight)
         scores[weight] = distance(stylize(mesh, style, settings, original).texture)
     assert scores[4.0] < 0.7 * scores[0.0], scores
+
+
+def test_the_cells_style_term_gives_every_part_of_a_view_the_whole_palette():
+    """tile_weight adds each view cell's Gram against the painting's: measured on fixed views afterwards, the
+    cells of the final texture's renders are closer to the painting's statistics with the term than without."""
+    from backend.formats.images import load_image
+    from backend.mesh.primitives import two_island_sphere
+    from backend.render import MeshTensors, rasterize_view, shade
+    from backend.style.engine import style_targets, stylize
+    from backend.style.losses import Coverage, tile_grams, tiled_style_loss
+    from backend.style.settings import StyleSettings
+    from backend.views import ring_cameras
+
+    mesh = two_island_sphere(16, 32)
+    original = np.full((64, 64, 3), 0.8, np.float32)
+    style = load_image(REPO / "data" / "styles" / "starry_night.jpg")
+    cpu = torch.device("cpu")
+    net = build_feature_net("random", cpu, seed=0)
+    targets = style_targets(net, [style], 64, cpu)
+    weights = dict.fromkeys(net.style_layers, 1.0)
+    tensors = MeshTensors.from_mesh(mesh, cpu)
+    views = [rasterize_view(tensors, camera, 64) for camera in ring_cameras(mesh.center, mesh.radius, 4)]
+
+    def cells_distance(texture: np.ndarray) -> float:
+        total = 0.0
+        for fragments in views:
+            mask = Coverage(fragments.mask.float()[None, None])
+            image = shade(fragments, tensors.uvs, torch.from_numpy(texture), background=0.5).permute(2, 0, 1)[None]
+            features = net(image)
+            cells = {name: tile_grams(features[name], mask, 2) for name in ("rand1", "rand2")}  # the layers with cells
+            total += tiled_style_loss(cells, targets, weights).item()
+        return total / len(views)
+
+    scores = {}
+    for weight in (0.0, 3.0):
+        # no content term: a uniform original would hold the texture still at these sizes and steps
+        settings = StyleSettings(steps=150, texture_size=64, render_size=64, features="random", seed=0,
+                                 content_weight=0.0, learning_rate=0.05, tile_weight=weight)
+        scores[weight] = cells_distance(stylize(mesh, style, settings, original).texture)
+    assert scores[3.0] < 0.6 * scores[0.0], scores  # measured: 0.106 against 0.228

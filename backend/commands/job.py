@@ -56,6 +56,11 @@ def add_job_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--layout-weight", type=finite_float, default=DEFAULTS["layout_weight"],
                         help="weight of a term that keeps each view's coarse colour layout that of the original "
                              "recoloured to the painting's palette (no regions in different parts of the palette)")
+    parser.add_argument("--tile-weight", type=finite_float, default=DEFAULTS["tile_weight"],
+                        help="weight of the style term on each cell of a grid over every view, so that each part "
+                             "carries the whole palette (no halves in different colours); 0 = off")
+    parser.add_argument("--style-tiles", type=positive_int, default=DEFAULTS["style_tiles"],
+                        help="cells per side of that grid")
     parser.add_argument("--angle-weighting", action="store_true",
                         help="weight each pixel in the losses by how head-on it sees its surface")
     parser.add_argument("--param", choices=tuple(PARAMETERIZATIONS), default=DEFAULTS["param"])
@@ -141,7 +146,8 @@ def job_settings(args: argparse.Namespace, preview_every: int = 0) -> StyleSetti
         view_pool=args.view_pool, view_reuse=args.view_reuse, channels_last=args.channels_last,
         network_precision=args.network_precision, style_scale=args.style_scale, style_blend=args.style_blend,
         preserve_colors=args.preserve_colors, style_loss=args.style_loss, seam_weight=args.seam_weight,
-        angle_weighting=args.angle_weighting, layout_weight=args.layout_weight,
+        angle_weighting=args.angle_weighting, layout_weight=args.layout_weight, tile_weight=args.tile_weight,
+        style_tiles=args.style_tiles,
         preview_every=preview_every,
     ).validate()
 

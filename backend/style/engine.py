@@ -26,8 +26,8 @@ from ..texture.sample import ANISOTROPY, gather_all
 from ..views import random_cameras
 from .colors import colour_transfer, grey, keep_colors, matched_grey_painting
 from .finishing import editable_weight, finish_texture, uv_island_mask
-from .losses import (Coverage, StyleMemory, channel_objective, colour_layout, content_loss, gram, layout_loss,
-                     style_loss)
+from .losses import (Coverage, StyleMemory, channel_objective, colour_layout, content_loss, gram, gram_style,
+                     layout_loss)
 from .nnfm import feature_rows, nnfm_layers, nnfm_loss
 from .parameterization import make_texture_parameter
 from .progress import Progress, StyleResult
@@ -309,8 +309,8 @@ class StyleJob:
             kind = self.settings.style_loss
             parts = []
             if kind in ("gram", "mix"):
-                grams = self.memory({name: gram(features[name], mask) for name in self.net.style_layers})
-                parts.append(style_loss(grams, self.targets(size), self.layer_weights))
+                parts.append(gram_style(features, mask, self.targets(size), self.layer_weights, self.memory,
+                                        self.settings.tile_weight, self.settings.style_tiles))
             if kind in ("nnfm", "mix"):
                 layers, rows = self.nnfm_targets(size)
                 parts.append(nnfm_loss(features, rows, layers, mask))

@@ -26,6 +26,7 @@ class Coverage:
     def __init__(self, mask: torch.Tensor):
         self.mask = mask
         self._at: dict[tuple[int, int], tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]] = {}
+        self._cells: dict[tuple[int, int, int], tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = {}
 
     def at(self, like: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         """For features `like` (B, C, h, w): weight (B, 1, h, w), covered (n,) flat positions,
@@ -38,6 +39,34 @@ class Coverage:
             total = flat.sum(dim=-1, keepdim=True).clamp(min=1e-6)
             self._at[size] = (weight, covered, flat.index_select(2, covered).sqrt(), total)
         return self._at[size]
+
+    def cells(self, like: torch.Tensor, tiles: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """For features `like` (B, C, h, w) cut into a tiles x tiles grid (fewer along an axis shorter than that): the
+        flat positions some view covers, cell by cell, each cell's padded to the fullest's count (cells * n,),
+        their weights' square roots over their cell's summed weight's (B, cells, 1, n; 0 for padding) and each
+        cell's summed weight (B, cells)."""
+        h, w = like.shape[-2:]
+        key = (h, w, tiles)
+        if key not in self._cells:
+            weight, covered, root, _ = self.at(like)
+            down, across = min(tiles, h), min(tiles, w)
+            cell = ((covered // w) * down // h) * across + (covered % w) * across // w  # each covered position's cell
+            t2 = down * across
+            order = torch.argsort(cell, stable=True)
+            counts = torch.bincount(cell, minlength=t2)
+            n = max(int(counts.max()), 1) if len(cell) else 1
+            rank = torch.arange(len(cell), device=cell.device) - torch.repeat_interleave(torch.cumsum(counts, 0) - counts, counts)
+            slot = cell[order] * n + rank
+            index = torch.zeros(t2 * n, dtype=covered.dtype, device=covered.device)
+            index[slot] = covered[order]
+            flat = weight.reshape(weight.shape[0], -1)
+            total = torch.zeros(weight.shape[0], t2, dtype=weight.dtype, device=weight.device)
+            total.index_add_(1, cell, flat.index_select(1, covered))
+            roots = root.new_zeros(root.shape[0], t2 * n)
+            # each cell's normalization (1 / its summed weight) folded in here, not divided out of C x C products
+            roots[:, slot] = root[:, 0, order] / total.clamp(min=1e-6).sqrt()[:, cell[order]]
+            self._cells[key] = (index, roots.reshape(-1, t2, 1, n), total)
+        return self._cells[key]
 
 
 def _coverage(mask: torch.Tensor | Coverage) -> Coverage:
@@ -150,3 +179,79 @@ def layout_loss(image: torch.Tensor, mask: torch.Tensor, target: torch.Tensor, c
     weight = covered.expand_as(target)
     total = weight.sum().clamp(min=1e-6)
     return ((colour - target).abs() * weight).sum() / total / ((target.abs() * weight).sum() / total).clamp(min=1e-6)
+
+
+
+MIN_CELL = 16  # positions per side of a cell, at least, for a layer to have cells
+
+
+def gram_style(features: dict[str, torch.Tensor], mask: Coverage, targets: dict[str, torch.Tensor],
+               weights: dict[str, float], memory: StyleMemory, tile_weight: float = 0.0, tiles: int = 2) -> torch.Tensor:
+    """The Gram style term: the views' Grams through the style memory against the painting's, plus (tile_weight)
+    each cell's of a tiles x tiles grid against it; the whole views' Grams are then merged from their cells'.
+    Layers too coarse for cells of MIN_CELL^2 positions have none: a Gram of fewer positions says little, and
+    the deepest layers' C x C matrices are the most costly (EfficientNet-Lite0's last style layer, 16^2 at
+    256^2 renders, would cost four times its whole-view Gram)."""
+    cells = {name: tile_grams(features[name], mask, tiles) for name in weights
+             if tile_weight > 0 and min(features[name].shape[-2:]) >= MIN_CELL * tiles}
+    grams = memory({name: merged_gram(*cells[name]) if name in cells else gram(features[name], mask) for name in weights})
+    loss = style_loss(grams, targets, weights)
+    if cells:
+        loss = loss + tile_weight * tiled_style_loss(cells, targets, weights)
+    return loss
+
+
+def tile_grams(features: torch.Tensor, mask: Coverage, tiles: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(B, C, h, w) features -> the masked Gram matrix of each cell of a tiles x tiles grid over the map
+    (B, tiles^2, C, C) and each cell's summed coverage weight (B, tiles^2). Along an axis shorter than the grid the
+    map has one cell per position; an uncovered cell's Gram is zero.
+
+    Only covered positions enter the products, as in gram(), each cell's padded to the fullest cell's count
+    with weightless ones; so the cells together cost about what the whole view's Gram does."""
+    b, c = features.shape[:2]
+    index, root, total = mask.cells(features, tiles)
+    cells, count = root.shape[1], root.shape[-1]
+    rows = features.is_contiguous(memory_format=torch.channels_last) and not features.is_contiguous()
+    if rows:  # (B, N, C) rows without a copy, as in gram()
+        picked = features.permute(0, 2, 3, 1).reshape(b, -1, c).index_select(1, index)
+        picked = picked.reshape(b, cells, count, c).transpose(2, 3)
+    else:
+        picked = features.reshape(b, c, -1).index_select(2, index).reshape(b, c, cells, count).transpose(1, 2)
+    return _SelfProduct.apply((picked * root).reshape(b * cells, c, count)).reshape(b, cells, c, c), total
+
+
+def merged_gram(grams: torch.Tensor, total: torch.Tensor) -> torch.Tensor:
+    """The whole view's masked Gram (B, C, C) from its cells' (tile_grams()): their coverage-weighted mean."""
+    return torch.einsum("bt,btij->bij", total / total.sum(dim=1, keepdim=True).clamp(min=1e-6), grams)
+
+
+def tiled_style_loss(cells: dict[str, tuple[torch.Tensor, torch.Tensor]], targets: dict[str, torch.Tensor],
+                     weights: dict[str, float]) -> torch.Tensor:
+    """Each grid cell's Gram matrix (tile_grams()) against the painting's whole one, weighted by the cell's share
+    of the coverage: every part of a view must carry the whole palette, so regions cannot each take a different
+    part of it (the style memory lets them, as does one Gram over a view). Layers without cells add nothing."""
+    loss = 0.0
+    for name, (grams, total) in cells.items():
+        weight = weights[name]
+        target = targets[name]
+        share = total / total.sum().clamp(min=1e-6) / (target.numel() * target.abs().mean().clamp(min=1e-12))
+        loss = loss + weight * _WeightedDistance.apply(grams, target, share)
+    return loss / sum(weights.values())
+
+
+class _WeightedDistance(torch.autograd.Function):
+    """sum_k w_k sum_ij |G_kij - T_ij| for (B, K, C, C) G, a (C, C) target and (B, K) weights w, differentiable
+    in G. Written out, autograd spends eight passes over the C x C matrices, and those passes are most of the
+    cells' cost; this takes four."""
+
+    @staticmethod
+    def forward(ctx, grams: torch.Tensor, target: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+        difference = grams - target
+        distance = torch.linalg.vector_norm(difference, 1, dim=(-2, -1))
+        ctx.save_for_backward(difference.sign_(), weight)
+        return (distance * weight).sum()
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        sign, weight = ctx.saved_tensors
+        return sign * (grad * weight)[..., None, None], None, None

@@ -34,7 +34,7 @@ from ..texture import build_pyramid
 from .colors import grey, keep_colors, matched_grey_painting
 from .engine import StyleJob, check_mesh, job_report, run_steps, style_targets, views_coverage
 from .finishing import finish_texture, uv_island_mask
-from .losses import StyleMemory, channel_objective, content_loss, gram, style_loss
+from .losses import StyleMemory, channel_objective, content_loss, gram_style
 from .parameterization import SequenceTexture, make_texture_parameter
 from .progress import Progress
 from .settings import StyleSettings, parse_objective
@@ -122,8 +122,8 @@ class SequenceJob(StyleJob):
         if self.mode == "styles":
             to = self.targets_to(size)
             targets = {name: (1 - t) * targets[name] + t * to[name] for name in targets}
-        grams = self.memories[f]({name: gram(features[name], mask) for name in self.net.style_layers})
-        return style_loss(grams, targets, self.layer_weights)
+        return gram_style(features, mask, targets, self.layer_weights, self.memories[f], self.settings.tile_weight,
+                          self.settings.style_tiles)
 
     def step(self) -> dict:
         s = self.settings

@@ -23,7 +23,7 @@ class StyleSettings:
     features: str = "auto"  # auto | efficientnet_lite0 | vgg19 | vgg16 | random (tests only)
     weights: str | None = None  # local weights file for the chosen network
     style_weight: float = 1.0
-    content_weight: float = 1.0  # tuned with the quality benchmark: eyes and patches stay readable
+    content_weight: float = 1.5  # tuned with the quality benchmark (with tile_weight 3): eyes and patches stay readable
     param: str = "fourier"  # fourier | pixel
     init: str = "random"  # random (as the reference) | original (needs an original texture)
     seed: int = 0
@@ -31,11 +31,18 @@ class StyleSettings:
     learning_rate: float = 0.03  # the reference's 0.05 left more pixel noise (docs/BENCHMARKS.md)
     views_per_step: int = 1
     style_loss: str = "gram"  # gram | nnfm (nearest-neighbour feature matching, nnfm.py) | mix (their mean)
-    seam_weight: float = 1.0  # the seam term (seam_loss.py) and the gutter continued across seams; 0 = both off
+    # The seam term (seam_loss.py) and the gutter continued across seams; 0 = both off. 3, not 1: the cells'
+    # style term below pushes islands apart harder (seam ratio 1.45 at 1 on the many-island sphere).
+    seam_weight: float = 3.0
     angle_weighting: bool = False  # pixels weighted by |cos| of their view angle in the losses (StyleMesh)
     # Keeps each view's coarse colour layout (an 8 x 8 grid of mean colours) that of the original's render
     # recoloured to the paintings' palette, so that separate regions cannot each take a different part of it.
     layout_weight: float = 0.0
+    # The style term on each cell of a style_tiles x style_tiles grid over every view, against the painting's whole
+    # Gram: each part of a view must carry the whole palette, so no region takes the light half of the painting
+    # and the next the dark half (docs/BENCHMARKS.md: the split halves). 0 = off.
+    tile_weight: float = 3.0
+    style_tiles: int = 2
     style_decay: float = 0.95  # style memory: EMA decay of the Gram matrices
     style_size: int = 0  # longer side of the style image for the targets; 0 = render_size
     style_scale: float = 1.0  # the painting's size relative to that when its style is measured: 2 = bigger strokes
@@ -71,7 +78,7 @@ class StyleSettings:
         ints = {"steps": (1, 1_000_000), "texture_size": (8, 8192), "render_size": (16, MAX_SIZE),
                 "views_per_step": (1, 64), "style_size": (0, 8192), "preview_every": (0, 1_000_000),
                 "margin": (0, 4096), "seed": (0, 2**63 - 1),
-                "spectrum_size": (0, self.texture_size), "view_pool": (1, 256), "view_reuse": (1, 1_000_000)}
+                "spectrum_size": (0, self.texture_size), "view_pool": (1, 256), "view_reuse": (1, 1_000_000), "style_tiles": (1, 16)}
         for name, (lo, hi) in ints.items():
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
@@ -80,7 +87,7 @@ class StyleSettings:
         for name, value in positive.items():
             if not value > 0:
                 raise StyleTexError(f"setting {name} must be positive, got {value}")
-        for name in ("style_weight", "content_weight", "seam_weight", "layout_weight"):
+        for name in ("style_weight", "content_weight", "seam_weight", "layout_weight", "tile_weight"):
             if getattr(self, name) < 0:
                 raise StyleTexError(f"setting {name} must not be negative, got {getattr(self, name)}")
         if not 0 <= self.style_decay < 1:

@@ -6,6 +6,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from backend.style.settings import StyleSettings
+
 from .support import JOB, REPO, STYLE, add_sphere, base_color_node, image_rgba, make_image, textured_material
 
 WAVE = REPO / "data" / "styles" / "wave.jpg"
@@ -32,13 +34,13 @@ def styled_pixels(bpy, backend, **options) -> np.ndarray:
 def test_strength_maps_onto_the_loss_weights():
     from blender_addon.controls import style_settings, weights_for_strength
 
-    assert weights_for_strength(0.0) == (1.0, 4.0)
-    assert weights_for_strength(0.5) == (1.0, 1.0)
-    assert weights_for_strength(1.0) == (1.0, 0.25)
-    assert weights_for_strength(0.75)[1] == pytest.approx(0.5)
+    assert weights_for_strength(0.0) == (1.0, 6.0)
+    assert weights_for_strength(0.5) == (1.0, 1.5) == (1.0, StyleSettings().content_weight)  # the backend's default
+    assert weights_for_strength(1.0) == (1.0, 0.375)
+    assert weights_for_strength(0.75)[1] == pytest.approx(0.75)
     assert weights_for_strength(7.0) == weights_for_strength(1.0)  # clamped
     assert style_settings([1.0], 2.0, True, 0.5) == {"style_blend": "", "style_scale": 2.0, "preserve_colors": True,
-                                                      "style_weight": 1.0, "content_weight": 1.0}
+                                                      "style_weight": 1.0, "content_weight": 1.5}
     assert style_settings([1.0, 0.5], 1.0, False, 0.5, raw_weights=(2.0, 0.0))["style_blend"] == "1.0,0.5"
 
 

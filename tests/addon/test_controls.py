@@ -53,7 +53,7 @@ def test_paintings_blend_by_weight_and_the_strength_is_the_raw_weights(bpy_clean
     np.testing.assert_array_equal(blended_away, single)  # weights 1, 0: the first painting alone
     assert not np.array_equal(mixed, single)
     strong = styled_pixels(bpy, backend, style_path=str(STYLE), strength=1.0)
-    raw = styled_pixels(bpy, backend, style_path=str(STYLE), advanced_weights=True, style_weight=1.0, content_weight=0.25)
+    raw = styled_pixels(bpy, backend, style_path=str(STYLE), advanced_weights=True, style_weight=1.0, content_weight=0.375)
     np.testing.assert_array_equal(strong, raw)
     assert not np.array_equal(strong, single)
     scaled = styled_pixels(bpy, backend, style_path=str(STYLE), style_scale=2.0)

@@ -644,3 +644,7 @@ def test_the_cells_style_term_gives_every_part_of_a_view_the_whole_palette():
                                  content_weight=0.0, learning_rate=0.05, tile_weight=weight)
         scores[weight] = cells_distance(stylize(mesh, style, settings, original).texture)
     assert scores[3.0] < 0.6 * scores[0.0], scores  # measured: 0.106 against 0.228
+    with pytest.raises(StyleTexError, match="tile_weight"):
+        StyleSettings(tile_weight=-1.0).validate()
+    with pytest.raises(StyleTexError, match="style_tiles"):
+        StyleSettings(style_tiles=0).validate()

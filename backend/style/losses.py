@@ -181,7 +181,6 @@ def layout_loss(image: torch.Tensor, mask: torch.Tensor, target: torch.Tensor, c
     return ((colour - target).abs() * weight).sum() / total / ((target.abs() * weight).sum() / total).clamp(min=1e-6)
 
 
-
 MIN_CELL = 16  # positions per side of a cell, at least, for a layer to have cells
 
 
@@ -207,7 +206,7 @@ def tile_grams(features: torch.Tensor, mask: Coverage, tiles: int) -> tuple[torc
     map has one cell per position; an uncovered cell's Gram is zero.
 
     Only covered positions enter the products, as in gram(), each cell's padded to the fullest cell's count
-    with weightless ones; so the cells together cost about what the whole view's Gram does."""
+    with weightless ones; so the cells' products together cost about what the whole view's does."""
     b, c = features.shape[:2]
     index, root, total = mask.cells(features, tiles)
     cells, count = root.shape[1], root.shape[-1]

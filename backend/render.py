@@ -117,15 +117,16 @@ def surface_points(mesh: MeshTensors, fragments: Fragments) -> torch.Tensor:
     return (fragments.bary[..., None] * corners).sum(dim=2) * fragments.mask[..., None]
 
 
-def facing(mesh: MeshTensors, fragments: Fragments, eye) -> torch.Tensor:
+def facing(mesh: MeshTensors, fragments: Fragments, eye, signed: bool = False) -> torch.Tensor:
     """(H, W) |cos| of the angle between each covered pixel's face normal and the direction to the eye: 1 seen
-    head-on, towards 0 seen edge-on; 0 on background. Faces count from both sides, as they render."""
+    head-on, towards 0 seen edge-on; 0 on background. Faces count from both sides, as they render. With `signed`,
+    the cosine itself: below 0 where a face is seen from its back (by its winding)."""
     corners = mesh.positions[:, :3][mesh.faces[fragments.face_ids.clamp(min=0)]]
     normal = torch.linalg.cross(corners[..., 1, :] - corners[..., 0, :], corners[..., 2, :] - corners[..., 0, :])
     points = (fragments.bary[..., None] * corners).sum(dim=2)
     to_eye = torch.as_tensor(eye, dtype=points.dtype, device=points.device) - points
-    cos = (normal * to_eye).sum(-1).abs() / (normal.norm(dim=-1) * to_eye.norm(dim=-1)).clamp(min=1e-20)
-    return cos * fragments.mask
+    cos = (normal * to_eye).sum(-1) / (normal.norm(dim=-1) * to_eye.norm(dim=-1)).clamp(min=1e-20)
+    return (cos if signed else cos.abs()) * fragments.mask
 
 
 def render(

@@ -117,6 +117,20 @@ def random_cameras(
     return [orbit_camera(center, radius, d, fov_deg, z) for d, z in zip(directions, zooms)]
 
 
+def closeup_camera(point, direction, object_radius: float, zoom: float, fov_deg: float = 30.0) -> Camera:
+    """A camera on `direction` from a surface `point`, aimed at it, framing a sphere of object_radius / zoom
+    around it: the object's bounding sphere at `zoom` times the size a full view shows it. The near plane is
+    close and the far plane beyond the whole object, so whatever lies between the camera and the point
+    occludes it, as it would in any other view."""
+    point = np.asarray(point, dtype=np.float64)
+    direction = np.asarray(direction, dtype=np.float64)
+    direction = direction / np.linalg.norm(direction)
+    radius = max(float(object_radius), 1e-6)
+    distance = framing_distance(radius / zoom, fov_deg)
+    eye = point + direction * distance
+    return Camera(tuple(eye), tuple(point), (0.0, 0.0, 1.0), fov_deg, distance * 0.02, distance + radius * 2)
+
+
 def ring_cameras(center, radius: float, count: int, elevation_deg: float = 20.0, fov_deg: float = 30.0) -> list[Camera]:
     """`count` views evenly spaced around the Z axis at one elevation (for contact sheets)."""
     elevation = math.radians(elevation_deg)

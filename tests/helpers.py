@@ -15,6 +15,7 @@ import torch
 from backend.mesh import Mesh
 from backend.raster import rasterize
 from backend.render import MeshTensors, clip_positions
+from backend.style.settings import StyleSettings
 from backend.views import Camera
 
 # The rasterizer snaps projected vertices to 1/256 pixel, which moves a triangle's edges by up to
@@ -168,3 +169,10 @@ def bilinear(texture: np.ndarray, uv: np.ndarray, boundary: str) -> np.ndarray:
     texture = np.asarray(texture, np.float64)
     rows, cols, weights = bilinear_taps(uv, texture.shape[0], texture.shape[1], boundary)
     return np.einsum("nk,nkc->nc", weights, texture[rows, cols])
+
+
+def tiny(**overrides) -> StyleSettings:
+    """Settings for a fast engine run on the CPU: small sizes, the seeded random feature bank."""
+    base = dict(steps=5, texture_size=32, render_size=32, features="random", device="cpu", margin=2)
+    base.update(overrides)
+    return StyleSettings(**base)

@@ -116,8 +116,18 @@ def test_style_memory_value_is_the_bias_corrected_ema():
 
 def test_style_memory_first_step_is_the_current_gram():
     memory = StyleMemory(0.95)
-    current = torch.rand(2, 3, 3, dtype=torch.float64)
+    current = torch.rand(1, 3, 3, dtype=torch.float64)
     torch.testing.assert_close(memory({"x": current})["x"], current, rtol=1e-12, atol=1e-12)
+
+
+def test_style_memory_averages_the_views_of_a_step_whatever_their_number():
+    memory = StyleMemory(0.5)
+    two, three = torch.rand(2, 3, 3, dtype=torch.float64), torch.rand(3, 3, 3, dtype=torch.float64)
+    first = memory({"x": two})["x"]
+    torch.testing.assert_close(first, two.mean(0, keepdim=True).expand(2, 3, 3), rtol=1e-12, atol=1e-12)
+    second = memory({"x": three})["x"]  # a step of another size (close-ups and full views in other numbers)
+    expected = (0.25 * two.mean(0) + 0.5 * three.mean(0)) / 0.75
+    torch.testing.assert_close(second, expected.expand(3, 3, 3), rtol=1e-12, atol=1e-12)
 
 
 def test_style_memory_gradient_is_that_of_the_current_gram():

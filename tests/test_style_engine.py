@@ -24,16 +24,11 @@ from backend.render import MeshTensors, render
 from backend.style.engine import StyleJob, resize_square, stylize
 from backend.style.finishing import uv_island_mask
 from backend.style.settings import StyleSettings
+from tests.helpers import tiny
 from backend.views import ring_cameras
 
 REPO = Path(__file__).resolve().parent.parent
 CPU = torch.device("cpu")
-
-
-def tiny(**overrides) -> StyleSettings:
-    base = dict(steps=5, texture_size=32, render_size=32, features="random", device="cpu", margin=2)
-    base.update(overrides)
-    return StyleSettings(**base)
 
 
 def striped_style(size: int = 64, period: int = 4) -> np.ndarray:
@@ -472,6 +467,9 @@ def test_zero_area_mesh(starry):
         ({"jitter": -1.0}, "jitter"),
         ({"fourier_decay": 5.0}, "fourier_decay"),
         ({"coarse_fraction": 1.5}, "coarse_fraction"),
+        ({"closeup_share": 1.5}, "closeup_share"),
+        ({"closeup_share": 0.5, "closeup_zoom": 0.5}, "closeup_zoom"),
+        ({"closeup_share": 0.5, "closeup_zoom": 16.0, "render_size": 1024}, "closeup_zoom"),
         ({"style_layers": "rand1:x"}, "style_layers"),
         ({"style_layers": "rand1:-2"}, "style_layers"),
         ({"style_layers": "rand9"}, "rand9"),
@@ -506,10 +504,10 @@ def test_coarse_to_fine_renders_at_half_size_first_with_targets_at_that_scale(sp
         sizes.append(job.render_size())
         job.step()
     assert sizes == [24, 24, 48, 48]
-    assert sorted(job.targets_by_size) == [24, 48]
+    assert sorted(job.targets_by_size) == [(24, 1.0), (48, 1.0)]
     coarse, fine = job.targets(24), job.targets(48)
     assert any((coarse[n] - fine[n]).abs().max() > 1e-4 for n in coarse)  # the painting seen at two scales
-    assert job.memory.steps == 2  # the style memory started afresh at the switch
+    assert job.memory().steps == 2  # the style memory started afresh at the switch
 
 
 def test_jitter_moves_the_pixel_grid_by_whole_pixels():

@@ -24,6 +24,7 @@ from ..mesh.seams import find_seams
 from ..texture import build_pyramid, pyramid_layout
 from ..texture.sample import ANISOTROPY, gather_all
 from ..views import random_cameras
+from .closeups import TRIES, CloseupPlanner, from_inside, sees_point
 from .colors import colour_transfer, grey, keep_colors, matched_grey_painting
 from .finishing import editable_weight, finish_texture, uv_island_mask
 from .losses import (Coverage, StyleMemory, channel_objective, colour_layout, content_loss, gram, gram_style,
@@ -175,13 +176,16 @@ class StyleJob:
             matrix, offset = colour_transfer(np.asarray(original_texture)[..., :3], np.concatenate(
                 [np.asarray(p)[..., :3].reshape(-1, 3) for p in paintings]))
             self.recolour = (torch.from_numpy(matrix).to(device), torch.from_numpy(offset).to(device))
-        self.targets_by_size: dict[int, dict[str, torch.Tensor]] = {}  # render size -> the painting's Grams
-        self.nearest_by_size: dict[int, tuple[dict[str, float], dict[str, torch.Tensor]]] = {}  # ... NNFM's
+        # (render size, the painting's enlargement) -> the painting's Grams, and NNFM's layers and features
+        self.targets_by_size: dict[tuple[int, float], dict[str, torch.Tensor]] = {}
+        self.nearest_by_size: dict[tuple[int, float], tuple[dict[str, float], dict[str, torch.Tensor]]] = {}
         self.steps_done = 0
         self.render_size_before: int | None = None  # the last step's render size
         self.layer_weights = chosen or dict(zip(self.net.style_layers, self.net.style_weights))
         self.content_weight = settings.content_weight if self.original_pyramid is not None else 0.0
-        self.memory = StyleMemory(settings.style_decay)
+        self.memory_by_scale: dict[float, StyleMemory] = {}  # one per enlargement: their Grams average different targets
+        self.closeups = CloseupPlanner(mesh, settings.closeup_zoom, settings.fov_deg, device) \
+            if settings.closeup_share > 0 else None
         self.rng = np.random.default_rng(settings.seed)
         capacity = pool_capacity(settings.view_pool, settings.views_per_step, settings.render_size,
                                  ANISOTROPY if self.filter == "anisotropic" else 1)
@@ -234,33 +238,66 @@ class StyleJob:
         s = self.settings
         return max(16, s.render_size // 2) if self.steps_done < s.coarse_fraction * s.steps else s.render_size
 
-    def targets(self, size: int) -> dict[str, torch.Tensor]:
-        """The painting's Gram matrices as seen at render size `size` (its scale follows the renders')."""
-        if size not in self.targets_by_size:
-            longer_side = self.settings.style_longer_side(size)
-            self.targets_by_size[size] = style_targets(self.net, self.paintings, longer_side, self.device, self.blend)
-        return self.targets_by_size[size]
+    def painting_side(self, size: int, scale: float = 1.0) -> int:
+        """The painting's longer side for views of render size `size` whose pixels cover 1 / scale of a full view's
+        surface length (a close-up's zoom): `scale` times what full views measure it at."""
+        return round(self.settings.style_longer_side(size) * scale)
 
-    def nnfm_targets(self, size: int) -> tuple[dict[str, float], dict[str, torch.Tensor]]:
+    def targets(self, size: int, scale: float = 1.0) -> dict[str, torch.Tensor]:
+        """The painting's Gram matrices as seen at render size `size` (its scale follows the renders') and
+        enlarged `scale` times."""
+        if (size, scale) not in self.targets_by_size:
+            self.targets_by_size[size, scale] = style_targets(self.net, self.paintings, self.painting_side(size, scale),
+                                                              self.device, self.blend)
+        return self.targets_by_size[size, scale]
+
+    def nnfm_targets(self, size: int, scale: float = 1.0) -> tuple[dict[str, float], dict[str, torch.Tensor]]:
         """NNFM's layers with their weights, and the painting's unit feature vectors at them, for renders of
-        `size`."""
-        if size not in self.nearest_by_size:
+        `size` (the painting enlarged `scale` times)."""
+        if (size, scale) not in self.nearest_by_size:
             with torch.no_grad():
                 shapes = {n: f.shape[-1] for n, f in self.net(torch.zeros(1, 3, size, size, device=self.device)).items()}
             layers = nnfm_layers(self.layer_weights, shapes, size)
-            rows = painting_features(self.net, self.paintings, self.settings.style_longer_side(size), self.device,
+            rows = painting_features(self.net, self.paintings, self.painting_side(size, scale), self.device,
                                      list(layers), self.blend)
-            self.nearest_by_size[size] = (layers, rows)
-        return self.nearest_by_size[size]
+            self.nearest_by_size[size, scale] = (layers, rows)
+        return self.nearest_by_size[size, scale]
+
+    def memory(self, scale: float = 1.0) -> StyleMemory:
+        """The style memory of the views of one enlargement."""
+        if scale not in self.memory_by_scale:
+            self.memory_by_scale[scale] = StyleMemory(self.settings.style_decay)
+        return self.memory_by_scale[scale]
+
+    def _camera(self, size: int, shift) -> tuple[object, object, float]:
+        """This fresh view's camera, its fragments and the painting's enlargement for it: a close-up (closeups.py)
+        with probability closeup_share, else a view of the whole object from a direction uniform on the sphere."""
+        s = self.settings
+        fragments = None
+        if self.closeups is not None and self.rng.uniform() < s.closeup_share:
+            for _ in range(TRIES):  # a point behind other surface, or an eye inside the object: draw again
+                camera = self.closeups.draw(self.rng)[2]
+                fragments = rasterize_view(self.mesh_t, camera, size, shift)
+                if sees_point(fragments.depth, camera) and not from_inside(
+                        self.closeups.outward_facing(self.mesh_t, fragments, camera.eye), fragments.mask):
+                    break
+                fragments = None
+        scale = s.closeup_zoom
+        if fragments is None:
+            camera = random_cameras(self.mesh.center, self.mesh.radius, 1, self.rng, s.fov_deg, (s.zoom_min, s.zoom_max))[0]
+            fragments = rasterize_view(self.mesh_t, camera, size, shift)
+            scale = 1.0
+        if self.closeups is not None:
+            self.closeups.record(fragments.face_ids)
+        return camera, fragments, scale
 
     def _make_view(self) -> PooledView:
         """A fresh random view at this step's render size, planned for the learned texture's pyramid,
         with the content layer's features of the original texture's render."""
         s = self.settings
         size = self.render_size_before
-        camera = random_cameras(self.mesh.center, self.mesh.radius, 1, self.rng, s.fov_deg, (s.zoom_min, s.zoom_max))[0]
         shift = tuple(self.rng.uniform(-s.jitter, s.jitter, 2)) if s.jitter > 0 else None
-        fragments = rasterize_view(self.mesh_t, camera, size, shift)
+        camera, fragments, scale = self._camera(size, shift)
         # Both renders share one random background colour, so no feature can rely on it.
         background = torch.from_numpy(self.rng.uniform(0, 1, 3).astype(np.float32)).to(self.device)
         plan = plan_shading(fragments, self.mesh_t.uvs, *self.layout, self.filter, s.boundary)
@@ -287,12 +324,12 @@ class StyleJob:
         weight = fragments.mask.to(torch.float32)
         if s.angle_weighting:  # a pixel counts as much as it sees its surface head-on (StyleMesh's cos weighting)
             weight = facing(self.mesh_t, fragments, camera.eye).to(torch.float32)
-        return PooledView(plan, Coverage(weight[None, None]), background, content, fixed, layout)
+        return PooledView(plan, Coverage(weight[None, None]), background, content, fixed, layout, scale)
 
     def step(self) -> dict[str, float]:
         size = self.render_size()
         if self.render_size_before not in (None, size):
-            self.memory = StyleMemory(self.settings.style_decay)  # Grams of another scale: start afresh
+            self.memory_by_scale = {}  # Grams of another scale: start afresh
             self.pool.clear()  # and views of another size
         self.render_size_before = size
         views = self.pool.draw(self.settings.views_per_step)
@@ -306,15 +343,7 @@ class StyleJob:
             layer, channel = self.objective
             style = -channel_objective(features[layer], channel, mask)
         else:
-            kind = self.settings.style_loss
-            parts = []
-            if kind in ("gram", "mix"):
-                parts.append(gram_style(features, mask, self.targets(size), self.layer_weights, self.memory,
-                                        self.settings.tile_weight, self.settings.style_tiles))
-            if kind in ("nnfm", "mix"):
-                layers, rows = self.nnfm_targets(size)
-                parts.append(nnfm_loss(features, rows, layers, mask))
-            style = sum(parts) / len(parts)
+            style = self.style_term(features, mask, views, size)
         content_term = zero
         if self.content_weight > 0:
             content = torch.cat([v.content for v in views])
@@ -327,6 +356,30 @@ class StyleJob:
         self.optimizer.step()
         self.steps_done += 1
         return {"total": total.item(), "style": style.item(), "content": content_term.item(), "seam": seam.item()}
+
+    def style_term(self, features: dict[str, torch.Tensor], mask: Coverage, views: list[PooledView],
+                   size: int) -> torch.Tensor:
+        """The style loss of a step's views; views of different enlargements (close-ups) are compared with their own
+        targets and memories, each group weighted by its share of the views."""
+        scales = sorted({v.scale for v in views})
+        style = features[next(iter(self.layer_weights))].new_zeros(())
+        for scale in scales:
+            if len(scales) == 1:
+                part_features, part_mask = features, mask
+            else:
+                pick = torch.tensor([i for i, v in enumerate(views) if v.scale == scale], device=self.device)
+                part_features = {name: f.index_select(0, pick) for name, f in features.items()}
+                part_mask = Coverage(mask.mask.index_select(0, pick))
+            parts = []
+            if self.settings.style_loss in ("gram", "mix"):
+                parts.append(gram_style(part_features, part_mask, self.targets(size, scale), self.layer_weights,
+                                        self.memory(scale), self.settings.tile_weight, self.settings.style_tiles))
+            if self.settings.style_loss in ("nnfm", "mix"):
+                layers, rows = self.nnfm_targets(size, scale)
+                parts.append(nnfm_loss(part_features, rows, layers, part_mask))
+            share = sum(v.scale == scale for v in views) / len(views)
+            style = style + share * sum(parts) / len(parts)
+        return style
 
     def shade_views(self, texels: torch.Tensor, views: list[PooledView]) -> tuple[list[torch.Tensor], torch.Tensor]:
         """The renders (H, W, C) of `views` from a pyramid's texel table, and the seam term on it (zero when off).

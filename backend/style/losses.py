@@ -129,8 +129,11 @@ class StyleMemory:
         correction = 1.0 - self.decay**self.steps
         out = {}
         for name, current in grams.items():
-            previous = self.shadow.get(name, torch.zeros_like(current))
-            self.shadow[name] = self.decay * previous + (1 - self.decay) * current.detach()
+            # One average over every view of the step: steps may show a different number of views of a kind
+            # (close-ups), and the memory is of recent views, not of places in a batch.
+            step_mean = current.detach().mean(dim=0, keepdim=True)
+            previous = self.shadow.get(name, torch.zeros_like(step_mean))
+            self.shadow[name] = self.decay * previous + (1 - self.decay) * step_mean
             average = self.shadow[name] / correction
             out[name] = current + (average - current).detach()
         return out

@@ -67,6 +67,8 @@ class SequenceJob(StyleJob):
             raise StyleTexError("interpolation shares a fourier spectrum between frames: it needs param fourier")
         if settings.style_loss != "gram":
             raise StyleTexError("interpolation blends Gram targets between frames: it needs style_loss gram")
+        if settings.closeup_share > 0:
+            raise StyleTexError("interpolation shows every frame the same full views: it needs closeup_share 0")
         chosen = [style_to is not None and len(style_to) > 0, from_original, bool(objective_to)]
         if sum(chosen) != 1:
             raise StyleTexError("an interpolation goes to a second painting, or from the original texture, or to a "

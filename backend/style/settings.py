@@ -43,6 +43,11 @@ class StyleSettings:
     # and the next the dark half (docs/BENCHMARKS.md: the split halves). 0 = off.
     tile_weight: float = 3.0
     style_tiles: int = 2
+    # Close-ups (closeups.py): this share of the fresh views frames a sphere closeup_zoom times smaller around a
+    # point of the surface that the views so far have covered least, with the painting as much enlarged (strokes
+    # keep their size on the surface). 0 = every view frames the whole object, as in the article.
+    closeup_share: float = 0.0
+    closeup_zoom: float = 3.0
     style_decay: float = 0.95  # style memory: EMA decay of the Gram matrices
     style_size: int = 0  # longer side of the style image for the targets; 0 = render_size
     style_scale: float = 1.0  # the painting's size relative to that when its style is measured: 2 = bigger strokes
@@ -106,6 +111,13 @@ class StyleSettings:
             parse_objective(self.objective)
         if self.jitter < 0:
             raise StyleTexError(f"setting jitter must not be negative, got {self.jitter}")
+        if not 0 <= self.closeup_share <= 1:
+            raise StyleTexError(f"setting closeup_share must lie in [0, 1], got {self.closeup_share}")
+        if not 1 <= self.closeup_zoom <= 16:
+            raise StyleTexError(f"setting closeup_zoom must lie in [1, 16], got {self.closeup_zoom}")
+        if self.closeup_share > 0 and self.style_longer_side() * self.closeup_zoom > 8192:
+            raise StyleTexError(f"setting closeup_zoom {self.closeup_zoom} makes the painting "
+                                f"{round(self.style_longer_side() * self.closeup_zoom)} pixels long in close-ups; at most 8192")
         if not 0 <= self.coarse_fraction <= 1:
             raise StyleTexError(f"setting coarse_fraction must lie in [0, 1], got {self.coarse_fraction}")
         if not 0 <= self.fourier_decay <= 4:

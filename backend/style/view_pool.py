@@ -48,6 +48,7 @@ class PooledView:
     # The colour layout term's target: the recoloured original render's mean colour per grid cell (1, 3, g, g)
     # and each cell's covered fraction (1, 1, g, g).
     layout: tuple[torch.Tensor, torch.Tensor] | None = None
+    scale: float = 1.0  # the painting's enlargement for this view's style targets (a close-up's zoom, closeups.py)
 
 
 class ViewPool:

@@ -23,7 +23,8 @@ from ..render import MeshTensors, facing, place, plan_shading, rasterize_view, s
 from ..mesh.seams import find_seams
 from ..texture import build_pyramid, pyramid_layout
 from ..texture.sample import ANISOTROPY, gather_all
-from ..views import random_cameras
+from ..raster import Fragments
+from ..views import Camera, random_cameras
 from .closeups import TRIES, CloseupPlanner, from_inside, sees_point
 from .colors import colour_transfer, grey, keep_colors, matched_grey_painting
 from .finishing import editable_weight, finish_texture, uv_island_mask
@@ -269,7 +270,7 @@ class StyleJob:
             self.memory_by_scale[scale] = StyleMemory(self.settings.style_decay)
         return self.memory_by_scale[scale]
 
-    def _camera(self, size: int, shift) -> tuple[object, object, float]:
+    def _camera(self, size: int, shift) -> tuple[Camera, Fragments, float]:
         """This fresh view's camera, its fragments and the painting's enlargement for it: a close-up (closeups.py)
         with probability closeup_share, else a view of the whole object from a direction uniform on the sphere."""
         s = self.settings

@@ -77,6 +77,7 @@ class StyleTexClient:
         # When _receive(ping=True) pings next. Kept across calls: events() calls _receive once per
         # message, and a job whose progress comes faster than PING_INTERVAL must still be pinged for.
         self._next_ping = 0.0
+        self.accepted: dict = {}  # the last submit's `accepted` fields (job, position, note)
 
     # -- connection --------------------------------------------------------------------------------
 
@@ -202,6 +203,7 @@ class StyleTexClient:
         if preview:
             fields["preview"] = preview
         message = self._request(encode("submit", fields, arrays), ("accepted",))
+        self.accepted = dict(message.fields)
         return message.fields["job"]
 
     def cancel(self, job: str) -> None:

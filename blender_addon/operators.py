@@ -74,6 +74,7 @@ def apply_event(scene, obj_name: str, image_name: "str | StyledImages", event: E
     settings = _settings(scene)
     if event.kind == "accepted":
         settings.status = f"queued as job {event.fields['job']}"
+        settings.note = event.fields.get("note", "")
     elif event.kind == "progress":
         f = event.fields
         settings.progress = f["step"] / max(f["steps"], 1)
@@ -234,6 +235,7 @@ class STYLETEX_OT_stylize(JobControls, bpy.types.Operator):
         session = JobSession(address, data, settings, preview, curve, self.timeout,
                              before=local.wait_ready if local is not None else None).start()
         _settings(context.scene).last_error = ""
+        _settings(context.scene).note = ""
         _settings(context.scene).status = "starting the local backend" if local is not None else "sending"
         return obj.name, target, session
 

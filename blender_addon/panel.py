@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import textwrap
+
 import bpy
 
 from .extract import which_uv_map
@@ -11,6 +13,7 @@ from .properties import JobControls
 # Settings copied from the panel onto the stylize operator when it is drawn (the paintings list apart).
 OPERATOR_SETTINGS = ("style_path", *JobControls.__annotations__, "texture_size", "render_size", "steps", "style_weight",
                      "content_weight", "features", "seed")
+NOTE_WIDTH = 40  # characters per line of a note: about what the sidebar shows at its default width
 
 
 class STYLETEX_UL_paintings(bpy.types.UIList):
@@ -103,6 +106,10 @@ class STYLETEX_PT_panel(_Sidebar, bpy.types.Panel):
             layout.progress(factor=settings.progress, text=settings.status or "idle")
         else:
             layout.label(text=f"{100 * settings.progress:.0f} % {settings.status}")
+        if settings.note:  # a sentence: wrapped, since a label is one line cut at the panel's edge
+            box = layout.box()
+            for number, line in enumerate(textwrap.wrap(settings.note, NOTE_WIDTH)):
+                box.label(text=line, icon="INFO" if number == 0 else "BLANK1")
         if settings.last_error:
             box = layout.box()
             box.alert = True

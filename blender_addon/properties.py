@@ -73,4 +73,5 @@ class StyleTexSettings(JobControls, bpy.types.PropertyGroup):
     # Panel state, written by the main thread only.
     status: StringProperty(name="Status", default="")
     last_error: StringProperty(name="Last Error", default="")
+    note: StringProperty(name="Note", default="")  # what the backend said of the job's input (its UVs)
     progress: FloatProperty(name="Progress", default=0.0, min=0.0, max=1.0, subtype="FACTOR")

@@ -55,7 +55,7 @@ class JobSession:
                 self.job = client.submit(p["positions"], p["faces"], p["uvs"], p["style"], self._settings,
                                          p.get("texture"), self._preview, p.get("editable"), p.get("sequence"),
                                          p.get("style_to"))
-                self.events.put(Event("accepted", {"job": self.job}))
+                self.events.put(Event("accepted", {"job": self.job, "note": client.accepted.get("note", "")}))
                 cancel_sent = False
                 for message in client.events(self.job):
                     if self._cancel.is_set() and not cancel_sent:

@@ -22,6 +22,7 @@ from PIL import Image
 
 from backend.features.efficientnet import packaged_weights
 from backend.formats.obj import write_obj
+from backend.mesh import make_mesh
 from backend.mesh.primitives import uv_sphere
 
 REPO = Path(__file__).resolve().parent.parent
@@ -71,6 +72,11 @@ def runs(tmp_path_factory):
     (root / "empty_torch_home").mkdir()
     mesh = root / "sphere.obj"
     write_obj(mesh, uv_sphere(8, 16))
+    squeezed = root / "squeezed.obj"  # the cap above z = 0.5 (22 % of the area) gets a twentieth of its UV width
+    sphere = uv_sphere(8, 16)
+    uvs, cap = sphere.uvs.copy(), sphere.positions[sphere.faces].mean(axis=1)[:, 2] > 0.5
+    uvs[cap, :, 0] /= 20
+    write_obj(squeezed, make_mesh(sphere.positions, sphere.faces, uvs))
     texture = root / "texture.png"
     Image.fromarray(np.random.default_rng(0).integers(0, 256, (20, 20, 3), dtype=np.uint8)).save(texture)
     not_an_image = root / "x.jpg"
@@ -90,6 +96,7 @@ def runs(tmp_path_factory):
             "--steps", "4", *tiny, "--views-per-step", "2", "--seed", "3", "--report", str(root / "reports" / "r.json"),
             "--previews", str(root / "previews"), "--preview-every", "2",
         ],
+        "squeezed_uvs": [str(squeezed), *good[1:], "--report", str(root / "squeezed.json")],
         "unreadable_style": [*good, "--style", str(not_an_image)],
         "missing_style": [*good, "--style", str(root / "no_such_style.jpg")],
         "mesh_without_uvs": [str(no_uvs), *good[1:]],
@@ -109,7 +116,7 @@ def runs(tmp_path_factory):
     # argparse keeps the last occurrence of a repeated option, so appending overrides `good`; each
     # failing case gets its own --out, so a case that wrongly succeeds shows up alone.
     for name, args in commands.items():
-        if name not in ("ok", "default_features"):
+        if name not in ("ok", "default_features", "squeezed_uvs"):
             args += ["--out", str(root / f"err_{name}.png")]
     with ThreadPoolExecutor(max_workers=max(2, os.cpu_count() or 2)) as pool:
         futures = {name: pool.submit(run_cli, args, root) for name, args in commands.items()}
@@ -138,6 +145,21 @@ def test_writes_the_texture(runs):
     assert lines[0] == "network: random (asked for: --features random)"  # what runs, first
     assert lines[1].startswith("note:") and "not a quality mode" in lines[1]
     assert "wrote" in lines[-1] and "4 steps" in lines[-1] and "coverage" in lines[-1]
+
+
+def test_a_mesh_without_uv_room_is_named_before_the_steps_and_in_the_report(runs):
+    result = runs["squeezed_uvs"]
+    assert result.returncode == 0, result.stderr
+    lines = result.stderr.splitlines()
+    assert lines[0].startswith("network:") and "not a quality mode" in lines[1]
+    assert lines[2].startswith("note: 21.6 % of the surface has too little UV room for strokes"), lines
+    report = json.loads((runs["root"] / "squeezed.json").read_text())
+    assert report["uv_note"] == lines[2].removeprefix("note: ")
+    assert report["uv_room"]["starved_share"] == pytest.approx(0.216, abs=0.001)
+    # The sphere as made has room everywhere: no note.
+    assert not any("UV room" in line for line in runs["ok"].stderr.splitlines())
+    ok = json.loads((runs["root"] / "reports" / "r.json").read_text())
+    assert ok["uv_note"] == "" and ok["uv_room"]["starved_share"] == 0
 
 
 def test_report_json(runs):

@@ -11,7 +11,7 @@ from ..errors import StyleTexError
 from ..formats.images import load_image, save_image
 from ..style.sequence import stylize_sequence
 from .arguments import positive_int
-from .job import ProgressBar, add_job_arguments, interruptible, job_settings, random_note, read_job_inputs, write_report
+from .job import ProgressBar, add_job_arguments, interruptible, job_settings, job_notes, read_job_inputs, write_report
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -47,7 +47,7 @@ def run(args: argparse.Namespace) -> int:
     if args.from_original and original is None:
         raise StyleTexError("--from-original morphs from the original texture: give it with --texture")
     style_to = [load_image(path) for path in args.style_to] if args.style_to else None
-    bar = ProgressBar(args.quiet, None, random_note(settings))
+    bar = ProgressBar(args.quiet, None, job_notes(settings, mesh))
     result = interruptible(lambda cancel: stylize_sequence(
         mesh, style, style_to, settings, args.frames, original, args.from_original, args.objective_to or "",
         args.independent, bar, cancel))

@@ -15,6 +15,8 @@ from ..errors import StyleTexError
 from ..features.network import KINDS
 from ..formats.gltf import read_model
 from ..formats.images import load_image, save_image
+from ..mesh import Mesh
+from ..mesh.uv_room import uv_room
 from ..style.parameterization import PARAMETERIZATIONS
 from ..style.progress import Progress
 from ..style.settings import StyleSettings, parse_blend
@@ -195,5 +197,10 @@ def write_report(path: str, report: dict) -> None:
         raise StyleTexError(f"{report_path}: cannot write the report ({exc.strerror or exc})") from None
 
 
-def random_note(settings: StyleSettings) -> str:
-    return "note: --features random is for tests; it is not a quality mode" if settings.features == "random" else ""
+def job_notes(settings: StyleSettings, mesh: Mesh) -> str:
+    """What the user should know before a run ("" if nothing): random features, and UVs that leave part of the
+    surface too little texture room for strokes (no setting cures that, so it is said before the steps run)."""
+    notes = ["--features random is for tests; it is not a quality mode"] if settings.features == "random" else []
+    if uv := uv_room(mesh, settings.texture_size).note():
+        notes.append(uv)
+    return "\n".join(f"note: {note}" for note in notes)

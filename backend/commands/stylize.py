@@ -11,7 +11,7 @@ from ..formats.gltf import is_gltf, write_gltf_with_texture
 from ..formats.images import save_image
 from ..style.engine import stylize
 from .arguments import positive_int
-from .job import ProgressBar, add_job_arguments, interruptible, job_settings, random_note, read_job_inputs, write_report
+from .job import ProgressBar, add_job_arguments, interruptible, job_settings, job_notes, read_job_inputs, write_report
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -35,7 +35,7 @@ def run(args: argparse.Namespace) -> int:
         raise StyleTexError(f"--out-model writes a binary glTF: give it a .glb name, not {args.out_model!r}")
     mesh, style, original = read_job_inputs(args, settings)
     previews = Path(args.previews) if args.previews else None
-    bar = ProgressBar(args.quiet, previews, random_note(settings))
+    bar = ProgressBar(args.quiet, previews, job_notes(settings, mesh))
     result = interruptible(lambda cancel: stylize(mesh, style, settings, original, bar, cancel))
     save_image(args.out, result.texture)
     if args.out_model:

@@ -28,6 +28,7 @@ from .protocol import CLIENT_TYPES, PROTOCOL_VERSION, Limits, ProtocolError, dec
 from .. import __version__
 from ..errors import StyleTexError
 from ..features.network import KINDS
+from ..mesh.uv_room import uv_room
 from ..style.engine import stylize
 from ..style.sequence import SequenceResult, stylize_sequence
 from ..style.progress import Progress, StyleResult
@@ -233,7 +234,9 @@ class Server:
             self.jobs.put(job)
             log.info("job %s from %s: %d faces, %d steps, accepted at queue position %d",
                      job.id, client.hex(), len(request.mesh.faces), request.settings.steps, position)
-            self._send(client, encode("accepted", {"job": job.id, "position": position}))
+            # Said on acceptance, so a user can fix the UVs before waiting for the result.
+            note = uv_room(request.mesh, request.settings.texture_size, request.editable).note()
+            self._send(client, encode("accepted", {"job": job.id, "position": position, "note": note}))
         elif message.type == "cancel":
             self._cancel(client, message.fields.get("job"))
 

@@ -21,6 +21,7 @@ from ..features import FeatureNet, build_feature_net
 from ..mesh import Mesh
 from ..render import MeshTensors, facing, place, plan_shading, rasterize_view, shade
 from ..mesh.seams import find_seams
+from ..mesh.uv_room import uv_room
 from ..texture import build_pyramid, pyramid_layout
 from ..texture.sample import ANISOTROPY, gather_all
 from ..raster import Fragments
@@ -501,6 +502,7 @@ def run_steps(job: StyleJob, progress: Callable[[Progress], None] | None, cancel
 
 def job_report(job: StyleJob, history: list[dict], cancelled: bool, started: float, loop_seconds: float,
                coverage: float) -> dict:
+    room = uv_room(job.mesh, job.settings.texture_size, None if job.editable is None else job.editable.cpu().numpy())
     return {
         "settings": job.settings.to_dict(),
         "init": job.init,
@@ -518,4 +520,6 @@ def job_report(job: StyleJob, history: list[dict], cancelled: bool, started: flo
         "spectrum_size": job.working_size,
         "filter": job.filter,
         "views_rendered": job.pool.made,
+        "uv_room": room.to_dict(),
+        "uv_note": room.note(),  # "" unless part of the surface has too little texture room for strokes
     }

@@ -258,3 +258,23 @@ def test_the_network_defaults_to_auto_and_the_backend_runs_the_pretrained_effici
     job = {k: v for k, v in JOB.items() if k != "features"}
     assert bpy.ops.styletex.stylize(style_path=str(STYLE), steps=2, address=backend.address, **job) == {"FINISHED"}
     assert "with efficientnet_lite0" in settings.status, settings.status
+
+
+def test_a_note_names_the_share_of_the_surface_without_uv_room(bpy_clean, backend):
+    """The backend's note on the UVs reaches the panel with the job's acceptance; a grid whose right half
+    has its last quarter's UVs squeezed twenty times across gets it, the same grid unsqueezed does not."""
+    bpy = bpy_clean
+    for squeeze, expected in ((1.0, ""), (20.0, "25.0 % of the surface has too little UV room")):
+        bpy.ops.mesh.primitive_grid_add(x_subdivisions=4, y_subdivisions=4, size=2.0)  # 4 x 4 faces, x in [-1, 1]
+        obj = bpy.context.active_object
+        textured_material(obj, make_image(f"Grid{squeeze:g}"))
+        mesh = obj.data
+        uv = mesh.uv_layers.active.data
+        for polygon in mesh.polygons:
+            if polygon.center.x > 0.5:
+                for loop in polygon.loop_indices:
+                    u, v = uv[loop].uv
+                    uv[loop].uv = (0.75 + (u - 0.75) / squeeze, v)
+        assert bpy.ops.styletex.stylize(style_path=str(STYLE), steps=1, address=backend.address, **JOB) == {"FINISHED"}
+        note = bpy.context.scene.styletex.note
+        assert note.startswith(expected) if expected else note == "", note

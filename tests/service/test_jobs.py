@@ -82,6 +82,7 @@ def test_job_round_trip(main, fmt, max_size, size, preview_size):
         job = submit(client, {"every": 2, "max_size": max_size, "format": fmt}, steps=steps, texture_size=size,
                      render_size=32, seed=4)
         assert isinstance(job, str) and job
+        assert client.accepted["job"] == job and client.accepted["note"] == ""  # the mesh has UV room everywhere
         events = finish(client, job)
     assert all(e.fields["job"] == job for e in events)
     progress, result = events[:-1], events[-1]
@@ -120,6 +121,7 @@ def test_job_round_trip(main, fmt, max_size, size, preview_size):
     assert report["settings"]["preview_every"] == 2
     assert report["features"] == "random" and report["device"] == "cpu"
     assert 0 < report["coverage"] <= 1 and report["seconds"] > 0 and report["seconds_per_step"] > 0
+    assert report["uv_note"] == "" and set(report["uv_room"]) == {"starved_share", "stretched_share", "median_density"}
 
 
 def test_a_job_that_names_no_network_gets_auto_and_the_pretrained_efficientnet(main):

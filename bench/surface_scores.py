@@ -32,6 +32,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from backend.mesh.regions import surface_regions as cut_regions
 from backend.raster import Fragments, rasterize
 from backend.render import MeshTensors, surface_points
 from backend.style.colors import luminance
@@ -165,23 +166,9 @@ def bake(mesh: MeshTensors, size: int, colour) -> np.ndarray:
     return grow(out, fragments.mask.cpu(), 2)[0].numpy()
 
 
-def surface_regions(mesh: MeshTensors, count: int = REGIONS, iterations: int = 25) -> torch.Tensor:
-    """(F,) the patch of every face: area-weighted k-means of the face centres into `count` patches, seeded
-    deterministically: the largest face, then each next seed the face centre farthest from those chosen."""
-    corners = mesh.positions[:, :3][mesh.faces]
-    centres = corners.mean(dim=1).double()
-    area = torch.linalg.cross(corners[:, 1] - corners[:, 0], corners[:, 2] - corners[:, 0]).norm(dim=1).double()
-    chosen = [int(torch.argmax(area))]
-    for _ in range(1, count):
-        distance = torch.cdist(centres, centres[chosen]).min(dim=1).values
-        chosen.append(int(torch.argmax(distance * (area > 0))))
-    means = centres[chosen]
-    for _ in range(iterations):
-        labels = torch.cdist(centres, means).argmin(dim=1)
-        weight = torch.zeros(count, dtype=torch.float64).index_add_(0, labels, area)
-        summed = torch.zeros(count, 3, dtype=torch.float64).index_add_(0, labels, centres * area[:, None])
-        means = torch.where(weight[:, None] > 0, summed / weight.clamp(min=1e-12)[:, None], means)
-    return torch.cdist(centres, means).argmin(dim=1)
+def surface_regions(mesh: MeshTensors, count: int = REGIONS) -> torch.Tensor:
+    """(F,) the patch of every face: REGIONS patches of about equal area (backend.mesh.regions)."""
+    return cut_regions(mesh.positions, mesh.faces, count)
 
 
 def region_luminance(images: torch.Tensor, fragments: list[Fragments], regions: torch.Tensor,

@@ -188,3 +188,19 @@ def test_sequences_take_the_layout_term():
         report = stylize_sequence(mesh, load_image(STARRY), load_image(WAVE), settings, 2, original).report
         first[weight] = report["loss"][0]["frames"]
     assert all(b > a + 0.05 for a, b in zip(first[0.0], first[2.0])), first
+
+
+def test_sequences_take_the_balance_term():
+    """balance_weight counts in every frame: with every other term off, a frame's loss is the balance term alone,
+    zero without it and positive with it (the random start's patches follow no affine map of the original's)."""
+    mesh = uv_sphere(12, 8)
+    original = np.zeros((32, 32, 3), np.float32)
+    original[:, :16] = 0.8  # patches of two luminances, so the fit has a slope to find
+    original[:, 16:] = 0.3
+    first = {}
+    for weight in (0.0, 1e4):
+        settings = StyleSettings(**TINY, steps=1, style_weight=0.0, content_weight=0.0, seam_weight=0.0,
+                                 balance_weight=weight)
+        report = stylize_sequence(mesh, load_image(STARRY), load_image(WAVE), settings, 2, original).report
+        first[weight] = report["loss"][0]["frames"]
+    assert first[0.0] == [0.0, 0.0] and all(value > 1e-3 for value in first[1e4]), first

@@ -20,14 +20,16 @@ from ..errors import StyleTexError
 from ..features import FeatureNet, build_feature_net
 from ..mesh import Mesh
 from ..render import MeshTensors, facing, place, plan_shading, rasterize_view, shade
+from ..mesh.regions import surface_regions
 from ..mesh.seams import find_seams
 from ..mesh.uv_room import uv_room
 from ..texture import build_pyramid, pyramid_layout
 from ..texture.sample import ANISOTROPY, gather_all
 from ..raster import Fragments
 from ..views import Camera, random_cameras
+from .balance import ViewRegions, balance_loss
 from .closeups import TRIES, CloseupPlanner, from_inside, sees_point
-from .colors import colour_transfer, grey, keep_colors, matched_grey_painting
+from .colors import LUMA, colour_transfer, grey, keep_colors, matched_grey_painting
 from .finishing import editable_weight, finish_texture, uv_island_mask
 from .losses import (Coverage, StyleMemory, channel_objective, colour_layout, content_loss, gram, gram_style,
                      layout_loss)
@@ -186,6 +188,12 @@ class StyleJob:
         self.layer_weights = chosen or dict(zip(self.net.style_layers, self.net.style_weights))
         self.content_weight = settings.content_weight if self.original_pyramid is not None else 0.0
         self.memory_by_scale: dict[float, StyleMemory] = {}  # one per enlargement: their Grams average different targets
+        # The balance term's patches of the surface and the paintings' luminance spread (balance.py).
+        self.regions, self.painting_spread = None, 1.0
+        if settings.balance_weight > 0 and self.original_pyramid is not None and paintings:
+            self.regions = surface_regions(self.mesh_t.positions, self.mesh_t.faces, settings.balance_regions)
+            pixels = np.concatenate([np.asarray(p)[..., :3].reshape(-1, 3) for p in paintings])
+            self.painting_spread = float((pixels.astype(np.float64) @ np.asarray(LUMA)).std())
         self.closeups = CloseupPlanner(mesh, settings.closeup_zoom, settings.fov_deg, device) \
             if settings.closeup_share > 0 else None
         self.rng = np.random.default_rng(settings.seed)
@@ -303,9 +311,9 @@ class StyleJob:
         # Both renders share one random background colour, so no feature can rely on it.
         background = torch.from_numpy(self.rng.uniform(0, 1, 3).astype(np.float32)).to(self.device)
         plan = plan_shading(fragments, self.mesh_t.uvs, *self.layout, self.filter, s.boundary)
-        content, fixed, layout = None, None, None
+        content, fixed, layout, regions = None, None, None, None
         wants_layout = self.settings.layout_weight > 0 and self.recolour is not None
-        if self.content_weight > 0 or self.editable is not None or wants_layout:
+        if self.content_weight > 0 or self.editable is not None or wants_layout or self.regions is not None:
             with torch.no_grad():
                 original = shade(fragments, self.mesh_t.uvs, self.original_pyramid, self.filter, s.boundary, background)
                 image = original.permute(2, 0, 1)[None]
@@ -316,6 +324,8 @@ class StyleJob:
                         layout = colour_layout(recoloured, fragments.mask.to(torch.float32)[None, None])
                     if self.settings.style_loss != "gram":  # NNFM's content is the recoloured render
                         image = recoloured
+                if self.regions is not None:
+                    regions = ViewRegions.of(fragments.face_ids, fragments.mask, self.regions, s.balance_regions, original)
                 if self.content_weight > 0:
                     content = self.net.content(grey(image) if self.preserve_colors else image)
                 if self.editable is not None:  # faces that may not change show the original texture
@@ -326,7 +336,7 @@ class StyleJob:
         weight = fragments.mask.to(torch.float32)
         if s.angle_weighting:  # a pixel counts as much as it sees its surface head-on (StyleMesh's cos weighting)
             weight = facing(self.mesh_t, fragments, camera.eye).to(torch.float32)
-        return PooledView(plan, Coverage(weight[None, None]), background, content, fixed, layout, scale)
+        return PooledView(plan, Coverage(weight[None, None]), background, content, fixed, layout, scale, regions)
 
     def step(self) -> dict[str, float]:
         size = self.render_size()
@@ -352,7 +362,7 @@ class StyleJob:
             content_term = content_loss(features[self.net.content_layer], content, mask)
         total = self.settings.style_weight * style + self.content_weight * content_term
         total = total + self.settings.seam_weight * seam
-        total = total + self.layout_term(learned, views, mask)
+        total = total + self.layout_term(learned, views, mask) + self.balance_term(learned, views)
         self.optimizer.zero_grad(set_to_none=True)
         total.backward()
         self.optimizer.step()
@@ -399,6 +409,12 @@ class StyleJob:
         target = torch.cat([v.layout[0] for v in views])
         covered = torch.cat([v.layout[1] for v in views])
         return self.settings.layout_weight * layout_loss(learned, mask.mask, target, covered)
+
+    def balance_term(self, learned: torch.Tensor, views: list[PooledView]) -> torch.Tensor:
+        """The weighted balance term of renders (B, 3, H, W) of `views` (zero when it is off)."""
+        if views[0].regions is None:
+            return torch.zeros((), device=self.device)
+        return self.settings.balance_weight * balance_loss(learned, [v.regions for v in views], self.painting_spread)
 
     @staticmethod
     def _shown(view: PooledView, image: torch.Tensor) -> torch.Tensor:

@@ -151,7 +151,8 @@ class SequenceJob(StyleJob):
             style = self._frame_style(f, t, mine, mask, size)
             content_term = content_loss(mine[self.net.content_layer], content, mask) if content is not None else zero
             seam = shaded[f][1]
-            layout = self.layout_term(learned[f * per:(f + 1) * per], views, mask)
+            frame = learned[f * per:(f + 1) * per]
+            layout = self.layout_term(frame, views, mask) + self.balance_term(frame, views)
             totals.append(style_weight * style + content_weight * content_term + s.seam_weight * seam + layout)
             styles.append(style)
             contents.append(content_term)

@@ -43,6 +43,12 @@ class StyleSettings:
     # and the next the dark half (docs/BENCHMARKS.md: the split halves). 0 = off.
     tile_weight: float = 3.0
     style_tiles: int = 2
+    # The balance term (balance.py): in every view, the mean luminance of each of balance_regions patches of the
+    # surface kept what an affine map of the original's says, so no region is lighter or darker than its
+    # neighbours unless the original's was. Needs an original texture. 0 = off. 1, not 4: splits of 0.025-0.094 over
+    # six seeds on Spot and Bob (0.14-0.35 without), for less of the painting's closeness (docs/BENCHMARKS.md).
+    balance_weight: float = 1.0
+    balance_regions: int = 8
     # Close-ups (closeups.py): this share of the fresh views frames a sphere closeup_zoom times smaller around a
     # point of the surface that the views so far have covered least, with the painting as much enlarged (strokes
     # keep their size on the surface). 0 = every view frames the whole object, as in the article.
@@ -83,7 +89,8 @@ class StyleSettings:
         ints = {"steps": (1, 1_000_000), "texture_size": (8, 8192), "render_size": (16, MAX_SIZE),
                 "views_per_step": (1, 64), "style_size": (0, 8192), "preview_every": (0, 1_000_000),
                 "margin": (0, 4096), "seed": (0, 2**63 - 1),
-                "spectrum_size": (0, self.texture_size), "view_pool": (1, 256), "view_reuse": (1, 1_000_000), "style_tiles": (1, 16)}
+                "spectrum_size": (0, self.texture_size), "view_pool": (1, 256), "view_reuse": (1, 1_000_000), "style_tiles": (1, 16),
+                "balance_regions": (3, 256)}
         for name, (lo, hi) in ints.items():
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
@@ -92,7 +99,7 @@ class StyleSettings:
         for name, value in positive.items():
             if not value > 0:
                 raise StyleTexError(f"setting {name} must be positive, got {value}")
-        for name in ("style_weight", "content_weight", "seam_weight", "layout_weight", "tile_weight"):
+        for name in ("style_weight", "content_weight", "seam_weight", "layout_weight", "tile_weight", "balance_weight"):
             if getattr(self, name) < 0:
                 raise StyleTexError(f"setting {name} must not be negative, got {getattr(self, name)}")
         if not 0 <= self.style_decay < 1:

@@ -21,6 +21,7 @@ import numpy as np
 import torch
 
 from ..render import ShadingPlan
+from .balance import ViewRegions
 from .losses import Coverage
 
 POOL_BYTES = 512 * 2**20  # what the pooled views may hold at most
@@ -49,6 +50,7 @@ class PooledView:
     # and each cell's covered fraction (1, 1, g, g).
     layout: tuple[torch.Tensor, torch.Tensor] | None = None
     scale: float = 1.0  # the painting's enlargement for this view's style targets (a close-up's zoom, closeups.py)
+    regions: ViewRegions | None = None  # the balance term's patches of this view (balance.py)
 
 
 class ViewPool:

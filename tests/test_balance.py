@@ -114,3 +114,22 @@ def test_its_settings_are_checked():
         StyleSettings(balance_weight=-1.0).validate()
     with pytest.raises(StyleTexError, match="balance_regions"):
         StyleSettings(balance_regions=2).validate()
+
+
+def test_a_part_too_thin_for_strokes_is_left_its_large_scale_variation():
+    """On the thin tube (length 3, radius 0.1) every patch covers under 1/64 of a full view, a few strokes' worth:
+    no view has three patches to fit, so the term leaves the tube alone; a sphere's views all have them."""
+    import numpy as np
+
+    from backend.mesh.primitives import stretched_tube
+    from backend.views import random_cameras
+
+    for name, mesh, fitted in (("tube", stretched_tube(), False), ("sphere", two_island_sphere(16, 32), True)):
+        tensors = MeshTensors.from_mesh(mesh, torch.device("cpu"))
+        regions = surface_regions(tensors.positions, tensors.faces, REGIONS)
+        cameras = random_cameras(mesh.center, mesh.radius, 8, np.random.default_rng(0), 30.0, (1.0, 1.2))
+        for camera in cameras:
+            fragments = rasterize_view(tensors, camera, 128)
+            view = ViewRegions.of(fragments.face_ids, fragments.mask, regions, REGIONS,
+                                  shade(fragments, tensors.uvs, torch.full((8, 8, 3), 0.5)))
+            assert (view.fitted >= 3) == fitted, (name, view.fitted)

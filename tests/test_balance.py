@@ -133,3 +133,13 @@ def test_a_part_too_thin_for_strokes_is_left_its_large_scale_variation():
             view = ViewRegions.of(fragments.face_ids, fragments.mask, regions, REGIONS,
                                   shade(fragments, tensors.uvs, torch.full((8, 8, 3), 0.5)))
             assert (view.fitted >= 3) == fitted, (name, view.fitted)
+
+
+def test_the_paintings_luminance_spread_follows_the_blend():
+    from backend.style.engine import luminance_spread
+
+    black, white = np.zeros((4, 4, 3), np.float32), np.ones((4, 4, 3), np.float32)
+    assert luminance_spread([black, white]) == pytest.approx(0.5)  # half the pixels 0, half 1
+    assert luminance_spread([black, white], [3, 1]) == pytest.approx(np.sqrt(0.25 * 0.75))
+    starry = load_image(REPO / "data" / "styles" / "starry_night.jpg")
+    assert luminance_spread([starry, white], [1, 0]) == luminance_spread([starry])  # weight 0: nothing, bit for bit

@@ -83,6 +83,21 @@ def style_targets(net: FeatureNet, paintings: Sequence[np.ndarray], longer_side:
     return targets
 
 
+def luminance_spread(paintings: Sequence[np.ndarray], blend: Sequence[float] | None = None) -> float:
+    """The standard deviation of luminance over the paintings' pixels, each painting weighted by `blend` (default:
+    equal) as in style_targets: a painting of weight 0 counts for nothing, bit for bit."""
+    weights = np.asarray(blend if blend is not None else [1.0] * len(paintings), np.float64)
+    weights = weights / weights.sum()
+    if np.count_nonzero(weights) == 1:
+        only = np.asarray(paintings[int(np.flatnonzero(weights)[0])])[..., :3].reshape(-1, 3)
+        return float((only.astype(np.float64) @ np.asarray(LUMA)).std())
+    moments = [(0.0, 0.0) if w == 0 else ((y := np.asarray(p, np.float64)[..., :3] @ np.asarray(LUMA)).mean(),
+                                          (y * y).mean()) for p, w in zip(paintings, weights)]
+    mean = sum(w * m for w, (m, _) in zip(weights, moments))
+    square = sum(w * q for w, (_, q) in zip(weights, moments))
+    return float(np.sqrt(max(square - mean * mean, 0.0)))
+
+
 def painting_features(net: FeatureNet, paintings: Sequence[np.ndarray], longer_side: int, device: torch.device,
                       layers: Sequence[str], blend: Sequence[float] | None = None) -> dict[str, torch.Tensor]:
     """Per layer, the unit feature vectors (M, C) of every painting with a weight above 0, resized as for
@@ -192,8 +207,7 @@ class StyleJob:
         self.regions, self.painting_spread = None, 1.0
         if settings.balance_weight > 0 and self.original_pyramid is not None and paintings:
             self.regions = surface_regions(self.mesh_t.positions, self.mesh_t.faces, settings.balance_regions)
-            pixels = np.concatenate([np.asarray(p)[..., :3].reshape(-1, 3) for p in paintings])
-            self.painting_spread = float((pixels.astype(np.float64) @ np.asarray(LUMA)).std())
+            self.painting_spread = luminance_spread(paintings, self.blend)
         self.closeups = CloseupPlanner(mesh, settings.closeup_zoom, settings.fov_deg, device) \
             if settings.closeup_share > 0 else None
         self.rng = np.random.default_rng(settings.seed)

@@ -152,8 +152,8 @@ class SequenceJob(StyleJob):
             content_term = content_loss(mine[self.net.content_layer], content, mask) if content is not None else zero
             seam = shaded[f][1]
             frame = learned[f * per:(f + 1) * per]
-            layout = self.layout_term(frame, views, mask) + self.balance_term(frame, views)
-            totals.append(style_weight * style + content_weight * content_term + s.seam_weight * seam + layout)
+            regional = self.layout_term(frame, views, mask) + self.balance_term(frame, views)  # coarse regions' terms
+            totals.append(style_weight * style + content_weight * content_term + s.seam_weight * seam + regional)
             styles.append(style)
             contents.append(content_term)
             seams.append(seam)

@@ -40,7 +40,7 @@ def test_a_view_of_a_uniform_original_is_fitted_by_a_constant():
     for fragments in views:
         view = ViewRegions.of(fragments.face_ids, fragments.mask, regions, REGIONS,
                               shade(fragments, tensors.uvs, uniform))
-        assert not view.original_varies and view.fitted >= 3
+        assert view.original is None and view.fitted >= 3
         assert view.fitted == int((view.counts >= fragments.mask.numel() / 64).sum())
 
 

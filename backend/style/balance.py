@@ -30,19 +30,18 @@ MIN_SHARE = 1 / 64
 
 @dataclass(frozen=True)
 class ViewRegions:
-    """What one view needs of the balance term: its covered pixels' flat indices (n,), the patch of each (n,),
-    the patches' pixel counts (K,), the original render's mean luminance per patch (K,), which patches the fit
-    takes (K,): those shown by at least MIN_SHARE of the view, how many they are, and whether the original's
-    means vary over them (else the fit is a constant). The last two are known when the view is made, so a step
-    reads no value back from the device."""
+    """What one view needs of the balance term, all fixed when the view is made (so a step reads no value back
+    from the device): its covered pixels' flat indices (n,), the patch of each (n,), the patches' pixel counts
+    (K,), which patches the fit takes (K,): those shown by at least MIN_SHARE of the view, their weights in the
+    fit (k,), summing to 1, and the original render's mean luminance over them (k,), None where it does not
+    vary (the fit is then a constant)."""
 
     pixels: torch.Tensor
     patch: torch.Tensor
     counts: torch.Tensor
-    original: torch.Tensor
     shown: torch.Tensor
-    fitted: int
-    original_varies: bool
+    weight: torch.Tensor
+    original: torch.Tensor | None
 
     @classmethod
     def of(cls, face_ids: torch.Tensor, mask: torch.Tensor, regions: torch.Tensor, count: int,
@@ -55,11 +54,16 @@ class ViewRegions:
         # kept for as long as the view is pooled: 32-bit indices, 8 bytes a covered pixel beside its plan's 100
         pixels, patch = pixels.to(torch.int32), patch.to(torch.int32)
         shade = luminance(original.reshape(-1, original.shape[-1])[pixels, :3])[:, 0]
-        means = patch_means(shade, patch, counts)
         shown = counts >= MIN_SHARE * mask.numel()
         weight = counts[shown] / counts[shown].sum().clamp(min=1)
-        varies = bool((weight * (means[shown] - (weight * means[shown]).sum()) ** 2).sum() > 1e-8)
-        return cls(pixels, patch, counts, means, shown, int(shown.sum()), varies)
+        means = patch_means(shade, patch, counts)[shown]
+        varies = bool((weight * (means - (weight * means).sum()) ** 2).sum() > 1e-8)
+        return cls(pixels, patch, counts, shown, weight, means if varies else None)
+
+    @property
+    def fitted(self) -> int:
+        """How many patches the fit takes (known without reading the device)."""
+        return len(self.weight)
 
 
 def patch_means(values: torch.Tensor, patch: torch.Tensor, counts: torch.Tensor) -> torch.Tensor:
@@ -89,9 +93,6 @@ def balance_loss(learned: torch.Tensor, views: list[ViewRegions], spread: float)
     for shade, view in zip(shades, views):
         if view.fitted < 3:  # two patches are always fitted exactly
             continue
-        shown = view.shown
-        y = patch_means(shade[view.pixels], view.patch, view.counts)[shown]
-        weight = view.counts[shown] / view.counts[shown].sum()
-        residual = affine_residual(y, view.original[shown] if view.original_varies else None, weight)
-        total = total + (weight * residual**2).sum()
+        y = patch_means(shade[view.pixels], view.patch, view.counts)[view.shown]
+        total = total + (view.weight * affine_residual(y, view.original, view.weight) ** 2).sum()
     return total / (len(views) * max(spread, 1e-6) ** 2)

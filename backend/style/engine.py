@@ -85,17 +85,13 @@ def style_targets(net: FeatureNet, paintings: Sequence[np.ndarray], longer_side:
 
 def luminance_spread(paintings: Sequence[np.ndarray], blend: Sequence[float] | None = None) -> float:
     """The standard deviation of luminance over the paintings' pixels, each painting weighted by `blend` (default:
-    equal) as in style_targets: a painting of weight 0 counts for nothing, bit for bit."""
+    equal) as in style_targets: a painting of weight 0 counts for nothing, bit for bit. Two passes (the mean, then
+    the squares about it), as numpy's std: one painting's spread is exactly its std."""
     weights = np.asarray(blend if blend is not None else [1.0] * len(paintings), np.float64)
-    weights = weights / weights.sum()
-    if np.count_nonzero(weights) == 1:
-        only = np.asarray(paintings[int(np.flatnonzero(weights)[0])])[..., :3].reshape(-1, 3)
-        return float((only.astype(np.float64) @ np.asarray(LUMA)).std())
-    moments = [(0.0, 0.0) if w == 0 else ((y := np.asarray(p, np.float64)[..., :3] @ np.asarray(LUMA)).mean(),
-                                          (y * y).mean()) for p, w in zip(paintings, weights)]
-    mean = sum(w * m for w, (m, _) in zip(weights, moments))
-    square = sum(w * q for w, (_, q) in zip(weights, moments))
-    return float(np.sqrt(max(square - mean * mean, 0.0)))
+    shades = [(w, np.asarray(p)[..., :3].reshape(-1, 3).astype(np.float64) @ np.asarray(LUMA))
+              for p, w in zip(paintings, weights / weights.sum()) if w > 0]
+    mean = sum(w * y.mean() for w, y in shades)
+    return float(np.sqrt(sum(w * ((y - mean) ** 2).mean() for w, y in shades)))
 
 
 def painting_features(net: FeatureNet, paintings: Sequence[np.ndarray], longer_side: int, device: torch.device,

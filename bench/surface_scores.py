@@ -35,6 +35,7 @@ import torch.nn.functional as F
 from backend.mesh.regions import surface_regions as cut_regions
 from backend.raster import Fragments, rasterize
 from backend.render import MeshTensors, surface_points
+from backend.style.balance import affine_residual
 from backend.style.colors import luminance
 from backend.style.finishing import grow, uv_clip
 
@@ -191,13 +192,8 @@ def region_balance(result: torch.Tensor, original: torch.Tensor | None, fragment
     means, pixels = region_luminance(result, fragments, regions)
     shown = pixels > 0
     y, w = means[shown], pixels[shown] / pixels[shown].sum()
-    columns = [torch.ones_like(y)]
-    if original is not None:
-        x = region_luminance(original, fragments, regions)[0][shown]
-        if float((w * (x - (w * x).sum()) ** 2).sum()) > 1e-8:
-            columns.append(x)
-    design = torch.stack(columns, dim=1)
-    root = w.sqrt()[:, None]
-    coefficients = torch.linalg.lstsq(design * root, y[:, None] * root).solution
-    residual = y - (design @ coefficients)[:, 0]
+    x = region_luminance(original, fragments, regions)[0][shown] if original is not None else None
+    if x is not None and float((w * (x - (w * x).sum()) ** 2).sum()) <= 1e-8:
+        x = None
+    residual = affine_residual(y, x, w)
     return float((w * residual ** 2).sum().sqrt()) / max(luminance_spread, 1e-6)

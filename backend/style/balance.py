@@ -10,7 +10,8 @@ free (the painting decides those); what the fit leaves is a region that took ano
 than its neighbours, and that residual is the loss. With a uniform original the fit is a constant: the
 patches are asked to be equally light on the whole, however their strokes vary inside.
 
-The patch means are over hundreds of pixels, so strokes, which are much smaller, are not what it sees.
+The patch means are over 1/64 of a view or more (MIN_SHARE), so strokes, which are much smaller, are not what
+it sees.
 """
 
 from __future__ import annotations

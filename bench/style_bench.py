@@ -69,15 +69,16 @@ def seam_term_seconds(job: StyleJob, device: torch.device, repeats: int) -> floa
     return median_seconds(once, device, repeats)
 
 
-def balance_term_seconds(job: StyleJob, device: torch.device, repeats: int) -> float:
-    """Median seconds of the balance term's forward and backward pass on a render of a pooled view."""
+def view_term_seconds(job: StyleJob, device: torch.device, repeats: int, term) -> float:
+    """Median seconds of a per-view term's forward and backward pass, term(image (1, 3, H, W), view), on a
+    render of a pooled view."""
     view = job.pool.views[0] if job.pool.views else job.pool.draw(1)[0]
     size = job.settings.render_size
     image = torch.rand(1, 3, size, size, device=device, requires_grad=True)
 
     def once() -> None:
         image.grad = None
-        job.balance_term(image, [view]).backward()
+        term(image, view).backward()
 
     return median_seconds(once, device, repeats)
 
@@ -94,7 +95,11 @@ def run(device: torch.device, quick: bool) -> list[dict]:
     rows.append({"name": f"seam term fwd+bwd ({job.seam_term.count} samples x 2 levels), part of the default step",
                  "seconds": seam_term_seconds(job, device, 5 if quick else 20)})
     rows.append({"name": f"balance term fwd+bwd ({job.settings.balance_regions} patches), part of the default step",
-                 "seconds": balance_term_seconds(job, device, 5 if quick else 20)})
+                 "seconds": view_term_seconds(job, device, 5 if quick else 20,
+                                                 lambda image, view: job.balance_term(image, [view]))})
+    rows.append({"name": "detail term fwd+bwd (3 windows), part of the default step",
+                 "seconds": view_term_seconds(job, device, 5 if quick else 20, lambda image, view: job.detail_term(
+                     image, [view], view.coverage, job.settings.render_size))})
     nnfm = _job(256, device, style_loss="nnfm")
     step, network = step_and_network(nnfm, device, 3 if quick else 5)
     rows.append({"name": f"style step, style_loss nnfm ({name}), 256^2 render", "seconds": step})

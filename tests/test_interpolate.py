@@ -200,7 +200,24 @@ def test_sequences_take_the_balance_term():
     first = {}
     for weight in (0.0, 1e4):
         settings = StyleSettings(**TINY, steps=1, style_weight=0.0, content_weight=0.0, seam_weight=0.0,
-                                 balance_weight=weight)
+                                 detail_weight=0.0, balance_weight=weight)
         report = stylize_sequence(mesh, load_image(STARRY), load_image(WAVE), settings, 2, original).report
         first[weight] = report["loss"][0]["frames"]
     assert first[0.0] == [0.0, 0.0] and all(value > 1e-3 for value in first[1e4]), first
+
+
+def test_sequences_take_the_detail_term():
+    """detail_weight counts in every frame towards that frame's mix of the two paintings' band contrasts; from the
+    original it ramps up with the style weight, so frame 0 (the original itself) is not asked for strokes."""
+    mesh = uv_sphere(12, 8)
+    original = np.full((32, 32, 3), 0.6, np.float32)
+    quiet = dict(style_weight=0.0, content_weight=0.0, seam_weight=0.0, balance_weight=0.0)
+    first = {}
+    for weight in (0.0, 1.0):
+        settings = StyleSettings(**TINY, steps=1, **quiet, detail_weight=weight)
+        report = stylize_sequence(mesh, load_image(STARRY), load_image(WAVE), settings, 3, original).report
+        first[weight] = report["loss"][0]["frames"]
+    assert first[0.0] == [0.0, 0.0, 0.0] and all(value > 0.1 for value in first[1.0]), first
+    settings = StyleSettings(**TINY, steps=1, **{**quiet, "style_weight": 1e-9}, detail_weight=1.0)
+    frames = stylize_sequence(mesh, load_image(STARRY), None, settings, 2, original, from_original=True).report
+    assert frames["loss"][0]["frames"][0] == 0.0 and frames["loss"][0]["frames"][1] > 0.01, frames["loss"][0]

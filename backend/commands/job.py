@@ -68,6 +68,9 @@ def add_job_arguments(parser: argparse.ArgumentParser) -> None:
                              "original's patches says (no light head over a dark body); 0 = off")
     parser.add_argument("--balance-regions", type=positive_int, default=DEFAULTS["balance_regions"],
                         help="patches of about equal area the surface is cut into for that term")
+    parser.add_argument("--detail-weight", type=finite_float, default=DEFAULTS["detail_weight"],
+                        help="weight of a term that keeps each view's local contrast up to the painting's (strokes as "
+                             "vivid as its own, not a soft blend of its colours); 0 = off")
     parser.add_argument("--closeup-share", type=finite_float, default=DEFAULTS["closeup_share"],
                         help="share of the views that are close-ups of the parts seen least so far (0 to 1)")
     parser.add_argument("--closeup-zoom", type=finite_float, default=DEFAULTS["closeup_zoom"],
@@ -159,6 +162,7 @@ def job_settings(args: argparse.Namespace, preview_every: int = 0) -> StyleSetti
         preserve_colors=args.preserve_colors, style_loss=args.style_loss, seam_weight=args.seam_weight,
         angle_weighting=args.angle_weighting, layout_weight=args.layout_weight, tile_weight=args.tile_weight,
         style_tiles=args.style_tiles, balance_weight=args.balance_weight, balance_regions=args.balance_regions,
+        detail_weight=args.detail_weight,
         closeup_share=args.closeup_share, closeup_zoom=args.closeup_zoom,
         preview_every=preview_every,
     ).validate()

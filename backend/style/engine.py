@@ -30,6 +30,7 @@ from ..views import Camera, random_cameras
 from .balance import ViewRegions, balance_loss
 from .closeups import TRIES, CloseupPlanner, from_inside, sees_point
 from .colors import LUMA, colour_transfer, grey, keep_colors, matched_grey_painting
+from .detail import blended_bands, detail_loss
 from .finishing import editable_weight, finish_texture, uv_island_mask
 from .losses import (Coverage, StyleMemory, channel_objective, colour_layout, content_loss, gram, gram_style,
                      layout_loss)
@@ -108,6 +109,17 @@ def painting_features(net: FeatureNet, paintings: Sequence[np.ndarray], longer_s
             for name in layers:
                 rows[name].append(feature_rows(features[name].float()))
     return {name: torch.cat(parts) for name, parts in rows.items()}
+
+
+def painting_bands(paintings: Sequence[np.ndarray], blend: Sequence[float] | None, longer_side: int,
+                   device: torch.device) -> torch.Tensor:
+    """The paintings' band contrasts (detail.py), each resized as for style_targets, mixed with the `blend` weights
+    (default: equal; a painting of weight 0 counts for nothing)."""
+    weights = list(blend) if blend is not None else [1.0] * len(paintings)
+    with torch.no_grad():
+        images = [resize_longer_side(p, longer_side, device).clamp(0, 1) if w > 0 else None
+                  for p, w in zip(paintings, weights)]
+        return blended_bands(images, weights)
 
 
 EDIT_FEATHER = 4  # texels over which a selected-only result blends into the original at the selection's border
@@ -194,6 +206,7 @@ class StyleJob:
         # (render size, the painting's enlargement) -> the painting's Grams, and NNFM's layers and features
         self.targets_by_size: dict[tuple[int, float], dict[str, torch.Tensor]] = {}
         self.nearest_by_size: dict[tuple[int, float], tuple[dict[str, float], dict[str, torch.Tensor]]] = {}
+        self.detail_by_size: dict[tuple[int, float], torch.Tensor] = {}  # the paintings' band contrasts (detail.py)
         self.steps_done = 0
         self.render_size_before: int | None = None  # the last step's render size
         self.layer_weights = chosen or dict(zip(self.net.style_layers, self.net.style_weights))
@@ -373,6 +386,7 @@ class StyleJob:
         total = self.settings.style_weight * style + self.content_weight * content_term
         total = total + self.settings.seam_weight * seam
         total = total + self.layout_term(learned, views, mask) + self.balance_term(learned, views)
+        total = total + self.detail_term(learned, views, mask, size)
         self.optimizer.zero_grad(set_to_none=True)
         total.backward()
         self.optimizer.step()
@@ -425,6 +439,21 @@ class StyleJob:
         if views[0].regions is None:
             return torch.zeros((), device=self.device)
         return self.settings.balance_weight * balance_loss(learned, [v.regions for v in views], self.painting_spread)
+
+    def detail_term(self, learned: torch.Tensor, views: list[PooledView], mask: Coverage, size: int) -> torch.Tensor:
+        """The weighted detail term of renders (B, 3, H, W) of `views` at render size `size` (zero when it is off)."""
+        if self.settings.detail_weight == 0 or not self.paintings or self.objective is not None:
+            return torch.zeros((), device=self.device)
+        target = torch.stack([self.detail_target(size, v.scale) for v in views])
+        return self.settings.detail_weight * detail_loss(learned, mask, target)
+
+    def detail_target(self, size: int, scale: float = 1.0) -> torch.Tensor:
+        """The paintings' band contrasts (detail.py) at the size their style is measured for renders of `size`
+        (enlarged `scale` times): the root of their blend-weighted variances."""
+        if (size, scale) not in self.detail_by_size:
+            side = self.painting_side(size, scale)
+            self.detail_by_size[size, scale] = painting_bands(self.paintings, self.blend, side, self.device)
+        return self.detail_by_size[size, scale]
 
     @staticmethod
     def _shown(view: PooledView, image: torch.Tensor) -> torch.Tensor:

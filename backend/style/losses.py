@@ -27,6 +27,13 @@ class Coverage:
         self.mask = mask
         self._at: dict[tuple[int, int], tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]] = {}
         self._cells: dict[tuple[int, int, int], tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = {}
+        self._made: dict[str, object] = {}
+
+    def kept(self, key: str, make):
+        """make(mask), computed on first use under `key` and kept (for terms outside this module)."""
+        if key not in self._made:
+            self._made[key] = make(self.mask)
+        return self._made[key]
 
     def at(self, like: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         """For features `like` (B, C, h, w): weight (B, 1, h, w), covered (n,) flat positions,

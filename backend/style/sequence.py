@@ -32,7 +32,8 @@ from ..errors import StyleTexError
 from ..mesh import Mesh
 from ..texture import build_pyramid
 from .colors import grey, keep_colors, matched_grey_painting
-from .engine import StyleJob, check_mesh, job_report, run_steps, style_targets, views_coverage
+from .detail import detail_loss
+from .engine import StyleJob, check_mesh, job_report, painting_bands, run_steps, style_targets, views_coverage
 from .finishing import finish_texture, uv_island_mask
 from .losses import StyleMemory, channel_objective, content_loss, gram_style
 from .parameterization import SequenceTexture, make_texture_parameter
@@ -92,6 +93,7 @@ class SequenceJob(StyleJob):
         self.paintings_to = [matched_grey_painting(p, original_texture) for p in style_to] \
             if self.preserve_colors else style_to
         self.targets_to_by_size: dict[int, dict[str, torch.Tensor]] = {}
+        self.detail_to_by_size: dict[int, torch.Tensor] = {}
         start = self.original_square if self.init == "original" else None
         # Independent frames each start as a job of their own would (seed + f); aligned ones all from frame 0's.
         starts = [self.parameter] + [
@@ -108,6 +110,21 @@ class SequenceJob(StyleJob):
         if self.mode == "from_original":
             return s.style_weight * t, self.content_weight * ORIGINAL_HOLD ** (1 - t) * ORIGINAL_END ** t
         return s.style_weight, self.content_weight
+
+    def _frame_detail(self, t: float, frame: torch.Tensor, mask, size: int) -> torch.Tensor:
+        """The detail term of frame t's renders (B, 3, H, W): towards the blend of both paintings' band contrasts
+        (painting to painting), or ramped up with the style weight (from the original)."""
+        s = self.settings
+        if s.detail_weight == 0 or self.mode == "channels":
+            return torch.zeros((), device=self.device)
+        target = self.detail_target(size)
+        if self.mode == "styles":
+            if size not in self.detail_to_by_size:
+                self.detail_to_by_size[size] = painting_bands(self.paintings_to, None, s.style_longer_side(size),
+                                                              self.device)
+            target = ((1 - t) * target**2 + t * self.detail_to_by_size[size] ** 2).sqrt()
+        ramp = self.frame_weights(t)[0] / s.style_weight if s.style_weight > 0 else 1.0
+        return ramp * s.detail_weight * detail_loss(frame, mask, target)
 
     def targets_to(self, size: int) -> dict[str, torch.Tensor]:
         if size not in self.targets_to_by_size:
@@ -153,6 +170,7 @@ class SequenceJob(StyleJob):
             seam = shaded[f][1]
             frame = learned[f * per:(f + 1) * per]
             regional = self.layout_term(frame, views, mask) + self.balance_term(frame, views)  # coarse regions' terms
+            regional = regional + self._frame_detail(t, frame, mask, size)
             totals.append(style_weight * style + content_weight * content_term + s.seam_weight * seam + regional)
             styles.append(style)
             contents.append(content_term)

@@ -49,6 +49,11 @@ class StyleSettings:
     # six seeds on Spot and Bob (0.14-0.35 without), for less of the painting's closeness (docs/BENCHMARKS.md).
     balance_weight: float = 1.0
     balance_regions: int = 8
+    # The detail term (detail.py): each view's local contrast of luminance, at three window sizes, kept up to the
+    # painting's at the scale its style is measured, so strokes are as vivid as its own. 0 = off. 1, not 2: local
+    # contrast 0.89-1.40 of the painting's on every pair but the thin tube (0.64-1.35 without), as close to the
+    # painting (docs/BENCHMARKS.md); 2 cost closeness on 6 of the first 7 pairs.
+    detail_weight: float = 1.0
     # Close-ups (closeups.py): this share of the fresh views frames a sphere closeup_zoom times smaller around a
     # point of the surface that the views so far have covered least, with the painting as much enlarged (strokes
     # keep their size on the surface). 0 = every view frames the whole object, as in the article.
@@ -99,7 +104,8 @@ class StyleSettings:
         for name, value in positive.items():
             if not value > 0:
                 raise StyleTexError(f"setting {name} must be positive, got {value}")
-        for name in ("style_weight", "content_weight", "seam_weight", "layout_weight", "tile_weight", "balance_weight"):
+        for name in ("style_weight", "content_weight", "seam_weight", "layout_weight", "tile_weight", "balance_weight",
+                     "detail_weight"):
             if getattr(self, name) < 0:
                 raise StyleTexError(f"setting {name} must not be negative, got {getattr(self, name)}")
         if not 0 <= self.style_decay < 1:

@@ -49,10 +49,10 @@ class StyleSettings:
     # six seeds on Spot and Bob (0.14-0.35 without), for less of the painting's closeness (docs/BENCHMARKS.md).
     balance_weight: float = 1.0
     balance_regions: int = 8
-    # The detail term (detail.py): each view's local contrast of luminance, at three window sizes, kept up to the
-    # painting's at the scale its style is measured, so strokes are as vivid as its own. 0 = off. 1, not 2: local
-    # contrast 0.89-1.40 of the painting's on every pair but the thin tube (0.64-1.35 without), as close to the
-    # painting (docs/BENCHMARKS.md); 2 cost closeness on 6 of the first 7 pairs.
+    # The detail term (detail.py): each view's luminance bands (between nested 3, 7 and 15 pixel means) at least as
+    # vivid as the painting's at the scale its style is measured. 0 = off. 1: local contrast 0.89-1.33 of the
+    # painting's on every pair but the thin tube (0.64-1.35 without), as close to the painting; 2 (in the term's
+    # first form) cost closeness on 6 of 7 pairs (docs/BENCHMARKS.md).
     detail_weight: float = 1.0
     # Close-ups (closeups.py): this share of the fresh views frames a sphere closeup_zoom times smaller around a
     # point of the surface that the views so far have covered least, with the painting as much enlarged (strokes

@@ -111,8 +111,10 @@ def atlas_settings(**overrides) -> StyleSettings:
     # The default mip-mapped filter: coarse levels average across islands, so the hidden island's
     # texels do receive gradient; coverage must still count them as unseen (seen = under a face
     # that some view showed). The cube's cells meet at UV seams; these tests pin finishing without the
-    # seam term and its gutter (tests/test_seams.py has those).
-    base = dict(steps=25, texture_size=ATLAS, render_size=32, views_per_step=2, margin=2, seam_weight=0.0)
+    # seam term and its gutter (tests/test_seams.py has those), and without the detail term, which would pull the
+    # striped style's contrast in before its colour (tests/test_detail.py has it).
+    base = dict(steps=25, texture_size=ATLAS, render_size=32, views_per_step=2, margin=2, seam_weight=0.0,
+                detail_weight=0.0)
     base.update(overrides)
     return tiny(**base)
 
@@ -147,15 +149,19 @@ def test_style_loss_falls(sphere, starry):
     assert len(style) == 80 and np.isfinite(style).all()
     first, last = style[:10].mean(), style[-10:].mean()
     assert last < 0.75 * first, (first, last)  # measured: about 0.88 -> 0.48
-    # Without an original texture there is no content term: total = style_weight * style + seam_weight * seam.
+    # Without an original texture there is no content term: total = style_weight * style + seam_weight * seam + the
+    # weighted detail term.
     seam = np.array([entry["seam"] for entry in result.report["loss"]])
-    np.testing.assert_allclose(total, style + settings.seam_weight * seam, rtol=1e-6)
+    detail = np.array([entry["detail"] for entry in result.report["loss"]])
+    assert detail[:10].mean() > 0  # a random start is fainter than the painting
+    np.testing.assert_allclose(total, style + settings.seam_weight * seam + detail, rtol=1e-6)
     assert all(entry["content"] == 0 for entry in result.report["loss"])
 
 
 def test_style_weight_scales_the_total(sphere, starry):
-    a = stylize(sphere, starry, tiny(steps=2, style_weight=1.0, content_weight=0.0, seam_weight=0.0))
-    b = stylize(sphere, starry, tiny(steps=2, style_weight=3.0, content_weight=0.0, seam_weight=0.0))
+    off = dict(content_weight=0.0, seam_weight=0.0, detail_weight=0.0)
+    a = stylize(sphere, starry, tiny(steps=2, style_weight=1.0, **off))
+    b = stylize(sphere, starry, tiny(steps=2, style_weight=3.0, **off))
     # Step 1 is the same state in both runs (Adam's first step does not depend on the loss scale,
     # nor does the second, so both steps match).
     for x, y in zip(a.report["loss"], b.report["loss"]):
@@ -165,14 +171,15 @@ def test_style_weight_scales_the_total(sphere, starry):
 
 def test_content_term_with_an_original(sphere, starry):
     original = random_texture(32, 3)
-    result = stylize(sphere, starry, tiny(steps=3, content_weight=0.5, init="original"), original)
+    # (no balance term: it is not in the report, and the detail term's pull moves the patches a little)
+    result = stylize(sphere, starry, tiny(steps=3, content_weight=0.5, init="original", balance_weight=0.0), original)
     first = result.report["loss"][0]
     # Starting from the original, the renders match the content renders exactly at step 1.
     assert first["content"] == pytest.approx(0.0, abs=2e-3)
     later = result.report["loss"][-1]
     assert later["content"] > first["content"]
     for entry in result.report["loss"]:
-        expected = entry["style"] + 0.5 * entry["content"] + StyleSettings.seam_weight * entry["seam"]
+        expected = entry["style"] + 0.5 * entry["content"] + StyleSettings.seam_weight * entry["seam"] + entry["detail"]
         assert entry["total"] == pytest.approx(expected, rel=1e-5, abs=1e-7)
 
 
@@ -365,8 +372,8 @@ def test_report_fields(sphere, starry):
     assert report["steps_done"] == 3 and report["cancelled"] is False and not result.cancelled
     assert [entry["step"] for entry in report["loss"]] == [1, 2, 3]
     for entry in report["loss"]:
-        assert set(entry) == {"step", "total", "style", "content", "seam"}
-        assert all(isinstance(entry[k], float) and math.isfinite(entry[k]) for k in ("total", "style", "content", "seam"))
+        assert set(entry) == {"step", "total", "style", "content", "seam", "detail"}
+        assert all(isinstance(entry[k], float) and math.isfinite(entry[k]) for k in ("total", "style", "content", "seam", "detail"))
     assert report["seconds_per_step"] > 0 and report["seconds"] >= report["seconds_per_step"]
     assert 0 <= report["coverage"] <= 1 and report["coverage"] > 0.5
     assert report["device"] == "cpu"

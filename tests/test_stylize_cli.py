@@ -170,7 +170,7 @@ def test_report_json(runs):
     assert settings["preview_every"] == 2
     assert [entry["step"] for entry in report["loss"]] == [1, 2, 3, 4]
     for entry in report["loss"]:
-        assert set(entry) == {"step", "total", "style", "content", "seam"}
+        assert set(entry) == {"step", "total", "style", "content", "seam", "detail"}
         assert all(isinstance(entry[k], float) and np.isfinite(entry[k]) for k in ("total", "style", "content"))
         assert entry["content"] > 0  # --texture gives a content term
     assert report["seconds_per_step"] > 0

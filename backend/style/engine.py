@@ -386,12 +386,14 @@ class StyleJob:
         total = self.settings.style_weight * style + self.content_weight * content_term
         total = total + self.settings.seam_weight * seam
         total = total + self.layout_term(learned, views, mask) + self.balance_term(learned, views)
-        total = total + self.detail_term(learned, views, mask, size)
+        detail = self.detail_term(learned, views, mask, size)
+        total = total + detail
         self.optimizer.zero_grad(set_to_none=True)
         total.backward()
         self.optimizer.step()
         self.steps_done += 1
-        return {"total": total.item(), "style": style.item(), "content": content_term.item(), "seam": seam.item()}
+        return {"total": total.item(), "style": style.item(), "content": content_term.item(), "seam": seam.item(),
+                "detail": detail.item()}  # detail: the weighted term
 
     def style_term(self, features: dict[str, torch.Tensor], mask: Coverage, views: list[PooledView],
                    size: int) -> torch.Tensor:

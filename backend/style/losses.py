@@ -7,6 +7,8 @@ as much as the style's own Gram matrices are large.
 
 from __future__ import annotations
 
+from typing import Callable
+
 import torch
 import torch.nn.functional as F
 
@@ -29,7 +31,7 @@ class Coverage:
         self._cells: dict[tuple[int, int, int], tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = {}
         self._made: dict[str, object] = {}
 
-    def kept(self, key: str, make):
+    def kept(self, key: str, make: Callable[[torch.Tensor], object]):
         """make(mask), computed on first use under `key` and kept (for terms outside this module)."""
         if key not in self._made:
             self._made[key] = make(self.mask)

@@ -63,9 +63,12 @@ def test_animate_to_a_second_painting_plays_from_the_timeline(bpy_clean, backend
     user = node.image_user
     assert (user.frame_duration, user.frame_start, user.frame_offset) == (3, 10, 0)
     assert user.use_auto_refresh and not user.use_cyclic
-    # Pressing Play: renders at successive frames show successive texture frames; past the end the last holds.
+    # Pressing Play: renders at successive frames show successive texture frames; past the end the last holds. The
+    # renders are deterministic (frame 20 equals frame 12 to 1e-6), so a difference of 1e-4 means another texture
+    # frame is shown; how far the three-step morph moves is the frames' own check above (measured: 9e-4 between
+    # the renders of the first and last frames with the detail term on, above 1e-3 without).
     renders = {frame: render_at(bpy, obj, frame, tmp_path) for frame in (10, 11, 12, 20)}
-    assert np.abs(renders[10] - renders[12]).mean() > 1e-3
+    assert np.abs(renders[10] - renders[12]).mean() > 1e-4
     assert np.abs(renders[11] - renders[10]).mean() > 1e-4 and np.abs(renders[11] - renders[12]).mean() > 1e-4
     np.testing.assert_allclose(renders[20], renders[12], atol=1e-6)
     # Saved and reopened, the material still plays the sequence.

@@ -164,9 +164,11 @@ def print_row(row: dict) -> None:
                  else f"{'-':>9s} {'-':>9s}")
     original = f"{row['style_original']:8.3f}" if "style_original" in row else f"{'-':>8s}"
     balance_original = f"{row['balance_original']:6.3f}" if "balance_original" in row else f"{'-':>6s}"
+    rows, columns = row["spectrum_size"]
+    spectrum = str(rows) if rows == columns else f"{rows}x{columns}"
     print(f"{row['mesh']:<8s} {row['painting']:<14s} {row['seed']:4d} {original} {row['style_pasted']:8.3f} "
           f"{row['style_result']:8.3f} {row['vs_pasted']:9.3f} {structure} {row['speckle']:7.2f} {row['seam_ratio']:6.2f} "
-          f"{row['balance']:7.3f} {balance_original} {row['split']:6.3f} {row['split_pasted']:7.3f} {row['contrast']:8.2f} {row['spectrum_size']:8d} {row['seconds']:7.1f}",
+          f"{row['balance']:7.3f} {balance_original} {row['split']:6.3f} {row['split_pasted']:7.3f} {row['contrast']:8.2f} {spectrum:>8s} {row['seconds']:7.1f}",
           flush=True)
 
 

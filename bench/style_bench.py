@@ -59,7 +59,7 @@ def step_and_network(job: StyleJob, device: torch.device, repeats: int) -> tuple
 
 def seam_term_seconds(job: StyleJob, device: torch.device, repeats: int) -> float:
     """Median seconds of the seam term's forward and backward pass on the job's working pyramid."""
-    texture = torch.rand(job.working_size, job.working_size, 3, device=device, requires_grad=True)
+    texture = torch.rand(*job.working_shape, 3, device=device, requires_grad=True)
     texels = build_pyramid(texture, kernel=job.settings.mip_kernel).texels.detach().requires_grad_()
 
     def once() -> None:
@@ -88,7 +88,7 @@ def run(device: torch.device, quick: bool) -> list[dict]:
     job = _job(256, device)  # the defaults: auto picks EfficientNet-Lite0 on the CPU
     step, network = step_and_network(job, device, 3 if quick else 9)
     name = job.net.kind
-    rows.append({"name": f"style step, default ({name}), 1024^2 texture ({job.working_size}^2 spectrum), 256^2 render",
+    rows.append({"name": f"style step, default ({name}), 1024^2 texture ({job.working_shape[0]}x{job.working_shape[1]} spectrum), 256^2 render",
                  "seconds": step})
     rows.append({"name": f"{name} alone (fwd+bwd learned, fwd content), 256^2", "seconds": network})
     rows.append({"name": "step_over_network_256_default", "ratio": step / network})

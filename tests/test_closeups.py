@@ -103,7 +103,7 @@ def test_views_of_both_kinds_in_one_step_each_meet_their_own_targets(starry):
     views = list(job.pool.views)
     assert {v.scale for v in views} == {1.0, 3.0}
     with torch.no_grad():
-        pyramid = build_pyramid(job.parameter(job.working_size))
+        pyramid = build_pyramid(job.parameter(job.working_shape))
         images, _ = job.shade_views(pyramid.texels, views)
         features = job.net(torch.stack(images).permute(0, 3, 1, 2))
         mixed = job.style_term(features, views_coverage(views), views, 32)

@@ -211,20 +211,21 @@ def test_fourier_texture_and_gradient_match_the_step_by_step_formula(size):
     torch.testing.assert_close(fast_grad, module.spectrum.grad, rtol=1e-4, atol=1e-6)
 
 
-@pytest.mark.parametrize("working, size", [(16, 64), (15, 45), (32, 64)])
+@pytest.mark.parametrize("working, size", [(16, 64), (15, 45), (32, 64), ((8, 32), 64), ((32, 16), 64)])
 def test_a_smaller_spectrum_is_interpolated_through_the_working_texels(working, size):
     module = make_texture_parameter("fourier", size, 3, None, CPU, spectrum_size=working)
+    rows, columns = (working, working) if isinstance(working, int) else working
     with torch.no_grad():
         module.spectrum.normal_(0, 0.2)  # far from grey, so that every frequency shows
         small, full = module(working), module()
-    assert small.shape == (working, working, 3) and full.shape == (size, size, 3)
-    step = size // working
-    torch.testing.assert_close(full[::step, ::step], small, rtol=0, atol=2e-6)
-    # In between it is smooth: the full texture holds no frequency above the working texture's.
+    assert small.shape == (rows, columns, 3) and full.shape == (size, size, 3)
+    down, across = size // rows, size // columns
+    torch.testing.assert_close(full[::down, ::across], small, rtol=0, atol=2e-6)
+    # In between it is smooth: the full texture holds no frequency above the working texture's, axis by axis.
     spectrum = torch.fft.rfft2(torch.logit(full.double()).permute(2, 0, 1))
     fy = torch.fft.fftfreq(size).abs().view(-1, 1)
     fx = torch.fft.rfftfreq(size).view(1, -1)
-    beyond = (fy >= 0.5 / step) | (fx >= 0.5 / step)
+    beyond = (fy >= 0.5 / down) | (fx >= 0.5 / across)
     assert spectrum.abs()[:, beyond].max() < 1e-6 * spectrum.abs().max()
 
 

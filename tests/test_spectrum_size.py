@@ -16,8 +16,9 @@ from backend.mesh.primitives import stretched_tube
 from backend.render import MeshTensors
 from backend.style.engine import StyleJob, stylize
 from backend.style.settings import StyleSettings
-from backend.style.spectrum_size import (MIN_AUTO_SIZE, MINOR_MAGNIFICATION, covered_levels_of_detail, footprint_levels,
-                                         resolvable_size)
+from backend.mesh import make_mesh
+from backend.style.spectrum_size import (MIN_AUTO_SIZE, MINOR_MAGNIFICATION, covered_levels_of_detail, filter_for,
+                                         footprint_levels, probe_footprints, resolvable_shape, resolvable_size)
 
 REPO = Path(__file__).resolve().parent.parent
 CPU = torch.device("cpu")
@@ -65,26 +66,27 @@ def test_auto_optimizes_what_the_renders_resolve_and_the_texture_keeps_its_size(
     job = small_job(spot)
     levels = covered_levels_of_detail(MeshTensors.from_mesh(spot), spot.center, spot.radius, 512, 64,
                                       np.random.default_rng([0, 1]), zoom_range=(1.0, 1.2))
-    assert job.working_size == resolvable_size(levels, 512) < 512  # 64^2 renders resolve far less than 512^2
-    assert job.parameter(job.working_size).shape == (job.working_size,) * 2 + (3,)
+    size = resolvable_size(levels, 512)
+    assert job.working_shape == (size, size) and size < 512  # 64^2 renders resolve far less than 512^2
+    assert job.parameter(job.working_shape).shape == (size, size, 3)
     job.step()
     assert job.texture().shape == (512, 512, 3)
     assert job.finish()[0].shape == (512, 512, 3)
 
 
 def test_a_set_spectrum_size_the_pixel_parameterization_and_an_original_start_are_kept(spot):
-    assert small_job(spot, spectrum_size=256).working_size == 256
-    assert small_job(spot, param="pixel").working_size == 512
+    assert small_job(spot, spectrum_size=256).working_shape == (256, 256)
+    assert small_job(spot, param="pixel").working_shape == (512, 512)
     original = np.full((64, 64, 3), 0.5, np.float32)
     settings = StyleSettings(steps=1, texture_size=512, render_size=64, features="random", init="original")
     job = StyleJob(spot, original, settings.validate(), original, CPU)
-    assert job.working_size == 512
+    assert job.working_shape == (512, 512)
 
 
 def test_the_report_says_the_spectrum_size_and_how_many_views_were_rendered(spot):
     settings = StyleSettings(steps=9, texture_size=128, render_size=16, features="random", view_pool=3, view_reuse=2)
     report = stylize(spot, load_image(REPO / "data" / "styles" / "starry_night.jpg"), settings).report
-    assert report["spectrum_size"] == 64
+    assert report["spectrum_size"] == [64, 64]
     assert report["views_rendered"] == 3 + 8 // 2  # the fill, then one fresh view every second step
 
 
@@ -109,19 +111,60 @@ def test_stretched_uvs_are_capped_by_the_shorter_axis():
     assert minor_at_size >= -MINOR_MAGNIFICATION
 
 
+def turned(mesh, degrees: float):
+    """The mesh with its UVs turned about the texture's centre (and shrunk to stay inside it)."""
+    c, s = np.cos(np.radians(degrees)), np.sin(np.radians(degrees))
+    uv = (mesh.uvs - 0.5) @ np.array([[c, s], [-s, c]], np.float32) / (abs(c) + abs(s)) + 0.5
+    return make_mesh(mesh.positions, mesh.faces, uv, "turned")
+
+
+def tube_footprints(mesh) -> torch.Tensor:
+    return probe_footprints(MeshTensors.from_mesh(mesh), mesh.center, mesh.radius, 256, np.random.default_rng([0, 1]),
+                            zoom_range=(1.0, 1.2))
+
+
+@pytest.mark.parametrize("degrees, shape", [(0, (64, 256)), (90, (256, 64))])
+def test_uvs_stretched_along_a_texture_axis_get_a_spectrum_sized_per_axis(degrees, shape):
+    """The tube's texture runs along it (u: about 2^1.8 texels a pixel step at 1024^2) and around it (v: 2^4.1):
+    each axis is halved by its own count, so the working texels are about as wide on the screen both ways and
+    trilinear filtering reads them without blurring along the tube. Turned a quarter, rows and columns swap."""
+    uv_dxy = tube_footprints(turned(stretched_tube(), degrees))
+    assert resolvable_shape(uv_dxy, 1024) == shape
+    assert footprint_levels(uv_dxy, 1024, 1024)[:, 0].median() > footprint_levels(uv_dxy, *shape)[:, 0].median() + 1.5
+    assert filter_for(uv_dxy, (1024, 1024)) == "anisotropic" and filter_for(uv_dxy, shape) == "linear-mipmap-linear"
+
+
+@pytest.mark.parametrize("degrees", [45, 20])
+def test_a_stretch_along_neither_texture_axis_keeps_the_square_size(degrees):
+    """Turned off the axes, both axes' own rules are coarse along the footprints' shorter side: the square rule
+    (capped by that side) stands, and the anisotropic filter reads along the stretch."""
+    uv_dxy = tube_footprints(turned(stretched_tube(), degrees))
+    size = resolvable_size(footprint_levels(uv_dxy, 1024, 1024), 1024)
+    assert resolvable_shape(uv_dxy, 1024) == (size, size)
+    assert filter_for(uv_dxy, (size, size)) == "anisotropic"
+
+
 @pytest.mark.parametrize("name, size", [("spot", 512), ("bob", 1024), ("blub", 1024)])
 def test_the_bundled_meshes_keep_their_calibrated_sizes(name, size):
     path = {"spot": "spot/spot_triangulated.obj", "bob": "bob/bob_tri.obj", "blub": "blub/blub_triangulated.obj"}[name]
     mesh = read_obj(REPO / "data" / path)
-    levels = covered_levels_of_detail(MeshTensors.from_mesh(mesh), mesh.center, mesh.radius, 1024, 256,
-                                      np.random.default_rng([0, 1]), zoom_range=(1.0, 1.2))
-    assert resolvable_size(levels, 1024) == size
+    uv_dxy = probe_footprints(MeshTensors.from_mesh(mesh), mesh.center, mesh.radius, 256, np.random.default_rng([0, 1]),
+                              zoom_range=(1.0, 1.2))
+    assert resolvable_size(footprint_levels(uv_dxy, 1024, 1024), 1024) == size
+    assert resolvable_shape(uv_dxy, 1024) == (size, size)  # not stretched: square as calibrated
 
 
-def test_the_engine_filters_stretched_uvs_anisotropically_and_the_bundled_meshes_trilinearly(spot):
-    from backend.style.settings import StyleSettings
-
+def test_the_engine_filters_by_the_working_texture_and_a_set_square_spectrum_keeps_the_stretch(spot):
     style = load_image(REPO / "data" / "styles" / "starry_night.jpg")
-    for mesh, want in ((stretched_tube(), "anisotropic"), (spot, "linear-mipmap-linear")):
-        settings = StyleSettings(steps=1, texture_size=256, render_size=64, features="random", device="cpu")
-        assert StyleJob(mesh, style, settings.validate(), None, CPU).filter == want
+    tube = stretched_tube()
+    cases = ((tube, {}, "linear-mipmap-linear"), (tube, {"spectrum_size": 256}, "anisotropic"),
+             (turned(tube, 45), {}, "anisotropic"), (spot, {}, "linear-mipmap-linear"))
+    for mesh, overrides, want in cases:
+        settings = StyleSettings(steps=2, texture_size=1024, render_size=256, features="random", device="cpu",
+                                 view_pool=2, **overrides)
+        job = StyleJob(mesh, style, settings.validate(), None, CPU)
+        assert job.filter == want
+        if mesh is tube and not overrides:
+            assert job.working_shape == (64, 256)  # the texture's columns run along the tube
+            job.step()
+            assert job.texture().shape == (1024, 1024, 3)

@@ -293,7 +293,7 @@ def test_init_original_starts_from_the_original_and_previews_follow_the_steps(sp
     expected = resize_square(original, 32)
     assert expected.std() > 0.05
     job = StyleJob(sphere, starry, settings, original, CPU)
-    assert job.working_size == 32  # a start from the original keeps all of its detail
+    assert job.working_shape == (32, 32)  # a start from the original keeps all of its detail
     start = job.texture().numpy()
     np.testing.assert_allclose(start, expected, rtol=0, atol=1 / 255)
     previews = []

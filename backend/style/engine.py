@@ -39,7 +39,7 @@ from .parameterization import make_texture_parameter
 from .progress import Progress, StyleResult
 from .seam_loss import SeamTerm
 from .settings import StyleSettings, parse_blend, parse_layer_weights, parse_objective
-from .spectrum_size import covered_levels_of_detail, resolvable_size, stretched
+from .spectrum_size import filter_for, probe_footprints, resolvable_shape
 from .view_pool import PooledView, ViewPool, pool_capacity
 
 
@@ -181,11 +181,11 @@ class StyleJob:
         start = self.original_square if self.init == "original" else None
         self.mesh_t = MeshTensors.from_mesh(mesh, device)
         self._probed: torch.Tensor | None = None
-        self.filter = self._filter()
         self.parameter = make_texture_parameter(settings.param, size, settings.seed, start, device, settings.fourier_decay,
-                                                self._spectrum_size(start is not None), settings.fourier_floor)
-        self.working_size = self.parameter.working_size  # the texture the renders read while optimizing
-        self.layout = pyramid_layout(self.working_size, self.working_size, device=device)
+                                                self._spectrum_shape(start is not None), settings.fourier_floor)
+        self.working_shape = self.parameter.working_shape  # (rows, columns): the texture the renders read while optimizing
+        self.filter = self._filter()
+        self.layout = pyramid_layout(*self.working_shape, device=device)
         self.seams = find_seams(mesh, settings.boundary == "wrap") if settings.seam_weight > 0 else None
         self.seam_term = SeamTerm(self.seams, *self.layout, settings.boundary) if self.seams is not None else None
         # fused: one kernel for Adam's update of the spectrum (5.7 -> 2.4 ms a step for 3.2 M values on 2 cores)
@@ -238,33 +238,31 @@ class StyleJob:
             raise StyleTexError(f"objective {text}: layer {layer} has {channels} channels "
                                 f"(0 to {channels - 1}), there is no channel {channel}")
 
-    def _spectrum_size(self, from_original: bool) -> int:
-        """The fourier spectrum's resolution: as set, else the texture size when starting from the original
-        (all of its detail is kept), else what the renders resolve (spectrum_size.py)."""
+    def _spectrum_shape(self, from_original: bool) -> tuple[int, int]:
+        """The fourier spectrum's (rows, columns): as set (square), else the texture's when starting from the
+        original (all of its detail is kept), else what the renders resolve (spectrum_size.py)."""
         s = self.settings
-        if s.param != "fourier":
-            return s.texture_size
+        if s.param != "fourier" or (from_original and not s.spectrum_size):
+            return s.texture_size, s.texture_size
         if s.spectrum_size:
-            return s.spectrum_size
-        if from_original:
-            return s.texture_size
-        return resolvable_size(self._probe_levels(), s.texture_size)
+            return s.spectrum_size, s.spectrum_size
+        return resolvable_shape(self._probe_footprints(), s.texture_size)
 
-    def _probe_levels(self) -> torch.Tensor:
-        """Footprint levels (N, 2) of a few probe views (spectrum_size.py), rasterized once per job."""
+    def _probe_footprints(self) -> torch.Tensor:
+        """UV screen derivatives (N, 2, 2) of a few probe views (spectrum_size.py), rasterized once per job."""
         if self._probed is None:
             s = self.settings
             probe = np.random.default_rng([s.seed, 1])  # its own stream: the views of the run stay as they were
-            self._probed = covered_levels_of_detail(self.mesh_t, self.mesh.center, self.mesh.radius, s.texture_size,
-                                                    s.render_size, probe, fov_deg=s.fov_deg,
-                                                    zoom_range=(s.zoom_min, s.zoom_max))
+            self._probed = probe_footprints(self.mesh_t, self.mesh.center, self.mesh.radius, s.render_size, probe,
+                                            fov_deg=s.fov_deg, zoom_range=(s.zoom_min, s.zoom_max))
         return self._probed
 
     def _filter(self) -> str:
-        """The texture filter: as set, else anisotropic where the probe views' footprints are (stretched UVs)."""
+        """The texture filter: as set, else anisotropic where the probe views' footprints in the working texture's
+        texels are stretched (UVs stretched along no texture axis, or a spectrum set square)."""
         if self.settings.filter != "auto":
             return self.settings.filter
-        return "anisotropic" if stretched(self._probe_levels()) else "linear-mipmap-linear"
+        return filter_for(self._probe_footprints(), self.working_shape)
 
     def render_size(self) -> int:
         """This step's render size: half size for the first coarse_fraction of the steps (coarse to fine)."""
@@ -368,7 +366,7 @@ class StyleJob:
             self.pool.clear()  # and views of another size
         self.render_size_before = size
         views = self.pool.draw(self.settings.views_per_step)
-        pyramid = build_pyramid(self.parameter(self.working_size), kernel=self.settings.mip_kernel)
+        pyramid = build_pyramid(self.parameter(self.working_shape), kernel=self.settings.mip_kernel)
         images, seam = self.shade_views(pyramid.texels, views)
         learned = torch.stack(images).permute(0, 3, 1, 2)
         mask = views_coverage(views)
@@ -574,7 +572,7 @@ def job_report(job: StyleJob, history: list[dict], cancelled: bool, started: flo
         "seconds": time.perf_counter() - started,
         "seconds_per_step": loop_seconds / max(len(history), 1),
         "coverage": coverage,
-        "spectrum_size": job.working_size,
+        "spectrum_size": list(job.working_shape),  # (rows, columns)
         "filter": job.filter,
         "views_rendered": job.pool.made,
         "uv_room": room.to_dict(),

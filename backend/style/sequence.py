@@ -98,7 +98,7 @@ class SequenceJob(StyleJob):
         # Independent frames each start as a job of their own would (seed + f); aligned ones all from frame 0's.
         starts = [self.parameter] + [
             make_texture_parameter("fourier", settings.texture_size, settings.seed + f, start, device,
-                                   settings.fourier_decay, self.working_size, settings.fourier_floor)
+                                   settings.fourier_decay, self.working_shape, settings.fourier_floor)
             for f in range(1, frames if independent else 1)]
         self.parameter = SequenceTexture(starts, frames, independent).to(device)
         self.optimizer = torch.optim.Adam(self.parameter.parameters(), lr=settings.learning_rate, fused=True)
@@ -153,7 +153,7 @@ class SequenceJob(StyleJob):
         self.render_size_before = size
         views = self.pool.draw(s.views_per_step)
         per = len(views)
-        textures = self.parameter(self.working_size)
+        textures = self.parameter(self.working_shape)
         pyramids = [build_pyramid(textures[f], kernel=s.mip_kernel) for f in range(self.frames)]
         shaded = [self.shade_views(pyramid.texels, views) for pyramid in pyramids]
         learned = torch.stack([image for images, _ in shaded for image in images]).permute(0, 3, 1, 2)  # frame-major

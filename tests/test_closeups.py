@@ -113,8 +113,14 @@ def test_views_of_both_kinds_in_one_step_each_meet_their_own_targets(starry):
             group = [views[i] for i in pick]
             alone = job.style_term({n: f[pick] for n, f in features.items()}, views_coverage(group), group, 32)
             parts += len(pick) / len(views) * alone
+        learned = torch.stack(images).permute(0, 3, 1, 2)
+        detail = job.detail_term(learned, views, views_coverage(views), 32)
+        # each view through its own windows (a close-up's are wider), the mean over the views
+        each = [job.detail_term(learned[i : i + 1], [v], v.coverage, 32) for i, v in enumerate(views)]
     assert float(mixed) == pytest.approx(float(parts), rel=1e-5)
     assert float(mixed) > 0
+    assert job.detail_windows(32, 3.0) != job.detail_windows(32, 1.0)
+    assert float(detail) == pytest.approx(float(sum(each)) / len(views), rel=1e-5) and float(detail) > 0
 
 
 def test_a_mesh_wound_inside_out_gets_closeups_from_outside(starry):

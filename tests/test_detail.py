@@ -12,7 +12,8 @@ from backend.errors import StyleTexError
 from backend.formats.images import load_image
 from backend.mesh.primitives import two_island_sphere
 from backend.render import MeshTensors, rasterize_view, shade
-from backend.style.detail import WINDOWS, band_contrasts, detail_loss
+from backend.style.detail import WINDOWS, band_contrasts, detail_loss, windows_for
+from backend.style.engine import resize_longer_side
 from backend.style.engine import StyleJob, stylize
 from backend.style.losses import Coverage
 from backend.style.settings import StyleSettings
@@ -28,9 +29,19 @@ def test_flat_images_have_no_detail_and_noise_has_its_own():
     bands = band_contrasts(noise)[0]
     # Independent pixels of variance s^2: a k x k mean has s^2 / k^2, and nested means' difference the difference of
     # those, so the bands are s * sqrt(1 - 1/3^2), s * sqrt(1/3^2 - 1/7^2) and s * sqrt(1/7^2 - 1/15^2).
-    inverse = [1.0] + [1 / k**2 for k in WINDOWS]
+    inverse = [1 / k**2 for k in WINDOWS]
     expected = float(noise[0, 0].std()) * torch.tensor([np.sqrt(a - b) for a, b in zip(inverse, inverse[1:])])
     assert torch.allclose(bands, expected.to(bands.dtype), rtol=0.08), (bands, expected)
+
+
+def test_the_windows_grow_with_the_paintings_strokes_so_the_bands_hold_the_same_strokes():
+    assert windows_for(1.0) == windows_for(0.5) == WINDOWS == (1, 3, 7, 15)
+    assert windows_for(2.0) == (3, 7, 15, 31) and windows_for(3.0) == (3, 9, 21, 45)
+    # A painting at twice the size, through twice the windows, has the bands it has at its size through the first.
+    painting = load_image(REPO / "data" / "styles" / "starry_night.jpg")
+    at = {side: resize_longer_side(painting, side, torch.device("cpu")).clamp(0, 1) for side in (256, 512)}
+    same = band_contrasts(at[256])[0]
+    torch.testing.assert_close(band_contrasts(at[512], windows=windows_for(2.0))[0], same, rtol=0.06, atol=0)
 
 
 def test_the_background_and_the_silhouette_add_no_detail():
@@ -95,6 +106,13 @@ def test_the_engine_term_makes_the_renders_more_vivid():
     alone = StyleJob(mesh, style, StyleSettings(steps=1, texture_size=32, render_size=48, features="random"), original,
                      torch.device("cpu"))
     assert torch.equal(blended.detail_target(48), alone.detail_target(48))  # weight 0: nothing of that painting
+
+    # The windows follow the painting's size on the screen: style_scale and a close-up's zoom widen them alike.
+    assert alone.detail_windows(48) == WINDOWS and alone.detail_windows(48, 3.0) == windows_for(3.0)
+    larger = StyleJob(mesh, style, StyleSettings(steps=1, texture_size=32, render_size=48, features="random",
+                                                 style_scale=2.0), original, torch.device("cpu"))
+    assert larger.detail_windows(48) == (3, 7, 15, 31) and larger.detail_windows(24) == (3, 7, 15, 31)
+    assert larger.detail_target(48).shape == (3,)
 
 
 def test_its_setting_is_checked():

@@ -30,7 +30,7 @@ from ..views import Camera, random_cameras
 from .balance import ViewRegions, balance_loss
 from .closeups import TRIES, CloseupPlanner, from_inside, sees_point
 from .colors import LUMA, colour_transfer, grey, keep_colors, matched_grey_painting
-from .detail import blended_bands, detail_loss
+from .detail import blended_bands, detail_loss, windows_for
 from .finishing import editable_weight, finish_texture, uv_island_mask
 from .losses import (Coverage, StyleMemory, channel_objective, colour_layout, content_loss, gram, gram_style,
                      layout_loss)
@@ -112,14 +112,14 @@ def painting_features(net: FeatureNet, paintings: Sequence[np.ndarray], longer_s
 
 
 def painting_bands(paintings: Sequence[np.ndarray], blend: Sequence[float] | None, longer_side: int,
-                   device: torch.device) -> torch.Tensor:
-    """The paintings' band contrasts (detail.py), each resized as for style_targets, mixed with the `blend` weights
-    (default: equal; a painting of weight 0 counts for nothing)."""
+                   device: torch.device, windows: tuple[int, ...]) -> torch.Tensor:
+    """The paintings' band contrasts (detail.py) over `windows`, each resized as for style_targets, mixed with the
+    `blend` weights (default: equal; a painting of weight 0 counts for nothing)."""
     weights = list(blend) if blend is not None else [1.0] * len(paintings)
     with torch.no_grad():
         images = [resize_longer_side(p, longer_side, device).clamp(0, 1) if w > 0 else None
                   for p, w in zip(paintings, weights)]
-        return blended_bands(images, weights)
+        return blended_bands(images, weights, windows)
 
 
 EDIT_FEATHER = 4  # texels over which a selected-only result blends into the original at the selection's border
@@ -444,15 +444,27 @@ class StyleJob:
         """The weighted detail term of renders (B, 3, H, W) of `views` at render size `size` (zero when it is off)."""
         if self.settings.detail_weight == 0 or not self.paintings or self.objective is not None:
             return torch.zeros((), device=self.device)
-        target = torch.stack([self.detail_target(size, v.scale) for v in views])
-        return self.settings.detail_weight * detail_loss(learned, mask, target)
+        scales = {v.scale for v in views}
+        if len(scales) == 1:
+            scale = scales.pop()
+            loss = detail_loss(learned, mask, self.detail_target(size, scale), self.detail_windows(size, scale))
+        else:  # close-ups beside full views: each view with its own windows (the mean over views, as above)
+            loss = sum(detail_loss(learned[i : i + 1], v.coverage, self.detail_target(size, v.scale),
+                                   self.detail_windows(size, v.scale)) for i, v in enumerate(views)) / len(views)
+        return self.settings.detail_weight * loss
+
+    def detail_windows(self, size: int, scale: float = 1.0) -> tuple[int, ...]:
+        """The detail term's windows for renders of `size` enlarged `scale` times: widened as the painting's strokes
+        look larger on them (detail.py)."""
+        return windows_for(self.painting_side(size, scale) / size)
 
     def detail_target(self, size: int, scale: float = 1.0) -> torch.Tensor:
         """The paintings' band contrasts (detail.py) at the size their style is measured for renders of `size`
-        (enlarged `scale` times): the root of their blend-weighted variances."""
+        (enlarged `scale` times), over detail_windows: the root of their blend-weighted variances."""
         if (size, scale) not in self.detail_by_size:
             side = self.painting_side(size, scale)
-            self.detail_by_size[size, scale] = painting_bands(self.paintings, self.blend, side, self.device)
+            self.detail_by_size[size, scale] = painting_bands(self.paintings, self.blend, side, self.device,
+                                                              self.detail_windows(size, scale))
         return self.detail_by_size[size, scale]
 
     @staticmethod

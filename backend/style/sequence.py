@@ -117,14 +117,14 @@ class SequenceJob(StyleJob):
         s = self.settings
         if s.detail_weight == 0 or self.mode == "channels":
             return torch.zeros((), device=self.device)
-        target = self.detail_target(size)
+        target, windows = self.detail_target(size), self.detail_windows(size)
         if self.mode == "styles":
             if size not in self.detail_to_by_size:
                 self.detail_to_by_size[size] = painting_bands(self.paintings_to, None, s.style_longer_side(size),
-                                                              self.device)
+                                                              self.device, windows)
             target = ((1 - t) * target**2 + t * self.detail_to_by_size[size] ** 2).sqrt()
         ramp = self.frame_weights(t)[0] / s.style_weight if s.style_weight > 0 else 1.0
-        return ramp * s.detail_weight * detail_loss(frame, mask, target)
+        return ramp * s.detail_weight * detail_loss(frame, mask, target, windows)
 
     def targets_to(self, size: int) -> dict[str, torch.Tensor]:
         if size not in self.targets_to_by_size:

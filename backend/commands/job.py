@@ -99,8 +99,9 @@ def add_job_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--coarse-fraction", type=finite_float, default=DEFAULTS["coarse_fraction"],
                         help="render at half size for this fraction of the steps first (coarse to fine)")
     parser.add_argument("--spectrum-size", type=int, default=DEFAULTS["spectrum_size"],
-                        help="resolution of the optimized fourier spectrum (0 = auto: what the renders resolve; the "
-                             "texture is its band-limited interpolation at --texture-size)")
+                        help="resolution of the optimized fourier spectrum, N x N (0 = auto: what the renders resolve, "
+                             "rows x columns where the UVs are stretched along one texture axis; the texture is its "
+                             "band-limited interpolation at --texture-size)")
     parser.add_argument("--view-pool", type=positive_int, default=DEFAULTS["view_pool"],
                         help="random views kept and reused (each rasterized once)")
     parser.add_argument("--view-reuse", type=positive_int, default=DEFAULTS["view_reuse"],

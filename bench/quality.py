@@ -36,13 +36,14 @@ from examples.demo import DEMO
 from backend.devices import pick_device
 from backend.errors import StyleTexError
 from backend.formats.images import contact_sheet, load_image, save_image
-from backend.mesh import Mesh
+from backend.mesh import Mesh, make_mesh
 from backend.formats.obj import read_obj
 from backend.mesh.primitives import many_island_sphere, stretched_tube, two_island_sphere
 from backend.mesh.seams import find_seams
 from backend.render import MeshTensors
 from backend.style.engine import resize_longer_side, resize_square, stylize
 from backend.style.settings import StyleSettings
+from backend.texture.transfer import transfer_texture
 
 from .quality_score import Scorer, laplacian_energy, score_cameras
 from .surface_scores import (colour_spread, local_contrast, luminance_spread, region_balance, seam_balance, seam_step_ratio,
@@ -105,6 +106,10 @@ def run_pair(name: str, obj: Path | None, texture: Path | None, painting_path: P
     started = time.perf_counter()
     result = stylize(mesh, painting, settings, original)
     seconds = time.perf_counter() - started
+    if result.uvs is not None:  # restyled in new UVs (--set unwrap=even): everything is scored on them
+        if original is not None:
+            original = transfer_texture(original[..., :3], mesh.uvs, result.uvs, settings.texture_size)
+        mesh = make_mesh(mesh.positions, mesh.faces, result.uvs, name)
 
     mesh_t = MeshTensors.from_mesh(mesh, scorer.device)
     cameras = score_cameras(mesh.center, mesh.radius)

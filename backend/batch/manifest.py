@@ -52,7 +52,7 @@ def _path(root: Path, value, where: str, suffixes: tuple[str, ...] | None = None
 
 def _settings(raw, where: str) -> dict:
     try:
-        settings_from_dict(raw, {f.name for f in fields(StyleSettings)} - {"weights", "device"})
+        settings_from_dict(raw, {f.name for f in fields(StyleSettings)} - {"weights", "device", "unwrap"})
     except StyleTexError as exc:
         raise StyleTexError(f"{where}: {exc}") from None
     return dict(raw or {})

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 from pathlib import Path
 
 from ..errors import StyleTexError
 from ..formats.gltf import is_gltf, write_gltf_with_texture
 from ..formats.images import save_image
+from ..formats.obj import write_obj
+from ..mesh import make_mesh
 from ..style.engine import stylize
 from .arguments import positive_int
 from .job import ProgressBar, add_job_arguments, interruptible, job_settings, job_notes, read_job_inputs, write_report
@@ -19,6 +22,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out-model", metavar="OUT.glb",
                         help="with a glTF input: also write the model with the restyled texture in place of its own")
     parser.add_argument("--out", required=True, help="output texture PNG (sRGB-encoded, like the input texture)")
+    parser.add_argument("--unwrap", choices=("keep", "even"), default="keep",
+                        help="even: restyle in new UVs of even texel density, for meshes whose own UVs give parts of "
+                             "the surface too little room (written with --out-mesh)")
+    parser.add_argument("--out-mesh", metavar="OUT.obj", help="with --unwrap even: the mesh with its new UVs (OBJ)")
     parser.add_argument("--previews", help="folder for texture snapshots during the run")
     parser.add_argument("--preview-every", type=positive_int, default=25, help="steps between previews (with --previews)")
     parser.add_argument("--report", help="write a JSON report (settings, losses, timing, coverage) here")
@@ -26,18 +33,28 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    settings = job_settings(args, args.preview_every if args.previews else 0)
+    settings = dataclasses.replace(job_settings(args, args.preview_every if args.previews else 0), unwrap=args.unwrap)
     if not args.style and args.objective is None:
         raise StyleTexError("--style IMAGE is required (or --objective channel:LAYER:INDEX)")
     if args.out_model and not is_gltf(args.mesh):
         raise StyleTexError("--out-model needs a glTF input (.glb or .gltf)")
     if args.out_model and not args.out_model.lower().endswith(".glb"):
         raise StyleTexError(f"--out-model writes a binary glTF: give it a .glb name, not {args.out_model!r}")
+    if args.unwrap == "even" and not args.out_mesh:
+        raise StyleTexError("--unwrap even makes new UVs: give --out-mesh OUT.obj to write the mesh that carries them")
+    if args.unwrap == "even" and args.out_model:
+        raise StyleTexError("--out-model writes the model with its own UVs: with --unwrap even use --out-mesh OUT.obj")
+    if args.out_mesh and args.unwrap != "even":
+        raise StyleTexError("--out-mesh writes the new UVs of --unwrap even; without it the mesh is unchanged")
+    if args.out_mesh and not args.out_mesh.lower().endswith(".obj"):
+        raise StyleTexError(f"--out-mesh writes an OBJ: give it a .obj name, not {args.out_mesh!r}")
     mesh, style, original = read_job_inputs(args, settings)
     previews = Path(args.previews) if args.previews else None
     bar = ProgressBar(args.quiet, previews, job_notes(settings, mesh))
     result = interruptible(lambda cancel: stylize(mesh, style, settings, original, bar, cancel))
     save_image(args.out, result.texture)
+    if result.uvs is not None:
+        write_obj(args.out_mesh, make_mesh(mesh.positions, mesh.faces, result.uvs, args.out_mesh))
     if args.out_model:
         write_gltf_with_texture(args.mesh, args.out_model, result.texture)
     if args.report:

@@ -18,9 +18,10 @@ from ..errors import StyleTexError
 from ..mesh import Mesh, make_mesh
 from ..style.settings import StyleSettings, parse_blend, settings_from_dict
 
-# Settings a client may set. Not 'device' (the server's choice) and never 'weights' (a path on the
-# server's disk: a client must not make the server open files).
-CLIENT_SETTINGS = {f.name for f in fields(StyleSettings)} - {"device", "weights"}
+# Settings a client may set. Not 'device' (the server's choice), never 'weights' (a path on the
+# server's disk: a client must not make the server open files), nor 'unwrap' (the result is written into the
+# mesh's own UVs, so it must be made for them).
+CLIENT_SETTINGS = {f.name for f in fields(StyleSettings)} - {"device", "weights", "unwrap"}
 
 
 @dataclass(frozen=True)

@@ -22,8 +22,10 @@ from ..mesh import Mesh
 from ..render import MeshTensors, facing, place, plan_shading, rasterize_view, shade
 from ..mesh.regions import surface_regions
 from ..mesh.seams import find_seams
+from ..mesh.unwrap import even_uvs
 from ..mesh.uv_room import uv_room
 from ..texture import build_pyramid, pyramid_layout
+from ..texture.transfer import transfer_texture
 from ..texture.sample import ANISOTROPY, gather_all
 from ..raster import Fragments
 from ..views import Camera, random_cameras
@@ -532,15 +534,27 @@ def stylize(
     style fits their surroundings) and their texels keep the original's values exactly; the result blends in
     over EDIT_FEATHER texels inside the editable faces' UV islands. Needs the original texture.
     Returns the finished texture (texture_size^2, image layout, values as in the original: sRGB) and
-    a report. A cancelled job stops before its next step and returns what it has, finished.
+    a report. A cancelled job stops before its next step and returns what it has, finished. With
+    settings.unwrap "even" the mesh is restyled in new UVs (mesh/unwrap.py), the original texture moved into
+    them, and the result carries those UVs.
     """
     settings.validate()
     check_mesh(mesh)
     started = time.perf_counter()
+    new_uvs = None
+    if settings.unwrap == "even":
+        if editable is not None:
+            raise StyleTexError("unwrap even restyles the whole mesh in new UVs: it cannot keep unselected faces' texels")
+        unwrapped = even_uvs(mesh, settings.texture_size)
+        if original_texture is not None:
+            original_texture = transfer_texture(np.asarray(original_texture)[..., :3], mesh.uvs, unwrapped.uvs,
+                                                settings.texture_size)
+        mesh, new_uvs = unwrapped, unwrapped.uvs
     job = StyleJob(mesh, style_image, settings, original_texture, pick_device(settings.device), editable)
     history, cancelled, loop_seconds = run_steps(job, progress, cancel, started)
     texture, coverage = job.finish()
-    return StyleResult(texture, job_report(job, history, cancelled, started, loop_seconds, coverage), cancelled)
+    return StyleResult(texture, job_report(job, history, cancelled, started, loop_seconds, coverage), cancelled,
+                       new_uvs)
 
 
 def run_steps(job: StyleJob, progress: Callable[[Progress], None] | None, cancel: threading.Event | None,

@@ -25,3 +25,4 @@ class StyleResult:
     texture: np.ndarray  # (S, S, 3) float32 in [0, 1], image layout, sRGB-encoded values
     report: dict = field(default_factory=dict)
     cancelled: bool = False
+    uvs: np.ndarray | None = None  # (F, 3, 2): the UVs the texture is made for, where they are new (unwrap even)

@@ -1,0 +1,31 @@
+"""A texture moved from one UV layout of a mesh to another: what the surface shows stays the same."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from ..raster import rasterize
+from ..style.finishing import grow, uv_clip
+from .sample import sample
+
+MARGIN = 8  # texels each island is grown by, so that filtered lookups at its rim read its own colours
+
+
+def transfer_texture(texture: np.ndarray, from_uvs: np.ndarray, to_uvs: np.ndarray, size: int) -> np.ndarray:
+    """(H, W, C) texture for per-corner UVs `from_uvs` (F, 3, 2) -> (size, size, C) for `to_uvs` (F, 3, 2) of the same
+    faces: each texel inside a face's new UV triangle takes the old texture at the same point of that face
+    (bilinear); islands are grown by MARGIN texels and the rest takes the mean colour."""
+    faces = torch.arange(len(to_uvs) * 3).view(-1, 3)
+    fragments = rasterize(uv_clip(torch.from_numpy(np.ascontiguousarray(to_uvs, np.float32)).reshape(-1, 2)), faces,
+                          size)
+    inside = fragments.mask
+    corners = torch.from_numpy(np.ascontiguousarray(from_uvs, np.float32))[fragments.face_ids[inside]]  # (N, 3, 2)
+    points = (fragments.bary[inside][..., None] * corners).sum(dim=1)
+    source = torch.from_numpy(np.ascontiguousarray(texture, np.float32))
+    out = torch.zeros(size, size, source.shape[-1])
+    out[inside] = sample(source, points, filter="linear")
+    out, known = grow(out, inside, MARGIN)
+    if bool(known.any()):
+        out[~known] = out[known].mean(dim=0)
+    return out.numpy()

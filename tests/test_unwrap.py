@@ -43,7 +43,8 @@ def test_new_uvs_give_every_part_of_blub_texture_room(blub):
         corners = mesh.positions[mesh.faces]
         area = np.linalg.norm(np.cross(corners[:, 1] - corners[:, 0], corners[:, 2] - corners[:, 0]), axis=1)
         u = mesh.uvs
-        uv_area = np.abs((u[:, 1, 0] - u[:, 0, 0]) * (u[:, 2, 1] - u[:, 0, 1]) - (u[:, 2, 0] - u[:, 0, 0]) * (u[:, 1, 1] - u[:, 0, 1]))
+        edges = u[:, 1:] - u[:, :1]  # (F, 2, 2)
+        uv_area = np.abs(edges[:, 0, 0] * edges[:, 1, 1] - edges[:, 1, 0] * edges[:, 0, 1])
         density = uv_area / np.maximum(area, 1e-12)
         return float(np.percentile(density, 1) / np.median(density))
 

@@ -170,8 +170,8 @@ def make_texture_parameter(
 ) -> torch.nn.Module:
     """A module whose forward() gives the current texture; `original` (size, size, 3) in [0, 1] or None.
     `decay` is the fourier spectrum's power, `floor` the frequency (cycles per texture) below which its scale
-    stops growing and `spectrum_size` its resolution (n or (rows, columns); default: the texture's; the pixel parameterization has
-    none of them)."""
+    stops growing and `spectrum_size` its resolution (n or (rows, columns); default: the texture's; the pixel
+    parameterization has none of them)."""
     generator = torch.Generator().manual_seed(seed)
     start = torch.from_numpy(original) if original is not None else None
     return PARAMETERIZATIONS[kind](size, generator, start, decay, spectrum_size, floor).to(device)

@@ -16,9 +16,10 @@ minified one); where UVs are stretched, texels along the other axis are already 
 halvings are also capped by the shorter axis (`minor` levels): the finest tenth of the pixels may see
 texels at most 2^MINOR_MAGNIFICATION (about 3.4) pixels wide along any direction. A thin tube whose
 texture runs along its length got 64^2 from the longer axis alone, a smooth wash without strokes. Stretched
-UVs get a spectrum sized per texture axis instead (resolvable_shape), where the stretch runs along one. The constants are calibrated on the bundled meshes at 256^2 renders
-(docs/BENCHMARKS.md), over eight probe seeds: Blub's tenth-percentile pixel reads level -1.1 to 0.0 at
-1024^2 (its tail and fins); at 512^2 the tail's texels were 2-3 pixels wide and came out flat yellow in
+UVs get a spectrum sized per texture axis instead (resolvable_shape), where the stretch runs along one.
+
+The constants are calibrated on the bundled meshes at 256^2 renders (docs/BENCHMARKS.md), over eight probe
+seeds: Blub's tenth-percentile pixel reads level -1.1 to 0.0 at 1024^2 (its tail and fins); at 512^2 the tail's texels were 2-3 pixels wide and came out flat yellow in
 all four runs (at 1024^2 in one of three), so Blub keeps 1024^2. Spot's reads 0.39-0.63; at 512^2 it
 scored better than at 1024^2 in all six seeds tried, with the same pictures, so it gets 512^2. Bob's reads
 -0.24-0.25 and keeps 1024^2 but at one seed in eight (at 512^2 it scored 0.750 against 0.654 with The

@@ -33,11 +33,11 @@ import torch
 import torch.nn.functional as F
 
 from backend.mesh.regions import surface_regions as cut_regions
-from backend.raster import Fragments, rasterize
+from backend.raster import Fragments
 from backend.render import MeshTensors, surface_points
 from backend.style.balance import affine_residual
 from backend.style.colors import luminance
-from backend.style.finishing import grow, uv_clip
+from backend.style.finishing import grow, uv_fragments
 
 CONTIGUOUS = 3.0
 BAND = 12  # pixels at 256^2 renders, scaled with the render size
@@ -156,9 +156,7 @@ def local_contrast(images: torch.Tensor, masks: torch.Tensor | None = None) -> f
 def bake(mesh: MeshTensors, size: int, colour) -> np.ndarray:
     """A size^2 texture whose texels show colour(points (N, 3)) -> (N, 3) of their place on the surface (0
     outside every island): a texture that is continuous on the surface whatever the UV layout. For tests."""
-    uvs = mesh.uvs.reshape(-1, 2)
-    faces = torch.arange(len(uvs), device=uvs.device).view(-1, 3)
-    fragments = rasterize(uv_clip(uvs), faces, size)
+    fragments = uv_fragments(mesh.uvs, size)
     corners = mesh.positions[:, :3][mesh.faces[fragments.face_ids.clamp(min=0)]]
     points = (fragments.bary[..., None] * corners).sum(dim=2)
     out = torch.zeros(size, size, 3)

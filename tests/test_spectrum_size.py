@@ -17,11 +17,18 @@ from backend.render import MeshTensors
 from backend.style.engine import StyleJob, stylize
 from backend.style.settings import StyleSettings
 from backend.mesh import make_mesh
-from backend.style.spectrum_size import (MIN_AUTO_SIZE, MINOR_MAGNIFICATION, covered_levels_of_detail, filter_for,
+from backend.style.spectrum_size import (MIN_AUTO_SIZE, MINOR_MAGNIFICATION, filter_for,
                                          footprint_levels, probe_footprints, resolvable_shape, resolvable_size)
 
 REPO = Path(__file__).resolve().parent.parent
 CPU = torch.device("cpu")
+
+
+def covered_levels(mesh: MeshTensors, center, radius: float, texture_size: int, render_size: int, rng,
+                   **probe) -> torch.Tensor:
+    """Footprint levels (N, 2) of the probe views' covered pixels for a texture_size^2 texture."""
+    return footprint_levels(probe_footprints(mesh, center, radius, render_size, rng, **probe), texture_size,
+                            texture_size)
 
 
 @pytest.fixture(scope="module")
@@ -47,7 +54,7 @@ def test_no_covered_pixel_keeps_the_texture_size_and_small_textures_stay():
 
 def test_levels_follow_texture_and_render_size(spot):
     mesh = MeshTensors.from_mesh(spot)
-    probe = lambda texture, render: covered_levels_of_detail(  # noqa: E731
+    probe = lambda texture, render: covered_levels(  # noqa: E731
         mesh, spot.center, spot.radius, texture, render, np.random.default_rng(4), views=3)[:, 0]
     base = probe(512, 128)
     assert len(base) > 1000
@@ -64,8 +71,8 @@ def small_job(spot, **overrides) -> StyleJob:
 
 def test_auto_optimizes_what_the_renders_resolve_and_the_texture_keeps_its_size(spot):
     job = small_job(spot)
-    levels = covered_levels_of_detail(MeshTensors.from_mesh(spot), spot.center, spot.radius, 512, 64,
-                                      np.random.default_rng([0, 1]), zoom_range=(1.0, 1.2))
+    levels = covered_levels(MeshTensors.from_mesh(spot), spot.center, spot.radius, 512, 64,
+                            np.random.default_rng([0, 1]), zoom_range=(1.0, 1.2))
     size = resolvable_size(levels, 512)
     assert job.working_shape == (size, size) and size < 512  # 64^2 renders resolve far less than 512^2
     assert job.parameter(job.working_shape).shape == (size, size, 3)
@@ -103,8 +110,8 @@ def test_stretched_uvs_are_capped_by_the_shorter_axis():
     """A thin tube whose texture runs along its length: the longer axis alone would allow 64^2 (a smooth wash),
     the shorter one keeps texels along the tube no more than about 3.4 pixels wide for the finest tenth."""
     tube = stretched_tube()
-    levels = covered_levels_of_detail(MeshTensors.from_mesh(tube), tube.center, tube.radius, 1024, 256,
-                                      np.random.default_rng([0, 1]), zoom_range=(1.0, 1.2))
+    levels = covered_levels(MeshTensors.from_mesh(tube), tube.center, tube.radius, 1024, 256,
+                            np.random.default_rng([0, 1]), zoom_range=(1.0, 1.2))
     assert resolvable_size(levels[:, 0], 1024) == 64
     assert resolvable_size(levels, 1024) >= 128
     minor_at_size = float(torch.quantile(levels[:, 1], 0.1)) - math.log2(1024 / resolvable_size(levels, 1024))

@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from ..raster import rasterize
+from ..raster import Fragments, rasterize
 from ..mesh.seams import UVSeams, gutter_sources
 from ..texture import sample
 
@@ -24,6 +24,13 @@ def uv_clip(corners: torch.Tensor) -> torch.Tensor:
     return torch.cat([corners * 2 - 1, torch.zeros_like(corners[:, :1]), torch.ones_like(corners[:, :1])], dim=1)
 
 
+def uv_fragments(uvs: torch.Tensor, size: int) -> Fragments:
+    """Fragments of a size^2 raster of the UV layout: per-corner uvs (F, 3, 2) as triangles in texture space, face
+    ids the mesh's, row 0 at v = 1 (the texture's image layout)."""
+    faces = torch.arange(uvs.shape[0] * 3, device=uvs.device).view(-1, 3)
+    return rasterize(uv_clip(uvs.reshape(-1, 2)), faces, size)
+
+
 def uv_island_mask(uvs: torch.Tensor, size: int, grown: bool = True) -> torch.Tensor:
     """(size, size) bool, image layout: texels whose centre lies inside some triangle's UV footprint,
     grown by one texel (unless not `grown`) so that texels partly covered by a thin island count too.
@@ -31,8 +38,7 @@ def uv_island_mask(uvs: torch.Tensor, size: int, grown: bool = True) -> torch.Te
     The rasterizer does the work: corners are placed at clip (2u - 1, 2v - 1, 0, 1), so its row 0
     (top) is v = 1, exactly the texture's image layout.
     """
-    faces = torch.arange(uvs.shape[0] * 3, device=uvs.device).view(-1, 3)
-    inside = rasterize(uv_clip(uvs.reshape(-1, 2)), faces, size).mask
+    inside = uv_fragments(uvs, size).mask
     if not grown:
         return inside
     return F.max_pool2d(inside[None, None].float(), 3, stride=1, padding=1)[0, 0] > 0

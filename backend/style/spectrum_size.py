@@ -19,11 +19,11 @@ texture runs along its length got 64^2 from the longer axis alone, a smooth wash
 UVs get a spectrum sized per texture axis instead (resolvable_shape), where the stretch runs along one.
 
 The constants are calibrated on the bundled meshes at 256^2 renders (docs/BENCHMARKS.md), over eight probe
-seeds: Blub's tenth-percentile pixel reads level -1.1 to 0.0 at 1024^2 (its tail and fins); at 512^2 the tail's texels were 2-3 pixels wide and came out flat yellow in
-all four runs (at 1024^2 in one of three), so Blub keeps 1024^2. Spot's reads 0.39-0.63; at 512^2 it
-scored better than at 1024^2 in all six seeds tried, with the same pictures, so it gets 512^2. Bob's reads
--0.24-0.25 and keeps 1024^2 but at one seed in eight (at 512^2 it scored 0.750 against 0.654 with The
-Starry Night, 0.841 against 0.852 with The Great Wave).
+seeds: Blub's tenth-percentile pixel reads level -1.1 to 0.0 at 1024^2 (its tail and fins); at 512^2 the
+tail's texels were 2-3 pixels wide and came out flat yellow in all four runs (at 1024^2 in one of three), so
+Blub keeps 1024^2. Spot's reads 0.39-0.63; at 512^2 it scored better than at 1024^2 in all six seeds tried,
+with the same pictures, so it gets 512^2. Bob's reads -0.24-0.25 and keeps 1024^2 but at one seed in eight
+(at 512^2 it scored 0.750 against 0.654 with The Starry Night, 0.841 against 0.852 with The Great Wave).
 """
 
 from __future__ import annotations
@@ -66,15 +66,6 @@ def probe_footprints(mesh: MeshTensors, center, radius: float, render_size: int,
         _, _, uv_dxy = surface_uv(mesh.uvs, fragments)
         derivatives.append(uv_dxy)
     return torch.cat(derivatives)
-
-
-def covered_levels_of_detail(mesh: MeshTensors, center, radius: float, texture_size: int, render_size: int,
-                             rng: np.random.Generator, views: int = PROBE_VIEWS, fov_deg: float = 30.0,
-                             zoom_range=(1.0, 1.0)) -> torch.Tensor:
-    """Footprint levels (N, 2) (footprint_levels: the mip level of detail, and the shorter axis's) of every
-    covered pixel of `views` random views, for a texture_size^2 texture."""
-    uv_dxy = probe_footprints(mesh, center, radius, render_size, rng, views, fov_deg, zoom_range)
-    return footprint_levels(uv_dxy, texture_size, texture_size)
 
 
 STRETCHED = 1.5  # median log2 ratio of the footprints' axes above which a mesh's UVs count as stretched

@@ -5,8 +5,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ..raster import rasterize
-from ..style.finishing import grow, uv_clip
+from ..style.finishing import grow, uv_fragments
 from .sample import sample
 
 MARGIN = 8  # texels each island is grown by, so that filtered lookups at its rim read its own colours
@@ -16,9 +15,7 @@ def transfer_texture(texture: np.ndarray, from_uvs: np.ndarray, to_uvs: np.ndarr
     """(H, W, C) texture for per-corner UVs `from_uvs` (F, 3, 2) -> (size, size, C) for `to_uvs` (F, 3, 2) of the same
     faces: each texel inside a face's new UV triangle takes the old texture at the same point of that face
     (bilinear); islands are grown by MARGIN texels and the rest takes the mean colour."""
-    faces = torch.arange(len(to_uvs) * 3).view(-1, 3)
-    fragments = rasterize(uv_clip(torch.from_numpy(np.ascontiguousarray(to_uvs, np.float32)).reshape(-1, 2)), faces,
-                          size)
+    fragments = uv_fragments(torch.from_numpy(np.ascontiguousarray(to_uvs, np.float32)), size)
     inside = fragments.mask
     corners = torch.from_numpy(np.ascontiguousarray(from_uvs, np.float32))[fragments.face_ids[inside]]  # (N, 3, 2)
     points = (fragments.bary[inside][..., None] * corners).sum(dim=1)

@@ -37,7 +37,7 @@ from backend.raster import Fragments
 from backend.render import MeshTensors, surface_points
 from backend.style.balance import affine_residual
 from backend.style.colors import luminance
-from backend.style.finishing import grow, uv_fragments
+from backend.texture.uv_layout import grow, uv_fragments
 
 CONTIGUOUS = 3.0
 BAND = 12  # pixels at 256^2 renders, scaled with the render size

@@ -13,7 +13,8 @@ from backend.formats.obj import read_obj
 from backend.mesh.primitives import cube, many_island_sphere, stretched_tube, two_island_sphere, uv_sphere
 from backend.render import MeshTensors
 from backend.mesh.seams import find_seams, seam_samples
-from backend.style.finishing import fill_across_seams, grow, gutter_map, uv_island_mask
+from backend.style.finishing import fill_across_seams, gutter_map, uv_island_mask
+from backend.texture.uv_layout import grow
 from backend.style.seam_loss import SeamTerm
 from backend.texture import build_pyramid, pyramid_layout
 from bench.surface_scores import bake

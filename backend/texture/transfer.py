@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ..style.finishing import grow, uv_fragments
+from .uv_layout import grow, uv_fragments
 from .sample import sample
 
 MARGIN = 8  # texels each island is grown by, so that filtered lookups at its rim read its own colours

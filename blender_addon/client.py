@@ -179,12 +179,13 @@ class StyleTexClient:
                style: bytes | np.ndarray | list | None, settings: dict | None = None,
                texture: np.ndarray | None = None, preview: dict | None = None,
                editable: np.ndarray | None = None, sequence: dict | None = None,
-               style_to: bytes | np.ndarray | None = None) -> str:
+               style_to: bytes | np.ndarray | None = None, texture_uvs: np.ndarray | None = None) -> str:
         """Queues a job; returns its id. `style` is an encoded image file (bytes) or an (H, W, 3|4) array, or
         a list of them (several paintings, mixed by the `style_blend` setting). `editable` (F,) bool restyles
         only those faces; the others keep their texels. `sequence` ({"frames": N, "to": "painting" |
         "original" | "channel", ...}) asks for an interpolation instead, with `style_to` the last frame's
-        painting; its result carries `frames`."""
+        painting; its result carries `frames`. `texture_uvs` (F, 3, 2) say where `texture` lies when `uvs` are new
+        ones: the backend moves it into them first."""
         arrays = {"positions": np.asarray(positions, np.float32), "faces": np.asarray(faces, np.int32),
                   "uvs": np.asarray(uvs, np.float32)}
         paintings = style if isinstance(style, list) else [] if style is None else [style]
@@ -193,6 +194,8 @@ class StyleTexClient:
                                                   if isinstance(painting, (bytes, bytearray)) else painting)
         if texture is not None:
             arrays["texture"] = texture
+        if texture_uvs is not None:
+            arrays["texture_uvs"] = np.asarray(texture_uvs, np.float32)
         if editable is not None:
             arrays["editable"] = np.asarray(editable, dtype=np.uint8)
         if style_to is not None:

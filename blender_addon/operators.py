@@ -19,11 +19,11 @@ from bpy.props import CollectionProperty, EnumProperty, FloatProperty, IntProper
 from .atlas import AtlasLayout, unpack
 from .client import ClientError, CurveKeys
 from .controls import style_settings
-from .extract import ExtractError, add_uv_map, extract_active
+from .extract import ExtractError, add_even_uv_map, add_uv_map, evaluated_corner_uvs, extract_active
 from .properties import FEATURES, JobControls, StyleTexPainting
 from .session import Event, JobSession
-from .write_back import (ensure_image, revert, sequence_folder, show_sequence, show_styled, show_styled_for,
-                         styled_image_name, write_pixels)
+from .write_back import (UV_MAP_KEY, ensure_image, revert, sequence_folder, show_sequence, show_styled,
+                         show_styled_for, styled_image_name, write_pixels)
 
 _sessions: dict[str, JobSession] = {}  # object name -> running job
 TICK_S = 0.1
@@ -92,7 +92,9 @@ def apply_event(scene, obj_name: str, image_name: "str | StyledImages", event: E
                            f"coverage {100 * report.get('coverage', 0):.0f} %")
         obj = bpy.data.objects.get(obj_name)
         if event.frames is not None and obj is not None and isinstance(image_name, str):
-            show_sequence(obj, event.frames, f"{image_name}_morph", scene.frame_start)
+            styled = bpy.data.images.get(image_name)
+            show_sequence(obj, event.frames, f"{image_name}_morph", scene.frame_start,
+                          styled.get(UV_MAP_KEY, "") if styled is not None else "")
             settings.status += f"; {len(event.frames)} frames in {bpy.path.relpath(sequence_folder())}"
         settings.last_error = ""
         return True
@@ -190,6 +192,10 @@ class STYLETEX_OT_stylize(JobControls, bpy.types.Operator):
             add_uv_map(obj)
         payload = extract_active(context, self.uv_map, self.selected_only, self.texture_size)
         texture_size = payload.layout.size if payload.layout is not None else self.texture_size
+        if self.even_uvs and self.selected_only:
+            raise ExtractError("Even UV Room restyles the whole object in new UVs: turn off Selected Faces Only")
+        if self.even_uvs and payload.layout is not None:
+            raise ExtractError("Even UV Room needs an object whose materials show one image (or none), not several")
         if self.selected_only:  # the other texels are kept bit for bit: the result must have the images' own size
             if payload.texture is None:
                 raise ExtractError("Selected Faces Only keeps the other faces' texels, and this object has no texture")
@@ -224,14 +230,20 @@ class STYLETEX_OT_stylize(JobControls, bpy.types.Operator):
             curve = CurveKeys.from_files(bpy.path.abspath(prefs.server_key), bpy.path.abspath(prefs.client_key))
         if not address:
             address, local = backend_address(context)
+        data = {"positions": payload.positions, "faces": payload.faces, "uvs": payload.uvs, "style": style,
+                "texture": payload.texture, "editable": payload.editable, "sequence": sequence, "style_to": style_to}
+        job_map = ""
+        if self.even_uvs:  # made last: a job refused above leaves the mesh as it was
+            job_map = add_even_uv_map(obj)
+            data["uvs"] = evaluated_corner_uvs(context, obj, job_map)
+            if payload.texture is not None:
+                data["texture_uvs"] = payload.uvs  # where the original lies: the backend moves it into the new map
         if payload.layout is not None:  # several images: one styled copy each
             cell = payload.layout.cell
             target = StyledImages(tuple((i.name, ensure_image(styled_image_name(obj, i), cell).name) for i in payload.images),
                                   payload.layout)
         else:
-            target = ensure_image(styled_image_name(obj, payload.image), texture_size).name
-        data = {"positions": payload.positions, "faces": payload.faces, "uvs": payload.uvs, "style": style,
-                "texture": payload.texture, "editable": payload.editable, "sequence": sequence, "style_to": style_to}
+            target = ensure_image(styled_image_name(obj, payload.image), texture_size, job_map).name
         session = JobSession(address, data, settings, preview, curve, self.timeout,
                              before=local.wait_ready if local is not None else None).start()
         _settings(context.scene).last_error = ""

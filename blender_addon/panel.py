@@ -64,6 +64,7 @@ class STYLETEX_PT_panel(_Sidebar, bpy.types.Panel):
             layout.label(text=f"Uses {name} ({why})" if name else why, icon="UV" if name else "ERROR")
             if not obj.data.uv_layers:
                 layout.prop(settings, "auto_unwrap")
+        layout.prop(settings, "even_uvs")
         layout.prop(settings, "selected_only")
         layout.prop(settings, "animate")
         if settings.animate:

@@ -47,6 +47,11 @@ class JobControls:
     auto_unwrap: BoolProperty(
         name="Auto Unwrap", default=False,
         description="A mesh without UV map gets one (Smart UV Project, named StyleTex_UV); nothing else changes")
+    even_uvs: BoolProperty(
+        name="Even UV Room", default=False,
+        description="Restyle in a UV map of even texel density made for StyleTex (Smart UV Project, named "
+                    "StyleTex_Even), so parts the object's own UVs squeeze, like tails and fins, get strokes too. The "
+                    "styled image is shown through that map; Revert puts the original image and UVs back")
     animate: BoolProperty(
         name="Animate", default=False,
         description="Make a texture that morphs over frames (aligned interpolation), played from the scene's start "

@@ -54,7 +54,7 @@ class JobSession:
                 p = self._payload
                 self.job = client.submit(p["positions"], p["faces"], p["uvs"], p["style"], self._settings,
                                          p.get("texture"), self._preview, p.get("editable"), p.get("sequence"),
-                                         p.get("style_to"))
+                                         p.get("style_to"), p.get("texture_uvs"))
                 self.events.put(Event("accepted", {"job": self.job, "note": client.accepted.get("note", "")}))
                 cancel_sent = False
                 for message in client.events(self.job):

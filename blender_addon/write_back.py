@@ -12,14 +12,18 @@ import numpy as np
 from .compat import enable_nodes, srgb_name
 
 ORIGINAL_KEY = "styletex_original"  # node property: name of the image the node showed before
+UV_MAP_KEY = "styletex_uv_map"  # image property: the UV map a styled image is laid out in (absent: the original's)
+VECTOR_KEY = "styletex_vector"  # node property: "<node>\t<socket>" that fed its Vector input before ("": nothing)
+UV_NODE_PREFIX = "StyleTex UV "  # + the image node's name: the UV Map node that feeds it a styled image's map
 
 
 def styled_image_name(obj: "bpy.types.Object", original: "bpy.types.Image | None") -> str:
     return f"{original.name}_styled" if original is not None else f"StyleTex_{obj.name}"
 
 
-def ensure_image(name: str, size: int) -> "bpy.types.Image":
-    """A byte image tagged sRGB (our textures hold sRGB-encoded values), reused when the size matches."""
+def ensure_image(name: str, size: int, uv_map: str = "") -> "bpy.types.Image":
+    """A byte image tagged sRGB (our textures hold sRGB-encoded values), reused when the size matches; laid out
+    in the UV map `uv_map` ("": the one the original image is shown through)."""
     image = bpy.data.images.get(name)
     if image is not None and tuple(image.size) != (size, size):
         bpy.data.images.remove(image)
@@ -27,6 +31,10 @@ def ensure_image(name: str, size: int) -> "bpy.types.Image":
     if image is None:
         image = bpy.data.images.new(name, size, size, alpha=True, float_buffer=False)
     image.colorspace_settings.name = srgb_name()
+    if uv_map:
+        image[UV_MAP_KEY] = uv_map
+    elif UV_MAP_KEY in image:
+        del image[UV_MAP_KEY]
     return image
 
 
@@ -83,6 +91,35 @@ def _swap(node: "bpy.types.Node", image: "bpy.types.Image") -> None:
         # without users when it saves: keep it, or revert finds nothing after the file is reopened.
         node.image.use_fake_user = True
     node.image = image
+    _route_uvs(node, image.get(UV_MAP_KEY, ""))
+
+
+def _route_uvs(node: "bpy.types.Node", uv_map: str) -> None:
+    """Makes the image node read the UV map `uv_map` through a UV Map node of ours, remembering what fed its Vector
+    input before; with "" puts that back."""
+    tree = node.id_data
+    ours = tree.nodes.get(UV_NODE_PREFIX + node.name)
+    vector = node.inputs["Vector"]
+    if uv_map:
+        if VECTOR_KEY not in node:
+            link = vector.links[0] if vector.links else None
+            node[VECTOR_KEY] = f"{link.from_node.name}\t{link.from_socket.identifier}" if link is not None else ""
+        if ours is None:
+            ours = tree.nodes.new("ShaderNodeUVMap")
+            ours.name = ours.label = UV_NODE_PREFIX + node.name
+            ours.location = (node.location.x - 200, node.location.y - 250)
+        ours.uv_map = uv_map
+        tree.links.new(ours.outputs["UV"], vector)
+        return
+    if ours is not None:
+        tree.nodes.remove(ours)
+    if VECTOR_KEY in node:
+        source, _, socket = node[VECTOR_KEY].partition("\t")
+        before = tree.nodes.get(source) if source else None
+        output = next((o for o in before.outputs if o.identifier == socket), None) if before is not None else None
+        if output is not None:
+            tree.links.new(output, vector)
+        del node[VECTOR_KEY]
 
 
 def show_styled(obj: "bpy.types.Object", image: "bpy.types.Image") -> None:
@@ -105,7 +142,10 @@ def show_styled_for(obj: "bpy.types.Object", original: "bpy.types.Image", image:
 
 
 def revert(obj: "bpy.types.Object") -> bool:
-    """Puts the original images back in all the object's materials; False when there is nothing to revert."""
+    """Puts the original images back in all the object's materials, read through the UV maps they were read through,
+    and removes Even UV Room's map; False when there is nothing to revert."""
+    from .extract import EVEN_NAME
+
     reverted = False
     for node in _base_color_nodes(obj):
         original = bpy.data.images.get(node[ORIGINAL_KEY]) if ORIGINAL_KEY in node else None
@@ -113,6 +153,13 @@ def revert(obj: "bpy.types.Object") -> bool:
             node.image = original
             del node[ORIGINAL_KEY]
             reverted = True
+        if VECTOR_KEY in node:
+            _route_uvs(node, "")
+            reverted = True
+    layers = obj.data.uv_layers if obj.type == "MESH" else None
+    if layers is not None and EVEN_NAME in layers:  # also when a job failed before its first preview
+        layers.remove(layers[EVEN_NAME])
+        reverted = True
     return reverted
 
 
@@ -124,10 +171,12 @@ def sequence_folder() -> str:
     return os.path.join(os.path.dirname(bpy.path.abspath(bpy.data.filepath)), f"{stem}_styletex")
 
 
-def show_sequence(obj: "bpy.types.Object", frames: np.ndarray, name: str, frame_start: int) -> "bpy.types.Image":
+def show_sequence(obj: "bpy.types.Object", frames: np.ndarray, name: str, frame_start: int,
+                  uv_map: str = "") -> "bpy.types.Image":
     """Saves frames (N, S, S, 3) as `<name>_0001.png` ... beside the .blend and wires them into the material as
     an image sequence that plays from `frame_start`, one texture frame per scene frame (holding the last one
-    afterwards). The image names its files relative to the .blend, so the folder moves with it."""
+    afterwards). The image names its files relative to the .blend, so the folder moves with it. `uv_map`: the UV map
+    the frames are laid out in ("": the original image's)."""
     import os
 
     folder = sequence_folder()
@@ -152,6 +201,8 @@ def show_sequence(obj: "bpy.types.Object", frames: np.ndarray, name: str, frame_
     image.source = "SEQUENCE"
     image.colorspace_settings.name = srgb_name()
     image.filepath = bpy.path.relpath(paths[0])
+    if uv_map:
+        image[UV_MAP_KEY] = uv_map
     node = _image_node(obj)
     _swap(node, image)
     user = node.image_user

@@ -88,7 +88,7 @@ def test_a_job_with_new_uvs_returns_them_and_only_whole_textures_may_have_them()
         stylize_sequence(sphere, style, style, settings, 2, original)
     with pytest.raises(StyleTexError, match="unwrap"):
         StyleSettings(unwrap="smart").validate()
-    assert "unwrap" not in CLIENT_SETTINGS  # the add-on writes results into the mesh's own UVs
+    assert "unwrap" not in CLIENT_SETTINGS  # a client sends the UVs it wants (and texture_uvs)
 
 
 def test_the_command_line_writes_the_mesh_with_its_new_uvs(tmp_path, capsys):

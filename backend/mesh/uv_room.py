@@ -35,7 +35,7 @@ class UVRoom:
             return ""
         return (f"{100 * self.starved_share:.1f} % of the surface has too little UV room for strokes (under "
                 f"1/{STARVED:g} of the typical texel density along one direction): they come out as streaks "
-                f"there; give those faces more UV room (the command line's --unwrap even makes new UVs)")
+                f"there; give those faces more UV room (new UVs: Even UV Room in the add-on, --unwrap even on the command line)")
 
     def to_dict(self) -> dict[str, float]:
         return {"starved_share": self.starved_share, "stretched_share": self.stretched_share,

@@ -19,8 +19,8 @@ from ..mesh import Mesh, make_mesh
 from ..style.settings import StyleSettings, parse_blend, settings_from_dict
 
 # Settings a client may set. Not 'device' (the server's choice), never 'weights' (a path on the
-# server's disk: a client must not make the server open files), nor 'unwrap' (the result is written into the
-# mesh's own UVs, so it must be made for them).
+# server's disk: a client must not make the server open files), nor 'unwrap' (a client sends the UVs it wants
+# the result in, and 'texture_uvs' when its texture lies in others).
 CLIENT_SETTINGS = {f.name for f in fields(StyleSettings)} - {"device", "weights", "unwrap"}
 
 
@@ -65,6 +65,9 @@ class JobRequest:
     preview: PreviewOptions
     editable: np.ndarray | None = None  # (F,) bool: only these faces are restyled (see stylize)
     sequence: SequenceRequest | None = None  # an interpolation job instead of one texture
+    # (F, 3, 2): the UVs `texture` is laid out in when the job's are new ones (the add-on's Even UV Room); the
+    # worker moves the texture into the job's UVs before it starts
+    texture_uvs: np.ndarray | None = None
 
 
 def _image(message: Message, name: str, limits: ServiceLimits) -> np.ndarray | None:
@@ -159,7 +162,27 @@ def parse_submit(message: Message, limits: ServiceLimits = ServiceLimits()) -> J
         if texture is None or not editable.any():
             raise ProtocolError("bad_mesh", "editable faces need a 'texture' (the others keep theirs) and at least one face")
     sequence = _sequence(message, limits, settings, style, texture, editable)
-    return JobRequest(mesh, style, texture, settings, _preview(message.fields.get("preview")), editable, sequence)
+    texture_uvs = _texture_uvs(message, mesh, texture, editable)
+    return JobRequest(mesh, style, texture, settings, _preview(message.fields.get("preview")), editable, sequence,
+                      texture_uvs)
+
+
+def _texture_uvs(message: Message, mesh: Mesh, texture: np.ndarray | None, editable: np.ndarray | None) -> np.ndarray | None:
+    """The optional 'texture_uvs': the layout of a texture sent for a job in other UVs, checked like 'uvs'."""
+    if "texture_uvs" not in message.arrays:
+        return None
+    if texture is None:
+        raise ProtocolError("bad_mesh", "texture_uvs say where a 'texture' lies: send the texture too")
+    if editable is not None:
+        raise ProtocolError("bad_mesh", "editable faces keep their texels exactly: they need the texture in the job's "
+                                        "own uvs, not texture_uvs")
+    raw = message.arrays["texture_uvs"]
+    if raw.dtype.kind != "f":
+        raise ProtocolError("bad_mesh", "texture_uvs must be a float array")
+    try:
+        return make_mesh(mesh.positions, mesh.faces, raw, source="texture_uvs").uvs
+    except StyleTexError as exc:
+        raise ProtocolError("bad_mesh", str(exc)) from None
 
 
 SEQUENCE_TARGETS = ("painting", "original", "channel")

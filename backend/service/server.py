@@ -32,6 +32,7 @@ from ..mesh.uv_room import uv_room
 from ..style.engine import stylize
 from ..style.sequence import SequenceResult, stylize_sequence
 from ..style.progress import Progress, StyleResult
+from ..texture.transfer import transfer_texture
 from .requests import JobRequest, ServiceLimits, parse_submit
 
 log = logging.getLogger("styletex.server")
@@ -319,13 +320,15 @@ class Server:
             self.outbox.put((job.client, encode("progress", fields, arrays)))
 
         sequence = request.sequence
+        texture = request.texture
         try:
+            if request.texture_uvs is not None:  # the original lies in other UVs than the job's: moved into them
+                texture = transfer_texture(texture, request.texture_uvs, request.mesh.uvs, settings.texture_size)
             if sequence is None:
-                result = stylize(request.mesh, request.style, settings, request.texture, progress, job.cancel,
-                                 request.editable)
+                result = stylize(request.mesh, request.style, settings, texture, progress, job.cancel, request.editable)
             else:  # previews show the middle frame; the result carries every frame
                 result = stylize_sequence(request.mesh, request.style, sequence.style_to, settings, sequence.frames,
-                                          request.texture, sequence.from_original, sequence.objective_to,
+                                          texture, sequence.from_original, sequence.objective_to,
                                           sequence.independent, progress, job.cancel)
         except StyleTexError as exc:
             log.info("job %s: failed: %s", job.id, exc)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from .support import JOB, STYLE, add_sphere, base_color_node, image_rgba, make_image, textured_material
+from .support import JOB, REPO, STYLE, add_sphere, base_color_node, image_rgba, make_image, textured_material
 
 
 def painted(bpy, name: str = "Ball"):
@@ -113,3 +113,105 @@ def test_selected_faces_only_keeps_every_other_texel_byte_for_byte(bpy_clean, ba
         obj.data.update()
         bpy.ops.styletex.revert()
         bpy.ops.styletex.stylize(style_path=str(STYLE), steps=1, selected_only=True, address=backend.address, **JOB)
+
+
+def test_even_uv_room_restyles_in_a_map_of_its_own_and_revert_puts_the_original_back(bpy_clean, backend):
+    """A sphere whose own UVs squeeze its top cap into a speck: the backend's note says so for a job in those UVs
+    and says nothing for Even UV Room's, which runs in a StyleTex_Even map shown through a UV Map node of the
+    add-on's. Revert puts back the image, the UV Map node the material had, and removes the map."""
+    from blender_addon.extract import evaluated_corner_uvs, extract_active
+    from blender_addon.write_back import UV_MAP_KEY
+
+    bpy = bpy_clean
+    obj, original, node = painted(bpy)
+    own = obj.data.uv_layers[0]
+    cap = np.array([p.center[2] > 0.3 for p in obj.data.polygons])
+    for polygon in obj.data.polygons:
+        if cap[polygon.index]:
+            loops = list(polygon.loop_indices)
+            centre = np.mean([tuple(own.data[i].uv) for i in loops], axis=0)
+            for i in loops:
+                own.data[i].uv = tuple(centre + (np.array(own.data[i].uv) - centre) / 40)
+    own = own.name  # a layer's Python object does not outlive other layers' coming and going
+    tree = obj.active_material.node_tree
+    theirs = tree.nodes.new("ShaderNodeUVMap")  # the material reads its image through a UV Map node already
+    theirs.uv_map = own
+    tree.links.new(theirs.outputs["UV"], node.inputs["Vector"])
+    settings = bpy.context.scene.styletex
+    # The job's UVs and the texture's come in one face order, so the backend moves the texture face by face.
+    np.testing.assert_array_equal(evaluated_corner_uvs(bpy.context, obj, own), extract_active(bpy.context).uvs)
+
+    assert bpy.ops.styletex.stylize(style_path=str(STYLE), steps=2, address=backend.address, **JOB) == {"FINISHED"}
+    assert "too little UV room" in settings.note and "Even UV Room" in settings.note
+    assert bpy.ops.styletex.revert() == {"FINISHED"}
+    with pytest.raises(RuntimeError, match="turn off Selected Faces Only"):
+        bpy.ops.styletex.stylize(style_path=str(STYLE), steps=1, even_uvs=True, selected_only=True,
+                                 address=backend.address, **JOB)
+    assert "StyleTex_Even" not in obj.data.uv_layers  # refused: the mesh is as it was
+
+    result = bpy.ops.styletex.stylize(style_path=str(STYLE), steps=2, even_uvs=True, address=backend.address, **JOB)
+    assert result == {"FINISHED"} and settings.note == ""
+    layers = obj.data.uv_layers
+    assert [layer.name for layer in layers] == [own, "StyleTex_Even"]
+    assert layers.active.name == own and layers[own].active_render  # the object's own maps stay active
+    even = np.empty(len(obj.data.loops) * 2, np.float32)
+    layers["StyleTex_Even"].data.foreach_get("uv", even)
+    assert even.min() >= 0 and even.max() <= 1 and np.ptp(even) > 0.5
+    styled = bpy.data.images["Original_styled"]
+    assert base_color_node(obj).image == styled and styled[UV_MAP_KEY] == "StyleTex_Even"
+    feeding = node.inputs["Vector"].links[0].from_node
+    assert feeding.type == "UVMAP" and feeding.uv_map == "StyleTex_Even" and feeding != theirs
+
+    assert bpy.ops.styletex.revert() == {"FINISHED"}
+    assert base_color_node(obj).image == original
+    assert node.inputs["Vector"].links[0].from_node == theirs
+    assert [n for n in tree.nodes if n.type == "UVMAP"] == [theirs]
+    assert [layer.name for layer in obj.data.uv_layers] == [own]
+    assert bpy.ops.styletex.revert() == {"CANCELLED"}
+
+
+def test_overlapping_share_counts_texels_two_triangles_both_cover():
+    from blender_addon.uv_overlap import overlapping_share
+
+    quad = np.array([[[0.1, 0.1], [0.9, 0.1], [0.9, 0.9]], [[0.1, 0.1], [0.9, 0.9], [0.1, 0.9]]])
+    assert overlapping_share(quad) == 0  # two triangles that share an edge
+    folded = np.array([[[0.1, 0.1], [0.9, 0.1], [0.1, 0.9]], [[0.5, 0.1], [0.9, 0.1], [0.5, 0.5]]])
+    # the second triangle (area 0.08) lies wholly inside the first (0.32): a quarter of the covered texels
+    assert abs(overlapping_share(folded) - 0.25) < 0.01
+    tiny = np.array([[[0.3, 0.3], [0.3005, 0.3], [0.3, 0.3005]]] * 2)  # no texel centre inside: nothing covered
+    assert overlapping_share(tiny) == 0
+
+
+def test_even_uv_room_lowers_the_angle_limit_until_blubs_fins_do_not_fold(bpy_clean):
+    """Blub's own UVs give its fins 1/1500 of the median texel density (1st percentile). Smart UV Project at Blender's
+    default angle limit folds the fins onto themselves (texels shared by two places); Even UV Room's map does not,
+    and gives every part about the same density."""
+    from blender_addon.compat import corner_uvs
+    from blender_addon.extract import EVEN_NAME, add_even_uv_map, add_uv_map, evaluated_corner_uvs
+    from blender_addon.uv_overlap import overlapping_share
+
+    bpy = bpy_clean
+    bpy.ops.wm.obj_import(filepath=str(REPO / "data" / "blub" / "blub_triangulated.obj"))
+    obj = bpy.context.selected_objects[0]
+    bpy.context.view_layer.objects.active = obj
+    own = obj.data.uv_layers[0].name
+    positions = np.empty(len(obj.data.vertices) * 3, np.float32)
+    obj.data.vertices.foreach_get("co", positions)
+    obj.data.calc_loop_triangles()
+    corners = np.array([tuple(t.vertices) for t in obj.data.loop_triangles])
+    triangles = positions.reshape(-1, 3)[corners]
+    area = np.linalg.norm(np.cross(triangles[:, 1] - triangles[:, 0], triangles[:, 2] - triangles[:, 0]), axis=1)
+
+    def density_quantile(uvs: np.ndarray) -> float:
+        edges = uvs[:, 1:] - uvs[:, :1]
+        density = np.abs(edges[:, 0, 0] * edges[:, 1, 1] - edges[:, 1, 0] * edges[:, 0, 1]) / np.maximum(area, 1e-12)
+        return float(np.percentile(density, 1) / np.median(density))
+
+    assert density_quantile(evaluated_corner_uvs(bpy.context, obj, own)) < 0.01
+    loops = np.array([tuple(t.loops) for t in obj.data.loop_triangles])
+    add_uv_map(obj, "Default", active=False)  # Smart UV Project at its default angle limit
+    assert overlapping_share(corner_uvs(obj.data, "Default")[loops]) > 0.01
+    assert add_even_uv_map(obj) == EVEN_NAME
+    even = evaluated_corner_uvs(bpy.context, obj, EVEN_NAME)
+    assert overlapping_share(even) == 0 and density_quantile(even) > 0.8
+    assert obj.data.uv_layers.active.name == own and obj.data.uv_layers[own].active_render

@@ -413,3 +413,30 @@ def test_several_paintings_blend_and_the_controls_are_checked(main):
         with pytest.raises(ServerError) as info:
             client._request(encode("submit", header, arrays), ("accepted",))
         assert info.value.code == "bad_image" and "without gaps" in str(info.value)
+
+
+def test_a_texture_laid_out_in_other_uvs_is_moved_into_the_jobs(main):
+    """texture_uvs: the texture lies in the mesh's old UVs, the job runs in new ones (here mirrored), and the
+    backend moves it across first: a job that barely leaves the original returns the moved texture."""
+    from backend.texture.transfer import transfer_texture
+
+    texture = np.random.default_rng(5).integers(0, 256, (32, 32, 3), dtype=np.uint8)
+    mirrored = MESH.uvs.copy()
+    mirrored[..., 0] = 1 - mirrored[..., 0]
+    moved = transfer_texture(texture / 255.0, MESH.uvs, mirrored, 32)
+    settings = job_settings(init="original", steps=1, learning_rate=1e-4)
+    with main.client() as client:
+        job = client.submit(MESH.positions, MESH.faces, mirrored, STYLE_BYTES, settings, texture=texture,
+                            texture_uvs=MESH.uvs)
+        events = finish(client, job)
+        assert events[-1].type == "result", events[-1].fields
+        served = np.asarray(events[-1].arrays["texture"])
+        near, far = np.abs(served - moved).mean(), np.abs(served - texture / 255.0).mean()
+        assert near < 0.06 and far > 0.2, (near, far)
+        for extra, text in ((dict(texture=None), "send the texture too"),
+                            (dict(texture=texture, editable=np.ones(len(MESH.faces), bool)), "editable faces"),
+                            (dict(texture=texture, texture_uvs=MESH.uvs[:-1]), "texture_uvs: uvs must have shape")):
+            with pytest.raises(ServerError) as info:
+                client.submit(MESH.positions, MESH.faces, mirrored, STYLE_BYTES, settings,
+                              **{"texture_uvs": MESH.uvs, **extra})
+            assert info.value.code == "bad_mesh" and text in str(info.value), str(info.value)

@@ -19,7 +19,7 @@ from bpy.props import CollectionProperty, EnumProperty, FloatProperty, IntProper
 from .atlas import AtlasLayout, unpack
 from .client import ClientError, CurveKeys
 from .controls import style_settings
-from .extract import ExtractError, add_even_uv_map, add_uv_map, evaluated_corner_uvs, extract_active
+from .extract import EVEN_NAME, ExtractError, add_even_uv_map, add_uv_map, evaluated_corner_uvs, extract_active
 from .properties import FEATURES, JobControls, StyleTexPainting
 from .session import Event, JobSession
 from .write_back import (UV_MAP_KEY, ensure_image, revert, sequence_folder, show_sequence, show_styled,
@@ -243,7 +243,9 @@ class STYLETEX_OT_stylize(JobControls, bpy.types.Operator):
             target = StyledImages(tuple((i.name, ensure_image(styled_image_name(obj, i), cell).name) for i in payload.images),
                                   payload.layout)
         else:
-            target = ensure_image(styled_image_name(obj, payload.image), texture_size, job_map).name
+            # Restyling a result of Even UV Room again (no Revert between) reads it through its map: so is the new one.
+            layout_map = job_map or (payload.uv_map if payload.uv_map == EVEN_NAME else "")
+            target = ensure_image(styled_image_name(obj, payload.image), texture_size, layout_map).name
         session = JobSession(address, data, settings, preview, curve, self.timeout,
                              before=local.wait_ready if local is not None else None).start()
         _settings(context.scene).last_error = ""

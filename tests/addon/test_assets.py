@@ -161,6 +161,11 @@ def test_even_uv_room_restyles_in_a_map_of_its_own_and_revert_puts_the_original_
     assert base_color_node(obj).image == styled and styled[UV_MAP_KEY] == "StyleTex_Even"
     feeding = node.inputs["Vector"].links[0].from_node
     assert feeding.type == "UVMAP" and feeding.uv_map == "StyleTex_Even" and feeding != theirs
+    # Restyled again without Revert: the job reads the result through its map, and so is its own result shown.
+    assert bpy.ops.styletex.stylize(style_path=str(STYLE), steps=1, address=backend.address, **JOB) == {"FINISHED"}
+    again = bpy.data.images["Original_styled_styled"]
+    assert base_color_node(obj).image == again and again[UV_MAP_KEY] == "StyleTex_Even"
+    assert node.inputs["Vector"].links[0].from_node.uv_map == "StyleTex_Even"
 
     assert bpy.ops.styletex.revert() == {"FINISHED"}
     assert base_color_node(obj).image == original

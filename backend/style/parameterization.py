@@ -114,7 +114,10 @@ def decode_spectrum(spectrum: torch.Tensor, scale: torch.Tensor, shape: tuple[in
     rows = spectrum.shape[-3]
     # The colour basis is linear, so it mixes the spectrum's channels before the inverse FFT: a
     # (3, 3) x (3, N) product on contiguous rows instead of one over the (H * W, 3) image.
-    scaled = (spectrum * scale[..., None]).reshape(*spectrum.shape[:-4], 3, -1)
+    # The scale repeated over (real, imaginary) first: a product broadcast over a last axis of two runs at a fifth of
+    # the speed of a plain one (0.68 against 0.14 ms at 512^2, and as much again in the backward pass).
+    pairs = scale[..., None].expand(*scale.shape, 2).contiguous()
+    scaled = (spectrum * pairs).reshape(*spectrum.shape[:-4], 3, -1)
     mixed = (COLOR_MATRIX.to(scaled) / 4.0) @ scaled
     complex_spectrum = torch.view_as_complex(mixed.view(spectrum.shape))
     if shape != (rows, columns):

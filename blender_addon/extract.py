@@ -88,13 +88,17 @@ def add_even_uv_map(obj: "bpy.types.Object") -> str:
     islands do not overlap (the smallest when none is free of it)."""
     for angle in EVEN_ANGLES:
         name = add_uv_map(obj, EVEN_NAME, active=False, angle_limit=angle, margin=EVEN_MARGIN)
-        mesh = obj.data
-        mesh.calc_loop_triangles()
-        loops = np.empty(len(mesh.loop_triangles) * 3, dtype=np.int32)
-        mesh.loop_triangles.foreach_get("loops", loops)
-        if overlapping_share(corner_uvs(mesh, name)[loops].reshape(-1, 3, 2)) == 0:
+        obj.data.calc_loop_triangles()  # edit mode rebuilt the mesh
+        if overlapping_share(triangle_uvs(obj.data, name)) == 0:
             break
     return name
+
+
+def triangle_uvs(mesh: "bpy.types.Mesh", name: str) -> np.ndarray:
+    """(F, 3, 2) UVs of the map `name` at the corners of the mesh's loop triangles (calc_loop_triangles first)."""
+    loops = np.empty(len(mesh.loop_triangles) * 3, dtype=np.int32)
+    mesh.loop_triangles.foreach_get("loops", loops)
+    return np.ascontiguousarray(corner_uvs(mesh, name)[loops].reshape(-1, 3, 2))
 
 
 def add_uv_map(obj: "bpy.types.Object", name: str = UNWRAP_NAME, active: bool = True, angle_limit: float = 66.0,
@@ -150,9 +154,7 @@ def evaluated_corner_uvs(context: "bpy.types.Context", obj: "bpy.types.Object", 
     mesh = evaluated.to_mesh()
     try:
         mesh.calc_loop_triangles()
-        loops = np.empty(len(mesh.loop_triangles) * 3, dtype=np.int32)
-        mesh.loop_triangles.foreach_get("loops", loops)
-        return np.ascontiguousarray(corner_uvs(mesh, name)[loops].reshape(-1, 3, 2))
+        return triangle_uvs(mesh, name)
     finally:
         evaluated.to_mesh_clear()
 
@@ -188,9 +190,7 @@ def extract_active(context: "bpy.types.Context", uv_map: str = "", selected_only
         mesh.vertices.foreach_get("co", positions)
         faces = np.empty(count * 3, dtype=np.int32)
         mesh.loop_triangles.foreach_get("vertices", faces)
-        loops = np.empty(count * 3, dtype=np.int32)
-        mesh.loop_triangles.foreach_get("loops", loops)
-        uvs = corner_uvs(mesh, chosen)[loops].reshape(count, 3, 2)
+        uvs = triangle_uvs(mesh, chosen)
         material_index = np.empty(count, dtype=np.int32)
         mesh.loop_triangles.foreach_get("material_index", material_index)
         editable = None

@@ -82,6 +82,16 @@ def _coverage(mask: torch.Tensor | Coverage) -> Coverage:
     return mask if isinstance(mask, Coverage) else Coverage(mask)
 
 
+def select_rows(rows: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+    """(B, N, C) rows -> (B, n, C) = rows[:, index]. Selected from the (B * N, C) table along its first axis:
+    the gradient's scatter (index_add_) is then four times faster on the CPU than along a middle axis
+    (0.33 against 1.45 ms for 11824 of 16384 rows of 32 channels)."""
+    b, n, c = rows.shape
+    if b > 1:
+        index = (torch.arange(b, device=index.device) * n)[:, None] + index
+    return rows.reshape(b * n, c).index_select(0, index.reshape(-1)).view(b, -1, c)
+
+
 def gram(features: torch.Tensor, mask: torch.Tensor | Coverage | None = None) -> torch.Tensor:
     """(B, C, h, w) -> (B, C, C) = sum_p m_p f_p f_p^T / sum_p m_p.
 
@@ -99,7 +109,7 @@ def gram(features: torch.Tensor, mask: torch.Tensor | Coverage | None = None) ->
     # Only positions some view covers contribute, so the product runs over those alone: a mesh
     # fills a third to a half of a typical view, and the products are the loss's largest cost.
     if rows:
-        return _SelfProduct.apply((flat.index_select(1, covered) * root.transpose(1, 2)).transpose(1, 2)) / total
+        return _SelfProduct.apply((select_rows(flat, covered) * root.transpose(1, 2)).transpose(1, 2)) / total
     return _SelfProduct.apply(flat.index_select(2, covered) * root) / total
 
 
@@ -224,7 +234,7 @@ def tile_grams(features: torch.Tensor, mask: Coverage, tiles: int) -> tuple[torc
     cells, count = root.shape[1], root.shape[-1]
     rows = features.is_contiguous(memory_format=torch.channels_last) and not features.is_contiguous()
     if rows:  # (B, N, C) rows without a copy, as in gram()
-        picked = features.permute(0, 2, 3, 1).reshape(b, -1, c).index_select(1, index)
+        picked = select_rows(features.permute(0, 2, 3, 1).reshape(b, -1, c), index)
         picked = picked.reshape(b, cells, count, c).transpose(2, 3)
     else:
         picked = features.reshape(b, c, -1).index_select(2, index).reshape(b, c, cells, count).transpose(1, 2)

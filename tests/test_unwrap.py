@@ -18,6 +18,8 @@ from backend.mesh.uv_room import uv_room
 from backend.render import MeshTensors, rasterize_view, shade
 from backend.service.requests import CLIENT_SETTINGS
 from backend.style.engine import stylize
+from backend.style.finishing import SEAM_GUTTER, uv_island_mask
+from backend.style.round_trip import to_own_uvs
 from backend.style.sequence import stylize_sequence
 from backend.style.settings import StyleSettings
 from backend.texture.transfer import transfer_texture
@@ -109,3 +111,59 @@ def test_the_command_line_writes_the_mesh_with_its_new_uvs(tmp_path, capsys):
         err = capsys.readouterr().err
         assert err.count("\n") == 1 and says in err, err
         assert not (tmp_path / "b.png").exists()
+
+
+def test_a_round_trip_hands_back_the_surface_in_the_own_uvs():
+    """Spot's texture moved into even UVs and back (round_trip.to_own_uvs) renders as the original does, and
+    texels beyond the islands' seam gutters and padding keep the original's values exactly."""
+    spot = read_obj(REPO / "data" / "spot" / "spot_triangulated.obj")
+    texture = load_image(REPO / "data" / "spot" / "spot_texture.png")[..., :3]
+    texture = np.ascontiguousarray(texture[::2, ::2])  # 512^2
+    even = even_uvs(spot, 512)
+    settings = StyleSettings(texture_size=512)
+    back = to_own_uvs(transfer_texture(texture, spot.uvs, even.uvs, 512), even.uvs, spot, texture, settings)
+    tensors = MeshTensors.from_mesh(spot)
+    renders = [torch.stack([shade(rasterize_view(tensors, camera, 128), tensors.uvs, torch.from_numpy(image))
+                            for camera in ring_cameras(spot.center, spot.radius, 4)]) for image in (texture, back)]
+    difference = (renders[0] - renders[1]).abs().mean(dim=-1)
+    assert float(difference.mean()) < 0.01 and float(difference.quantile(0.99)) < 0.1
+    island = uv_island_mask(torch.from_numpy(spot.uvs), 512)
+    reach = settings.margin + SEAM_GUTTER + 1  # the seams' gutters, then the padding around them
+    padded = torch.nn.functional.max_pool2d(island[None, None].float(), 2 * reach + 1, 1, reach)[0, 0] > 0
+    assert bool((~padded).any())
+    np.testing.assert_array_equal(back[~padded.numpy()], texture[~padded.numpy()])
+    # the even layout's texture read through the own UVs unmoved is another picture
+    assert float((torch.from_numpy(back) - torch.from_numpy(transfer_texture(texture, spot.uvs, even.uvs, 512))
+                  ).abs().mean()) > 0.05
+
+
+def test_a_round_trip_job_keeps_the_mesh_uvs_and_says_how_much_room_they_give():
+    sphere = uv_sphere(8, 16)
+    style = load_image(STYLE)
+    original = np.full((32, 32, 3), 0.7, np.float32)
+    settings = StyleSettings(steps=2, texture_size=64, render_size=32, features="random", unwrap="round-trip",
+                             preview_every=1)
+    previews = []
+    result = stylize(sphere, style, settings, original, progress=lambda p: previews.append(p.texture))
+    assert result.uvs is None and result.texture.shape == (64, 64, 3)
+    assert result.report["settings"]["unwrap"] == "round-trip"
+    assert result.report["uv_room"] == uv_room(sphere, 64).to_dict() != uv_room(even_uvs(sphere, 64), 64).to_dict()
+    assert len(previews) == 2 and all(p.shape == (64, 64, 3) for p in previews)
+    with pytest.raises(StyleTexError, match="unselected"):
+        stylize(sphere, style, settings, original, editable=np.arange(len(sphere.faces)) % 2 == 0)
+    with pytest.raises(StyleTexError, match="round-trip is for single textures"):
+        stylize_sequence(sphere, style, style, settings, 2, original)
+
+
+def test_the_command_line_round_trip_writes_the_texture_alone(tmp_path, capsys):
+    mesh_path = tmp_path / "sphere.obj"
+    write_obj(mesh_path, uv_sphere(6, 12))
+    base = ["stylize", str(mesh_path), "--style", str(STYLE), "--features", "random", "--steps", "1",
+            "--texture-size", "64", "--render-size", "32", "--quiet", "--unwrap", "round-trip"]
+    assert main([*base, "--out", str(tmp_path / "a.png")]) == 0
+    assert load_image(tmp_path / "a.png").shape[:2] == (64, 64)
+    capsys.readouterr()
+    assert main([*base, "--out", str(tmp_path / "b.png"), "--out-mesh", str(tmp_path / "b.obj")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--unwrap even" in err, err
+    assert not (tmp_path / "b.png").exists()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import threading
 import time
+from dataclasses import replace
 from typing import Callable, Sequence
 
 import numpy as np
@@ -39,6 +40,7 @@ from .losses import (Coverage, StyleMemory, channel_objective, colour_layout, co
 from .nnfm import feature_rows, nnfm_layers, nnfm_loss
 from .parameterization import make_texture_parameter
 from .progress import Progress, StyleResult
+from .round_trip import to_own_uvs
 from .seam_loss import SeamTerm
 from .settings import StyleSettings, parse_blend, parse_layer_weights, parse_objective
 from .spectrum_size import filter_for, probe_footprints, resolvable_shape
@@ -536,25 +538,41 @@ def stylize(
     Returns the finished texture (texture_size^2, image layout, values as in the original: sRGB) and
     a report. A cancelled job stops before its next step and returns what it has, finished. With
     settings.unwrap "even" the mesh is restyled in new UVs (mesh/unwrap.py), the original texture moved into
-    them, and the result carries those UVs.
+    them, and the result carries those UVs; with "round-trip" it is restyled in them and the texture handed back
+    in the mesh's own UVs (round_trip.py).
     """
     settings.validate()
     check_mesh(mesh)
     started = time.perf_counter()
-    new_uvs = None
-    if settings.unwrap == "even":
+    new_uvs, own_mesh, own_original = None, mesh, None
+    if settings.unwrap != "keep":
         if editable is not None:
-            raise StyleTexError("unwrap even restyles the whole mesh in new UVs: it cannot keep unselected faces' texels")
+            raise StyleTexError(f"unwrap {settings.unwrap} restyles the whole mesh in new UVs: it cannot keep "
+                                "unselected faces' texels")
         unwrapped = even_uvs(mesh, settings.texture_size)
         if original_texture is not None:
+            own_original = resize_square(np.asarray(original_texture)[..., :3], settings.texture_size)
             original_texture = transfer_texture(np.asarray(original_texture)[..., :3], mesh.uvs, unwrapped.uvs,
                                                 settings.texture_size)
-        mesh, new_uvs = unwrapped, unwrapped.uvs
+        mesh = unwrapped
+        if settings.unwrap == "even":
+            new_uvs = unwrapped.uvs
+    round_trip = settings.unwrap == "round-trip"
+    even_mesh = mesh
+
+    def back(texture: np.ndarray) -> np.ndarray:
+        return to_own_uvs(texture, even_mesh.uvs, own_mesh, own_original, settings) if round_trip else texture
+
+    def report_progress(state: Progress) -> None:  # previews in the UVs the result comes in
+        progress(state if state.texture is None else replace(state, texture=back(state.texture)))
+
     job = StyleJob(mesh, style_image, settings, original_texture, pick_device(settings.device), editable)
-    history, cancelled, loop_seconds = run_steps(job, progress, cancel, started)
+    history, cancelled, loop_seconds = run_steps(job, report_progress if progress is not None else None, cancel,
+                                                 started)
     texture, coverage = job.finish()
-    return StyleResult(texture, job_report(job, history, cancelled, started, loop_seconds, coverage), cancelled,
-                       new_uvs)
+    texture = back(texture)
+    report = job_report(job, history, cancelled, started, loop_seconds, coverage, own_mesh if round_trip else mesh)
+    return StyleResult(texture, report, cancelled, new_uvs)
 
 
 def run_steps(job: StyleJob, progress: Callable[[Progress], None] | None, cancel: threading.Event | None,
@@ -582,8 +600,11 @@ def run_steps(job: StyleJob, progress: Callable[[Progress], None] | None, cancel
 
 
 def job_report(job: StyleJob, history: list[dict], cancelled: bool, started: float, loop_seconds: float,
-               coverage: float) -> dict:
-    room = uv_room(job.mesh, job.settings.texture_size, None if job.editable is None else job.editable.cpu().numpy())
+               coverage: float, delivered: Mesh | None = None) -> dict:
+    """The job's report; its UV room is that of `delivered`, the mesh in whose UVs the texture is handed out
+    (by default the job's)."""
+    room = uv_room(delivered if delivered is not None else job.mesh, job.settings.texture_size,
+                   None if job.editable is None else job.editable.cpu().numpy())
     return {
         "settings": job.settings.to_dict(),
         "init": job.init,

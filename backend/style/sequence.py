@@ -237,7 +237,7 @@ def stylize_sequence(
     the texels the mesh uses ("consecutive_difference")."""
     settings.validate()
     if settings.unwrap != "keep":
-        raise StyleTexError("unwrap even is for single textures: sequences keep the mesh's UVs")
+        raise StyleTexError(f"unwrap {settings.unwrap} is for single textures: sequences keep the mesh's UVs")
     check_mesh(mesh)
     started = time.perf_counter()
     job = SequenceJob(mesh, style_from, style_to, settings, original_texture, pick_device(settings.device), frames,

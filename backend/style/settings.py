@@ -72,7 +72,9 @@ class StyleSettings:
     mip_kernel: str = "tent"  # tent | box: the mip pyramid's filter in the renders (tent: no mosaic)
     coarse_fraction: float = 0.0  # the first this fraction of the steps renders at half size (coarse to fine)
     spectrum_size: int = 0  # fourier spectrum's resolution; 0 = auto: what the renders resolve (spectrum_size.py)
-    unwrap: str = "keep"  # keep | even: restyle in new UVs of even texel density (mesh/unwrap.py), returned with the result
+    # keep | even: restyle in new UVs of even texel density (mesh/unwrap.py), returned with the result |
+    # round-trip: restyle in them, hand the texture back in the mesh's own UVs (round_trip.py)
+    unwrap: str = "keep"
     view_pool: int = 32  # random views kept ...
     view_reuse: int = 4  # ... one replaced by a fresh view every this many steps (view_pool.py); 1 and 1 = fresh each step
     channels_last: bool = False  # network in NHWC memory order (a GPU option; docs/BENCHMARKS.md)
@@ -118,7 +120,7 @@ class StyleSettings:
         choices = {"features": FEATURE_KINDS, "param": tuple(PARAMETERIZATIONS), "init": ("original", "random"),
                    "device": ("auto", "cpu", "cuda"), "filter": ("auto", *FILTERS), "boundary": BOUNDARIES,
                    "mip_kernel": ("box", "tent"), "style_loss": ("gram", "nnfm", "mix"), "network_precision": ("float32", "bfloat16"),
-                   "unwrap": ("keep", "even")}
+                   "unwrap": ("keep", "even", "round-trip")}
         for name, allowed in choices.items():
             if getattr(self, name) not in allowed:
                 raise StyleTexError(f"setting {name} must be one of {', '.join(allowed)}, got {getattr(self, name)!r}")

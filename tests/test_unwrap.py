@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -149,6 +150,8 @@ def test_a_round_trip_job_keeps_the_mesh_uvs_and_says_how_much_room_they_give():
     assert result.report["settings"]["unwrap"] == "round-trip"
     assert result.report["uv_room"] == uv_room(sphere, 64).to_dict() != uv_room(even_uvs(sphere, 64), 64).to_dict()
     assert len(previews) == 2 and all(p.shape == (64, 64, 3) for p in previews)
+    bare = stylize(sphere, style, replace(settings, steps=1, preview_every=0), None).texture  # no original: grown
+    assert bare.shape == (64, 64, 3) and np.isfinite(bare).all() and float(bare.std()) > 0
     with pytest.raises(StyleTexError, match="unselected"):
         stylize(sphere, style, settings, original, editable=np.arange(len(sphere.faces)) % 2 == 0)
     with pytest.raises(StyleTexError, match="round-trip is for single textures"):

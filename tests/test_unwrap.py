@@ -20,7 +20,7 @@ from backend.render import MeshTensors, rasterize_view, shade
 from backend.service.requests import CLIENT_SETTINGS
 from backend.style.engine import stylize
 from backend.style.finishing import SEAM_GUTTER, uv_island_mask
-from backend.style.round_trip import to_own_uvs
+from backend.style.round_trip import BackToOwnUVs
 from backend.style.sequence import stylize_sequence
 from backend.style.settings import StyleSettings
 from backend.texture.transfer import transfer_texture
@@ -115,14 +115,14 @@ def test_the_command_line_writes_the_mesh_with_its_new_uvs(tmp_path, capsys):
 
 
 def test_a_round_trip_hands_back_the_surface_in_the_own_uvs():
-    """Spot's texture moved into even UVs and back (round_trip.to_own_uvs) renders as the original does, and
+    """Spot's texture moved into even UVs and back (round_trip.BackToOwnUVs) renders as the original does, and
     texels beyond the islands' seam gutters and padding keep the original's values exactly."""
     spot = read_obj(REPO / "data" / "spot" / "spot_triangulated.obj")
     texture = load_image(REPO / "data" / "spot" / "spot_texture.png")[..., :3]
     texture = np.ascontiguousarray(texture[::2, ::2])  # 512^2
     even = even_uvs(spot, 512)
     settings = StyleSettings(texture_size=512)
-    back = to_own_uvs(transfer_texture(texture, spot.uvs, even.uvs, 512), even.uvs, spot, texture, settings)
+    back = BackToOwnUVs(even.uvs, spot, texture, settings)(transfer_texture(texture, spot.uvs, even.uvs, 512))
     tensors = MeshTensors.from_mesh(spot)
     renders = [torch.stack([shade(rasterize_view(tensors, camera, 128), tensors.uvs, torch.from_numpy(image))
                             for camera in ring_cameras(spot.center, spot.radius, 4)]) for image in (texture, back)]

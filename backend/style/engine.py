@@ -40,7 +40,7 @@ from .losses import (Coverage, StyleMemory, channel_objective, colour_layout, co
 from .nnfm import feature_rows, nnfm_layers, nnfm_loss
 from .parameterization import make_texture_parameter
 from .progress import Progress, StyleResult
-from .round_trip import to_own_uvs
+from .round_trip import BackToOwnUVs
 from .seam_loss import SeamTerm
 from .settings import StyleSettings, parse_blend, parse_layer_weights, parse_objective
 from .spectrum_size import filter_for, probe_footprints, resolvable_shape
@@ -558,10 +558,10 @@ def stylize(
         if settings.unwrap == "even":
             new_uvs = unwrapped.uvs
     round_trip = settings.unwrap == "round-trip"
-    even_mesh = mesh
+    carry = BackToOwnUVs(mesh.uvs, own_mesh, own_original, settings) if round_trip else None
 
     def back(texture: np.ndarray) -> np.ndarray:
-        return to_own_uvs(texture, even_mesh.uvs, own_mesh, own_original, settings) if round_trip else texture
+        return carry(texture) if carry is not None else texture
 
     def report_progress(state: Progress) -> None:  # previews in the UVs the result comes in
         progress(state if state.texture is None else replace(state, texture=back(state.texture)))

@@ -26,26 +26,37 @@ from .settings import StyleSettings
 FOOTPRINT = 0.5  # of an own texel's footprint in the new layout, over which it averages the restyled texture
 
 
-def to_own_uvs(texture: np.ndarray, even_uvs: np.ndarray, mesh: Mesh, original: np.ndarray | None,
-               settings: StyleSettings) -> np.ndarray:
-    """texture (S, S, C) made for `even_uvs` (F, 3, 2) of `mesh`'s faces -> (S, S, C) for the mesh's own UVs,
-    finished there; `original` (S, S, C) in the own UVs, or None."""
-    size = texture.shape[0]
-    own = torch.from_numpy(np.ascontiguousarray(mesh.uvs, np.float32))
-    source = torch.from_numpy(np.ascontiguousarray(texture, np.float32))
-    fragments = uv_fragments(own, size)
-    pixel, points, footprint = surface_uv(torch.from_numpy(np.ascontiguousarray(even_uvs, np.float32)), fragments)
-    moved = torch.zeros(size * size, source.shape[-1])
-    # Half the footprint: the renders filter the delivered texture over their own footprints again, and filtering
-    # over the whole one here as well took a tenth of Bob's local contrast (a twenty-fifth at half of it), while
-    # a texel that stands for more than two of the new layout's along an axis still averages them.
-    moved[pixel] = sample(source, points, footprint * FOOTPRINT, filter="linear-mipmap-linear", boundary="clamp")
-    inside = fragments.mask
-    # texels only partly covered by an island (its rim) take their inside neighbours' mean, as the seen texels
-    # of a job in its own UVs have values there
-    moved, known = grow(moved.view(size, size, -1), inside, 1)
-    island = uv_island_mask(own, size)
-    base = torch.from_numpy(np.ascontiguousarray(original, np.float32)) if original is not None else None
-    seams = find_seams(mesh, settings.boundary == "wrap") if settings.margin > 0 else None
-    finished, _ = finish_texture(moved, known, island, base, settings.margin, seams, own, settings.boundary)
-    return finished.numpy().astype(np.float32)
+class BackToOwnUVs:
+    """Carries textures made for `even_uvs` (F, 3, 2) of `mesh`'s faces back into the mesh's own UVs, finished there
+    against `original` (S, S, C) in the own UVs, or None. The layout's raster, lookups and seams are made once:
+    previews come back the same way as the result."""
+
+    def __init__(self, even_uvs: np.ndarray, mesh: Mesh, original: np.ndarray | None, settings: StyleSettings):
+        size = settings.texture_size
+        self.settings, self.size = settings, size
+        self.own = torch.from_numpy(np.ascontiguousarray(mesh.uvs, np.float32))
+        fragments = uv_fragments(self.own, size)
+        self.inside = fragments.mask
+        self.pixel, self.points, footprint = surface_uv(
+            torch.from_numpy(np.ascontiguousarray(even_uvs, np.float32)), fragments)
+        # Half the footprint: the renders filter the delivered texture over their own footprints again, and
+        # filtering over the whole one here as well took a tenth of Bob's local contrast (a twenty-fifth at half of
+        # it), while a texel that stands for more than two of the new layout's along an axis still averages them.
+        self.footprint = footprint * FOOTPRINT
+        self.island = uv_island_mask(self.own, size)
+        self.original = torch.from_numpy(np.ascontiguousarray(original, np.float32)) if original is not None else None
+        self.seams = find_seams(mesh, settings.boundary == "wrap") if settings.margin > 0 else None
+
+    def __call__(self, texture: np.ndarray) -> np.ndarray:
+        """(S, S, C) texture in the even UVs -> (S, S, C) in the own UVs, finished."""
+        source = torch.from_numpy(np.ascontiguousarray(texture, np.float32))
+        moved = torch.zeros(self.size * self.size, source.shape[-1])
+        moved[self.pixel] = sample(source, self.points, self.footprint, filter="linear-mipmap-linear",
+                                   boundary="clamp")
+        # texels that an island covers only partly (its rim) take their inside neighbours' mean, as the seen texels
+        # of a job in its own UVs have values there
+        moved, known = grow(moved.view(self.size, self.size, -1), self.inside, 1)
+        s = self.settings
+        finished, _ = finish_texture(moved, known, self.island, self.original, s.margin, self.seams, self.own,
+                                     s.boundary)
+        return finished.numpy().astype(np.float32)

@@ -10,8 +10,10 @@ object's structure (`structure` well below the pasted painting's).
 On the surface (surface_scores.py): the seam step ratio (about 1 when no seam shows), the seam balance
 (the two sides' band colours apart, over the painting's spread; the original's beside it), the split
 (how far whole patches of the surface are lighter or darker than the original's patches say, over the
-painting's luminance spread; the pasted painting's beside it) and the local
-contrast of the renders against the painting's at the same scale (1 = strokes as vivid as the painting's).
+painting's luminance spread; the pasted painting's beside it), the local
+contrast of the renders against the painting's at the same scale (1 = strokes as vivid as the painting's) and
+the dense islands' contrast over the rest's (`dense`: islands packed more densely than the rest come out
+calmer; "-" where the mesh has none).
 
 Meshes: the bundled Spot, Bob and Blub, and procedural ones that the bundled three do not cover (a sphere
 whose hemispheres are two UV islands, a thin tube with stretched UVs, a sphere cut into many small
@@ -46,8 +48,8 @@ from backend.style.settings import StyleSettings
 from backend.texture.transfer import transfer_texture
 
 from .quality_score import Scorer, laplacian_energy, score_cameras
-from .surface_scores import (colour_spread, local_contrast, luminance_spread, region_balance, seam_balance, seam_step_ratio,
-                             surface_regions, view_pairs)
+from .surface_scores import (colour_spread, dense_faces, dense_island_contrast, local_contrast, luminance_spread,
+                             region_balance, seam_balance, seam_step_ratio, surface_regions, view_pairs)
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT / "data"
@@ -145,6 +147,9 @@ def run_pair(name: str, obj: Path | None, texture: Path | None, painting_path: P
     painting_contrast = local_contrast(painting_image)
     row["contrast"] = local_contrast(views["result"], masks) / painting_contrast
     row["contrast_pasted"] = local_contrast(views["pasted"], masks) / painting_contrast
+    dense = dense_faces(mesh)
+    row["dense_contrast"] = (dense_island_contrast(views["result"], fragments, torch.from_numpy(dense).to(scorer.device))
+                             if dense is not None else None)
     if original is not None:
         row["vs_original"] = row["style_result"] / row["style_original"]
         row["structure_result"] = scorer.structure_distance(feats["result"], feats["original"], masks)
@@ -169,11 +174,13 @@ def print_row(row: dict) -> None:
                  else f"{'-':>9s} {'-':>9s}")
     original = f"{row['style_original']:8.3f}" if "style_original" in row else f"{'-':>8s}"
     balance_original = f"{row['balance_original']:6.3f}" if "balance_original" in row else f"{'-':>6s}"
+    dense = f"{row['dense_contrast']:5.2f}" if row.get("dense_contrast") is not None else "-"
     rows, columns = row["spectrum_size"]
     spectrum = str(rows) if rows == columns else f"{rows}x{columns}"
     print(f"{row['mesh']:<8s} {row['painting']:<14s} {row['seed']:4d} {original} {row['style_pasted']:8.3f} "
           f"{row['style_result']:8.3f} {row['vs_pasted']:9.3f} {structure} {row['speckle']:7.2f} {row['seam_ratio']:6.2f} "
-          f"{row['balance']:7.3f} {balance_original} {row['split']:6.3f} {row['split_pasted']:7.3f} {row['contrast']:8.2f} {spectrum:>8s} {row['seconds']:7.1f}",
+          f"{row['balance']:7.3f} {balance_original} {row['split']:6.3f} {row['split_pasted']:7.3f} {row['contrast']:8.2f} "
+          f"{dense:>5s} {spectrum:>8s} {row['seconds']:7.1f}",
           flush=True)
 
 
@@ -215,7 +222,7 @@ def main(argv: list[str] | None = None) -> int:
               f"features {settings.features}; scored by EfficientNet-Lite1 over 8 fixed views")
         print(f"{'mesh':<8s} {'painting':<14s} {'seed':>4s} {'original':>8s} {'pasted':>8s} {'result':>8s} {'vs_pasted':>9s} "
               f"{'struct':>9s} {'struct_p':>9s} {'speckle':>7s} {'seams':>6s} {'balance':>7s} {'bal_o':>6s} {'split':>6s} "
-              f"{'split_p':>7s} {'contrast':>8s} {'spectrum':>8s} {'seconds':>7s}")
+              f"{'split_p':>7s} {'contrast':>8s} {'dense':>5s} {'spectrum':>8s} {'seconds':>7s}")
         rows = []
         for name, (obj, tex) in meshes.items():
             for painting in paintings:

@@ -9,14 +9,14 @@ import numpy as np
 import torch
 
 from backend.formats.images import load_image
-from backend.mesh.primitives import two_island_sphere, uv_sphere
+from backend.mesh.primitives import many_island_sphere, two_island_sphere, uv_sphere
 from backend.render import MeshTensors, rasterize_view, shade
 from backend.mesh.seams import find_seams
 from backend.style.engine import resize_longer_side, resize_square
 from backend.style.finishing import finish_texture, uv_island_mask
 from bench.quality_score import score_cameras
-from bench.surface_scores import (REGIONS, bake, colour_spread, local_contrast, region_balance, seam_balance,
-                                  seam_step_ratio, surface_regions, view_pairs)
+from bench.surface_scores import (REGIONS, bake, colour_spread, dense_faces, dense_island_contrast, local_contrast,
+                                  region_balance, seam_balance, seam_step_ratio, surface_regions, view_pairs)
 
 STARRY = Path(__file__).resolve().parent.parent / "data" / "styles" / "starry_night.jpg"
 
@@ -101,3 +101,26 @@ def test_a_light_half_over_a_dark_half_is_a_split_and_a_recolouring_is_not():
     original = renders(tensors, fragments, bake(tensors, 512, lambda p: np.repeat(0.3 + 0.4 * (p[:, 2:3] > 0), 3, axis=1)))
     assert region_balance(halves, original, fragments, regions, 0.25) < 0.1
     assert region_balance(1 - halves, original, fragments, regions, 0.25) < 0.1
+
+
+def test_the_many_island_sphere_has_dense_islands_and_the_two_island_sphere_none():
+    """The many-island sphere packs every third column of islands at 0.85 of an atlas cell and the rest at 0.45:
+    those columns, a third of its faces, are the dense ones."""
+    dense = dense_faces(many_island_sphere())
+    assert dense is not None and 0.3 < dense.mean() < 0.37
+    assert dense_faces(two_island_sphere()) is None
+
+
+def test_dense_island_contrast_is_one_for_strokes_sized_by_the_surface_and_low_for_calm_islands():
+    mesh = many_island_sphere()
+    dense = dense_faces(mesh)
+    tensors = MeshTensors.from_mesh(mesh)
+    fragments = [rasterize_view(tensors, camera, 256) for camera in score_cameras(mesh.center, mesh.radius)]
+    texture = bake(tensors, 1024, detailed)  # the same strokes everywhere on the surface
+    even = dense_island_contrast(renders(tensors, fragments, texture), fragments, torch.from_numpy(dense))
+    assert 0.8 < even < 1.25
+    calm = torch.from_numpy(texture).clone()
+    dense_texels = uv_island_mask(tensors.uvs[torch.from_numpy(dense)], 1024)
+    calm[dense_texels] = 0.5  # the dense islands flat
+    # shading and the mip levels' bleed from neighbouring islands leave a little (0.20)
+    assert dense_island_contrast(renders(tensors, fragments, calm), fragments, torch.from_numpy(dense)) < 0.35

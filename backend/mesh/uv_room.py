@@ -67,7 +67,8 @@ def uv_axes(mesh: Mesh) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return np.where(valid, double_area / 2, 0.0), np.where(valid, major, 0.0), np.where(valid, minor, 0.0)
 
 
-def _weighted_median(values: np.ndarray, weights: np.ndarray) -> float:
+def weighted_median(values: np.ndarray, weights: np.ndarray) -> float:
+    """The value at which the weights sorted by value reach half their sum."""
     order = np.argsort(values)
     cumulative = np.cumsum(weights[order])
     return float(values[order][np.searchsorted(cumulative, cumulative[-1] / 2)])
@@ -83,7 +84,7 @@ def uv_room(mesh: Mesh, texture_size: int, faces: np.ndarray | None = None) -> U
     if total <= 0:
         return UVRoom(0.0, 0.0, 0.0)
     density = np.sqrt(major * minor) * texture_size
-    median = _weighted_median(density, area)
+    median = weighted_median(density, area)
     starved = minor * texture_size < median / STARVED
     stretched = major > STARVED * minor
     return UVRoom(float(area[starved].sum() / total), float(area[stretched].sum() / total), median)

@@ -131,7 +131,8 @@ def run_pair(name: str, obj: Path | None, texture: Path | None, painting_path: P
         row[f"style_{key}"] = scorer.style_distance(feats[key], painting_grams)
     row["vs_pasted"] = row["style_result"] / row["style_pasted"]
     row["speckle"] = laplacian_energy(views["result"], masks) / scorer.painting_speckle(painting)
-    island = torch.from_numpy(find_seams(mesh, settings.boundary == "wrap").island).to(scorer.device)
+    labels = find_seams(mesh, settings.boundary == "wrap").island
+    island = torch.from_numpy(labels).to(scorer.device)
     pairs = [view_pairs(mesh_t, f, island) for f in fragments]
     painting_image = resize_longer_side(painting, scorer.render_size, scorer.device)
     spread = colour_spread(painting_image)
@@ -147,7 +148,7 @@ def run_pair(name: str, obj: Path | None, texture: Path | None, painting_path: P
     painting_contrast = local_contrast(painting_image)
     row["contrast"] = local_contrast(views["result"], masks) / painting_contrast
     row["contrast_pasted"] = local_contrast(views["pasted"], masks) / painting_contrast
-    dense = dense_faces(mesh)
+    dense = dense_faces(mesh, labels)
     row["dense_contrast"] = (dense_island_contrast(views["result"], fragments, torch.from_numpy(dense).to(scorer.device))
                              if dense is not None else None)
     if original is not None:

@@ -37,7 +37,6 @@ import torch.nn.functional as F
 
 from backend.mesh import Mesh
 from backend.mesh.regions import surface_regions as cut_regions
-from backend.mesh.seams import find_seams
 from backend.mesh.uv_room import uv_axes, weighted_median
 from backend.raster import Fragments
 from backend.render import MeshTensors, surface_points
@@ -161,15 +160,15 @@ def local_contrast(images: torch.Tensor, masks: torch.Tensor | None = None) -> f
     return float(values.std()) if values.numel() > 1 else 0.0
 
 
-def dense_faces(mesh: Mesh) -> np.ndarray | None:
-    """(F,) bool: faces of UV islands whose area-weighted median density is more than DENSE times the whole
-    surface's; None unless those islands and the rest each hold DENSE_SHARE of the surface area."""
+def dense_faces(mesh: Mesh, island: np.ndarray) -> np.ndarray | None:
+    """(F,) bool: faces of UV islands (`island`, (F,) labels: find_seams') whose area-weighted median density is
+    more than DENSE times the whole surface's; None unless those islands and the rest each hold DENSE_SHARE of
+    the surface area."""
     area, major, minor = uv_axes(mesh)
     density = np.sqrt(major * minor)
     if area.sum() <= 0:
         return None
     median = weighted_median(density, area)
-    island = find_seams(mesh, True).island
     dense = np.zeros(len(area), dtype=bool)
     for label in np.unique(island):
         faces = island == label

@@ -106,14 +106,16 @@ def test_a_light_half_over_a_dark_half_is_a_split_and_a_recolouring_is_not():
 def test_the_many_island_sphere_has_dense_islands_and_the_two_island_sphere_none():
     """The many-island sphere packs every third column of islands at 0.85 of an atlas cell and the rest at 0.45:
     those columns, a third of its faces, are the dense ones."""
-    dense = dense_faces(many_island_sphere())
+    islands = many_island_sphere()
+    dense = dense_faces(islands, find_seams(islands, True).island)
     assert dense is not None and 0.3 < dense.mean() < 0.37
-    assert dense_faces(two_island_sphere()) is None
+    sphere = two_island_sphere()
+    assert dense_faces(sphere, find_seams(sphere, True).island) is None
 
 
 def test_dense_island_contrast_is_one_for_strokes_sized_by_the_surface_and_low_for_calm_islands():
     mesh = many_island_sphere()
-    dense = dense_faces(mesh)
+    dense = dense_faces(mesh, find_seams(mesh, True).island)
     tensors = MeshTensors.from_mesh(mesh)
     fragments = [rasterize_view(tensors, camera, 256) for camera in score_cameras(mesh.center, mesh.radius)]
     texture = bake(tensors, 1024, detailed)  # the same strokes everywhere on the surface

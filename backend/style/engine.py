@@ -544,34 +544,35 @@ def stylize(
     settings.validate()
     check_mesh(mesh)
     started = time.perf_counter()
-    new_uvs, own_mesh, own_original = None, mesh, None
+    new_uvs, carry, own_mesh = None, None, mesh
     if settings.unwrap != "keep":
         if editable is not None:
             raise StyleTexError(f"unwrap {settings.unwrap} restyles the whole mesh in new UVs: it cannot keep "
                                 "unselected faces' texels")
         unwrapped = even_uvs(mesh, settings.texture_size)
+        own_original = None
         if original_texture is not None:
-            own_original = resize_square(np.asarray(original_texture)[..., :3], settings.texture_size)
+            if settings.unwrap == "round-trip":
+                own_original = resize_square(np.asarray(original_texture)[..., :3], settings.texture_size)
             original_texture = transfer_texture(np.asarray(original_texture)[..., :3], mesh.uvs, unwrapped.uvs,
                                                 settings.texture_size)
-        mesh = unwrapped
         if settings.unwrap == "even":
             new_uvs = unwrapped.uvs
-    round_trip = settings.unwrap == "round-trip"
-    carry = BackToOwnUVs(mesh.uvs, own_mesh, own_original, settings) if round_trip else None
+        else:
+            carry = BackToOwnUVs(unwrapped.uvs, mesh, own_original, settings)
+        mesh = unwrapped
 
-    def back(texture: np.ndarray) -> np.ndarray:
-        return carry(texture) if carry is not None else texture
-
-    def report_progress(state: Progress) -> None:  # previews in the UVs the result comes in
-        progress(state if state.texture is None else replace(state, texture=back(state.texture)))
+    def carried(state: Progress) -> None:  # previews in the UVs the result comes in
+        progress(state if state.texture is None else replace(state, texture=carry(state.texture)))
 
     job = StyleJob(mesh, style_image, settings, original_texture, pick_device(settings.device), editable)
-    history, cancelled, loop_seconds = run_steps(job, report_progress if progress is not None else None, cancel,
-                                                 started)
+    report_progress = carried if carry is not None and progress is not None else progress
+    history, cancelled, loop_seconds = run_steps(job, report_progress, cancel, started)
     texture, coverage = job.finish()
-    texture = back(texture)
-    report = job_report(job, history, cancelled, started, loop_seconds, coverage, own_mesh if round_trip else mesh)
+    if carry is not None:
+        texture = carry(texture)
+    delivered = own_mesh if carry is not None else None  # the UV room of the UVs the texture comes in
+    report = job_report(job, history, cancelled, started, loop_seconds, coverage, delivered)
     return StyleResult(texture, report, cancelled, new_uvs)
 
 

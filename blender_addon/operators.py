@@ -196,6 +196,8 @@ class STYLETEX_OT_stylize(JobControls, bpy.types.Operator):
             raise ExtractError("Even UV Room restyles the whole object in new UVs: turn off Selected Faces Only")
         if self.even_uvs and payload.layout is not None:
             raise ExtractError("Even UV Room needs an object whose materials show one image (or none), not several")
+        if self.even_uvs and self.keep_own_uvs and self.animate:
+            raise ExtractError("Animate restyles in the UVs it shows the frames in: turn off Keep Own UVs")
         if self.selected_only:  # the other texels are kept bit for bit: the result must have the images' own size
             if payload.texture is None:
                 raise ExtractError("Selected Faces Only keeps the other faces' texels, and this object has no texture")
@@ -223,6 +225,9 @@ class STYLETEX_OT_stylize(JobControls, bpy.types.Operator):
         settings = {"steps": self.steps, "texture_size": texture_size, "render_size": self.render_size,
                     "features": self.features, "seed": self.seed,
                     **style_settings([w for _, w in chosen], self.style_scale, self.preserve_colors, self.strength, raw)}
+        round_trip = self.even_uvs and self.keep_own_uvs
+        if round_trip:  # the backend restyles in even UVs and hands the image back in the ones sent
+            settings["unwrap"] = "round-trip"
         preview = {"every": max(1, self.steps // 40), "max_size": min(texture_size, 1024), "format": "float16"}
         curve, local, address = None, None, self.address
         prefs = preferences(context)
@@ -233,7 +238,7 @@ class STYLETEX_OT_stylize(JobControls, bpy.types.Operator):
         data = {"positions": payload.positions, "faces": payload.faces, "uvs": payload.uvs, "style": style,
                 "texture": payload.texture, "editable": payload.editable, "sequence": sequence, "style_to": style_to}
         job_map = ""
-        if self.even_uvs:  # made last: a job refused above leaves the mesh as it was
+        if self.even_uvs and not round_trip:  # made last: a job refused above leaves the mesh as it was
             job_map = add_even_uv_map(obj)
             data["uvs"] = evaluated_corner_uvs(context, obj, job_map)
             if payload.texture is not None:

@@ -65,6 +65,10 @@ class STYLETEX_PT_panel(_Sidebar, bpy.types.Panel):
             if not obj.data.uv_layers:
                 layout.prop(settings, "auto_unwrap")
         layout.prop(settings, "even_uvs")
+        if settings.even_uvs:
+            row = layout.row()
+            row.separator()  # indented: an option of Even UV Room
+            row.prop(settings, "keep_own_uvs")
         layout.prop(settings, "selected_only")
         layout.prop(settings, "animate")
         if settings.animate:

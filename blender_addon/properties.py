@@ -52,6 +52,11 @@ class JobControls:
         description="Restyle in a UV map of even texel density made for StyleTex (Smart UV Project, named "
                     "StyleTex_Even), so parts the object's own UVs squeeze, like tails and fins, get strokes too. The "
                     "styled image is shown through that map; Revert puts the original image and UVs back")
+    keep_own_uvs: BoolProperty(
+        name="Keep Own UVs", default=False,
+        description="With Even UV Room: the backend restyles in even UVs of its own and hands the image back in the "
+                    "object's own UV map, so the model and its other textures keep their UVs and no map is added. "
+                    "Evens out parts packed denser than the rest (a head, a face) as well")
     animate: BoolProperty(
         name="Animate", default=False,
         description="Make a texture that morphs over frames (aligned interpolation), played from the scene's start "

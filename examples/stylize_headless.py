@@ -4,7 +4,7 @@
         [--address tcp://127.0.0.1:5555] [--steps 400] [--texture-size 1024] [--render-size 512] \
         [--features auto|efficientnet_lite0|vgg19|vgg16|random] [--seed 0] [--out scene_styled.blend] \
         [--also other.jpg:0.5 ...] [--strength 0.5] [--style-scale 1] [--preserve-colors] [--uv-map NAME] \
-        [--selected-only] [--auto-unwrap] [--even-uvs] [--animate FRAMES [--animate-to IMAGE|original]]
+        [--selected-only] [--auto-unwrap] [--even-uvs [--keep-own-uvs]] [--animate FRAMES [--animate-to IMAGE|original]]
 
 The StyleTex add-on must be enabled in this Blender. Without --address the add-on's preferences
 say where the backend is (in "local" mode it starts one). The result is packed into the file as
@@ -47,6 +47,8 @@ parser.add_argument("--selected-only", action="store_true", help="restyle the fa
 parser.add_argument("--auto-unwrap", action="store_true", help="give a mesh without UV map one (Smart UV Project)")
 parser.add_argument("--even-uvs", action="store_true",
                     help="restyle in a new UV map of even texel density (Even UV Room): squeezed parts get strokes")
+parser.add_argument("--keep-own-uvs", action="store_true",
+                    help="with --even-uvs: the backend hands the result back in the object's own UV map (no map added)")
 parser.add_argument("--animate", type=int, default=0, metavar="FRAMES",
                     help="a texture that morphs over FRAMES frames (saved beside the .blend, played from the start frame)")
 parser.add_argument("--animate-to", default="original", metavar="IMAGE|original",
@@ -68,6 +70,7 @@ try:
                              address=args.address, paintings=args.also, strength=args.strength,
                              style_scale=args.style_scale, preserve_colors=args.preserve_colors, uv_map=args.uv_map,
                              selected_only=args.selected_only, auto_unwrap=args.auto_unwrap, even_uvs=args.even_uvs,
+                             keep_own_uvs=args.keep_own_uvs,
                              animate=args.animate > 0, animate_frames=max(args.animate, 2),
                              animate_to="original" if args.animate_to == "original" else "painting",
                              animate_style_path="" if args.animate_to == "original" else args.animate_to)

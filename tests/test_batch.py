@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from backend.batch.manifest import load_manifest
 from backend.formats.gltf import read_gltf
 from backend.formats.images import load_image
 from tests.test_gltf import spot_gltf
@@ -93,6 +94,7 @@ def test_a_bad_manifest_is_refused_whole_naming_job_and_field(library):
         ({"jobs": [{**good, "settings": {"weights": "/etc/passwd"}}]}, "not allowed setting 'weights'"),
         ({"jobs": [{**good, "style": ["wave.jpg"], "settings": {"style_blend": "1,1"}}]}, "2 weights for 1 painting"),
         ({"jobs": [{**good, "colour": "red"}]}, "unknown field 'colour'"),
+        ({"jobs": [{**good, "settings": {"unwrap": "even"}}]}, "job 'cow'.settings: unwrap must be keep or round-trip"),
     ]
     for manifest, text in cases:
         (library / "bad.json").write_text(json.dumps(manifest))
@@ -101,6 +103,9 @@ def test_a_bad_manifest_is_refused_whole_naming_job_and_field(library):
         assert not (library / "bad_out" / "batch.json").exists()  # nothing ran
     (library / "bad.json").write_text("{not json")
     assert batch(str(library / "bad.json"), "--out", str(library / "bad_out")).returncode == 2
+    # a round trip hands each texture back in its model's own UVs: a batch may ask for it
+    (library / "trip.json").write_text(json.dumps({"jobs": [{**good, "settings": {**SMALL, "unwrap": "round-trip"}}]}))
+    assert load_manifest(library / "trip.json")[0].settings["unwrap"] == "round-trip"
 
 
 def test_the_same_manifest_on_a_local_ray(library):

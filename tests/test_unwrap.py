@@ -17,7 +17,7 @@ from backend.mesh.primitives import uv_sphere
 from backend.mesh.unwrap import even_uvs
 from backend.mesh.uv_room import uv_room
 from backend.render import MeshTensors, rasterize_view, shade
-from backend.service.requests import CLIENT_SETTINGS
+from backend.service.requests import CLIENT_UNWRAP
 from backend.style.engine import stylize
 from backend.style.finishing import SEAM_GUTTER, uv_island_mask
 from backend.style.round_trip import BackToOwnUVs
@@ -91,7 +91,7 @@ def test_a_job_with_new_uvs_returns_them_and_only_whole_textures_may_have_them()
         stylize_sequence(sphere, style, style, settings, 2, original)
     with pytest.raises(StyleTexError, match="unwrap"):
         StyleSettings(unwrap="smart").validate()
-    assert "unwrap" not in CLIENT_SETTINGS  # a client sends the UVs it wants (and texture_uvs)
+    assert CLIENT_UNWRAP == ("keep", "round-trip")  # a client sends the UVs it wants the result in
 
 
 def test_the_command_line_writes_the_mesh_with_its_new_uvs(tmp_path, capsys):

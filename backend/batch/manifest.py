@@ -52,9 +52,11 @@ def _path(root: Path, value, where: str, suffixes: tuple[str, ...] | None = None
 
 def _settings(raw, where: str) -> dict:
     try:
-        settings_from_dict(raw, {f.name for f in fields(StyleSettings)} - {"weights", "device", "unwrap"})
+        settings = settings_from_dict(raw, {f.name for f in fields(StyleSettings)} - {"weights", "device"})
     except StyleTexError as exc:
         raise StyleTexError(f"{where}: {exc}") from None
+    if settings.unwrap not in ("keep", "round-trip"):  # a batch writes textures for the models' own UVs
+        raise StyleTexError(f"{where}: unwrap must be keep or round-trip in a batch, not {settings.unwrap!r}")
     return dict(raw or {})
 
 

@@ -19,9 +19,11 @@ from ..mesh import Mesh, make_mesh
 from ..style.settings import StyleSettings, parse_blend, settings_from_dict
 
 # Settings a client may set. Not 'device' (the server's choice), never 'weights' (a path on the
-# server's disk: a client must not make the server open files), nor 'unwrap' (a client sends the UVs it wants
-# the result in, and 'texture_uvs' when its texture lies in others).
-CLIENT_SETTINGS = {f.name for f in fields(StyleSettings)} - {"device", "weights", "unwrap"}
+# server's disk: a client must not make the server open files). 'unwrap' only as keep or round-trip: a client
+# sends the UVs it wants the result in (and 'texture_uvs' when its texture lies in others), and a round trip
+# hands the result back in them; 'even' would return new UVs, which a client makes itself.
+CLIENT_SETTINGS = {f.name for f in fields(StyleSettings)} - {"device", "weights"}
+CLIENT_UNWRAP = ("keep", "round-trip")
 
 
 @dataclass(frozen=True)
@@ -103,6 +105,9 @@ def _settings(raw: object, limits: ServiceLimits) -> StyleSettings:
         settings = settings_from_dict(raw, CLIENT_SETTINGS)
     except StyleTexError as exc:
         raise ProtocolError("bad_settings", str(exc)) from None
+    if settings.unwrap not in CLIENT_UNWRAP:
+        raise ProtocolError("bad_settings", f"unwrap must be keep or round-trip here, not {settings.unwrap!r}: the result "
+                                            "comes in the uvs sent (make even UVs and send those instead)")
     # Each limit has its own code, and the message says the limit (the add-on shows it as it is).
     for name, value, limit in (("texture_size", settings.texture_size, limits.max_texture_size),
                                ("render_size", settings.render_size, limits.max_render_size),
@@ -161,6 +166,8 @@ def parse_submit(message: Message, limits: ServiceLimits = ServiceLimits()) -> J
         editable = editable.astype(bool)
         if texture is None or not editable.any():
             raise ProtocolError("bad_mesh", "editable faces need a 'texture' (the others keep theirs) and at least one face")
+        if settings.unwrap != "keep":
+            raise ProtocolError("bad_settings", "unwrap round-trip restyles the whole mesh: it takes no 'editable' faces")
     sequence = _sequence(message, limits, settings, style, texture, editable)
     texture_uvs = _texture_uvs(message, mesh, texture, editable)
     return JobRequest(mesh, style, texture, settings, _preview(message.fields.get("preview")), editable, sequence,
@@ -218,6 +225,8 @@ def _sequence(message: Message, limits: ServiceLimits, settings: StyleSettings, 
         raise ProtocolError("bad_settings", "a sequence restyles the whole object: it takes no 'editable' faces")
     if settings.param != "fourier" or settings.style_loss != "gram":
         raise ProtocolError("bad_settings", "a sequence needs param fourier and style_loss gram")
+    if settings.unwrap != "keep":
+        raise ProtocolError("bad_settings", "a sequence keeps the mesh's uvs: it takes no unwrap")
     return SequenceRequest(frames, style_to, to == "original", objective_to if to == "channel" else "", independent)
 
 

@@ -563,7 +563,7 @@ def stylize(
         mesh = unwrapped
 
     def carried(state: Progress) -> None:  # previews in the UVs the result comes in
-        progress(state if state.texture is None else replace(state, texture=carry(state.texture)))
+        progress(state if state.texture is None else replace(state, texture=carry.preview(state.texture)))
 
     job = StyleJob(mesh, style_image, settings, original_texture, pick_device(settings.device), editable)
     report_progress = carried if carry is not None and progress is not None else progress

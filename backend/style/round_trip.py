@@ -17,8 +17,7 @@ import torch
 
 from ..mesh import Mesh
 from ..mesh.seams import find_seams
-from ..texture.interpolate import surface_uv
-from ..texture.sample import sample
+from ..texture import build_pyramid, gather, plan_samples, pyramid_layout, surface_uv
 from ..texture.uv_layout import grow, uv_fragments
 from .finishing import finish_texture, uv_island_mask
 from .settings import StyleSettings
@@ -37,26 +36,39 @@ class BackToOwnUVs:
         self.own = torch.from_numpy(np.ascontiguousarray(mesh.uvs, np.float32))
         fragments = uv_fragments(self.own, size)
         self.inside = fragments.mask
-        self.pixel, self.points, footprint = surface_uv(
-            torch.from_numpy(np.ascontiguousarray(even_uvs, np.float32)), fragments)
+        self.pixel, points, footprint = surface_uv(torch.from_numpy(np.ascontiguousarray(even_uvs, np.float32)),
+                                                   fragments)
         # Half the footprint: the renders filter the delivered texture over their own footprints again, and
         # filtering over the whole one here as well took a tenth of Bob's local contrast (a twenty-fifth at half of
         # it), while a texel that stands for more than two of the new layout's along an axis still averages them.
-        self.footprint = footprint * FOOTPRINT
+        # Planned once: the lookups are the same for every texture carried back (each preview's too).
+        self.plan = plan_samples(*pyramid_layout(size, size), points, footprint * FOOTPRINT,
+                                 "linear-mipmap-linear", "clamp")
         self.island = uv_island_mask(self.own, size)
         self.original = torch.from_numpy(np.ascontiguousarray(original, np.float32)) if original is not None else None
         self.seams = find_seams(mesh, settings.boundary == "wrap") if settings.margin > 0 else None
 
-    def __call__(self, texture: np.ndarray) -> np.ndarray:
-        """(S, S, C) texture in the even UVs -> (S, S, C) in the own UVs, finished."""
+    def _moved(self, texture: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+        """The texture read at each own texel's surface point: (S, S, C), and which texels have a value."""
         source = torch.from_numpy(np.ascontiguousarray(texture, np.float32))
         moved = torch.zeros(self.size * self.size, source.shape[-1])
-        moved[self.pixel] = sample(source, self.points, self.footprint, filter="linear-mipmap-linear",
-                                   boundary="clamp")
+        moved[self.pixel] = gather(build_pyramid(source).texels, self.plan)
         # texels that an island covers only partly (its rim) take their inside neighbours' mean, as the seen texels
         # of a job in its own UVs have values there
-        moved, known = grow(moved.view(self.size, self.size, -1), self.inside, 1)
+        return grow(moved.view(self.size, self.size, -1), self.inside, 1)
+
+    def __call__(self, texture: np.ndarray) -> np.ndarray:
+        """(S, S, C) texture in the even UVs -> (S, S, C) in the own UVs, finished."""
+        moved, known = self._moved(texture)
         s = self.settings
         finished, _ = finish_texture(moved, known, self.island, self.original, s.margin, self.seams, self.own,
                                      s.boundary)
         return finished.numpy().astype(np.float32)
+
+    def preview(self, texture: np.ndarray) -> np.ndarray:
+        """A preview in the own UVs: the islands carried back, the original (or black) around them, unfinished as a
+        job's previews are. Finishing (seam gutters, padding) would cost a preview ten times as much: 0.5-0.7 s against
+        0.05-0.07 s on Spot at 1024^2."""
+        moved, known = self._moved(texture)
+        around = self.original if self.original is not None else torch.zeros_like(moved)
+        return torch.where(known[..., None], moved, around).numpy().astype(np.float32)

@@ -220,3 +220,41 @@ def test_even_uv_room_lowers_the_angle_limit_until_blubs_fins_do_not_fold(bpy_cl
     even = evaluated_corner_uvs(bpy.context, obj, EVEN_NAME)
     assert overlapping_share(even) == 0 and density_quantile(even) > 0.8
     assert obj.data.uv_layers.active.name == own and obj.data.uv_layers[own].active_render
+
+
+def test_keep_own_uvs_restyles_in_even_uvs_and_hands_the_image_back_in_the_objects_own_map(bpy_clean, backend):
+    """Even UV Room with Keep Own UVs: the backend's round trip. No map is added, the styled image is shown through
+    the object's own UVs as the original was, every texel under the surface was restyled, and the picture is not
+    the one the same job makes in the own UVs (which two runs give bit for bit)."""
+    from blender_addon.write_back import UV_MAP_KEY
+
+    bpy = bpy_clean
+    obj, original, node = painted(bpy)
+    before = image_rgba(original)
+    feeding = node.inputs["Vector"].links[0].from_node if node.inputs["Vector"].links else None
+    with pytest.raises(RuntimeError, match="turn off Keep Own UVs"):
+        bpy.ops.styletex.stylize(style_path=str(STYLE), steps=1, even_uvs=True, keep_own_uvs=True, animate=True,
+                                 address=backend.address, **JOB)
+
+    def styled(**options) -> np.ndarray:
+        assert bpy.ops.styletex.stylize(style_path=str(STYLE), steps=4, address=backend.address, **JOB,
+                                        **options) == {"FINISHED"}
+        image = bpy.data.images["Original_styled"]
+        assert base_color_node(obj).image == image and UV_MAP_KEY not in image
+        assert (node.inputs["Vector"].links[0].from_node if node.inputs["Vector"].links else None) == feeding
+        pixels = image_rgba(image)[..., :3]
+        assert bpy.ops.styletex.revert() == {"FINISHED"}
+        bpy.data.images.remove(image)
+        return pixels
+
+    plain, again = styled(), styled()
+    trip = styled(even_uvs=True, keep_own_uvs=True)
+    assert [layer.name for layer in obj.data.uv_layers] == ["UVMap"]
+    obj.data.calc_loop_triangles()
+    uvs = np.array([[tuple(obj.data.uv_layers[0].data[i].uv) for i in t.loops] for t in obj.data.loop_triangles],
+                   np.float32)
+    inside = texels_inside(uvs, 32)
+    assert inside.mean() > 0.3
+    assert np.abs(trip[inside] - before[inside][:, :3]).mean() > 0.1
+    np.testing.assert_array_equal(plain, again)
+    assert np.abs(trip[inside] - plain[inside]).mean() > 0.005

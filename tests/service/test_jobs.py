@@ -175,6 +175,43 @@ def test_server_and_command_line_give_the_same_texture(world, main):
                                rtol=1e-4)
 
 
+
+def test_a_round_trip_job_comes_back_in_the_uvs_it_was_sent_in(main):
+    """unwrap round-trip over the service: the backend restyles in even UVs of its own and hands result and previews
+    back in the client's, as the same job run in process does; 'even' (new UVs) and round trips of selected faces or
+    sequences are refused with bad_settings."""
+    import torch
+
+    from backend.formats.images import load_image
+    from backend.style.engine import stylize
+    from backend.style.settings import StyleSettings
+
+    texture = np.random.default_rng(7).integers(0, 256, (32, 32, 3), dtype=np.uint8)
+    settings = job_settings(unwrap="round-trip", init="original", steps=2)
+    with main.client() as client:
+        job = client.submit(MESH.positions, MESH.faces, MESH.uvs, STYLE_BYTES, settings, texture=texture,
+                            preview={"every": 1, "max_size": 0, "format": "float32"})
+        events = finish(client, job)
+        result = events[-1]
+        assert result.type == "result", result.fields
+        assert result.fields["report"]["settings"]["unwrap"] == "round-trip"
+        previews = [e.arrays["preview"] for e in events[:-1] if "preview" in e.arrays]
+        assert len(previews) == 2 and all(p.shape == (32, 32, 4) for p in previews)
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)  # as the server runs (environment()): sums in the same order
+        try:
+            local = stylize(MESH, [load_image(STYLE)], StyleSettings(**settings).validate(), texture / np.float32(255))
+        finally:
+            torch.set_num_threads(threads)
+        served = np.asarray(result.arrays["texture"])
+        assert np.abs(served - local.texture).max() < 1e-4
+        for bad, extra, words in (({"unwrap": "even"}, {}, "keep or round-trip"),
+                                  ({}, {"editable": np.ones(len(MESH.faces), bool)}, "no 'editable' faces")):
+            with pytest.raises(ServerError) as info:
+                client.submit(MESH.positions, MESH.faces, MESH.uvs, STYLE_BYTES, {**settings, **bad}, texture=texture,
+                              **extra)
+            assert info.value.code == "bad_settings" and words in str(info.value), str(info.value)
+
 # --- several clients -----------------------------------------------------------------------------
 
 

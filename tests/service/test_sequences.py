@@ -65,3 +65,11 @@ def test_bad_sequences_are_refused_with_a_code(main, sequence, style_to, code, w
         with pytest.raises(ServerError) as caught:
             submit_sequence(client, sequence, style_to=style_to)
     assert caught.value.code == code and words in str(caught.value), (caught.value.code, str(caught.value))
+
+
+def test_a_sequence_takes_no_round_trip(main):
+    """Its frames are shown through the UVs they are made in; a round trip would hand them back in others."""
+    with main.client() as client:
+        with pytest.raises(ServerError) as caught:
+            submit_sequence(client, {"frames": 3, "to": "painting"}, unwrap="round-trip")
+    assert caught.value.code == "bad_settings" and "it takes no unwrap" in str(caught.value)

@@ -49,32 +49,27 @@ class Coverage:
             self._at[size] = (weight, covered, flat.index_select(2, covered).sqrt(), total)
         return self._at[size]
 
-    def cells(self, like: torch.Tensor, tiles: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def cells(self, like: torch.Tensor, tiles: int) -> tuple[torch.Tensor, list[int], torch.Tensor, torch.Tensor]:
         """For features `like` (B, C, h, w) cut into a tiles x tiles grid (fewer along an axis shorter than that): the
-        flat positions some view covers, cell by cell, each cell's padded to the fullest's count (cells * n,),
-        their weights' square roots over their cell's summed weight's (B, cells, 1, n; 0 for padding) and each
-        cell's summed weight (B, cells)."""
+        flat positions some view covers, cell by cell (n,), where each cell's run starts and ends in them (cells + 1
+        bounds), their weights' square roots over their cell's summed weight's (B, n) and each cell's summed weight
+        (B, cells)."""
         h, w = like.shape[-2:]
         key = (h, w, tiles)
         if key not in self._cells:
             weight, covered, root, _ = self.at(like)
             down, across = min(tiles, h), min(tiles, w)
             cell = ((covered // w) * down // h) * across + (covered % w) * across // w  # each covered position's cell
-            t2 = down * across
+            cells = down * across
             order = torch.argsort(cell, stable=True)
-            counts = torch.bincount(cell, minlength=t2)
-            n = max(int(counts.max()), 1) if len(cell) else 1
-            rank = torch.arange(len(cell), device=cell.device) - torch.repeat_interleave(torch.cumsum(counts, 0) - counts, counts)
-            slot = cell[order] * n + rank
-            index = torch.zeros(t2 * n, dtype=covered.dtype, device=covered.device)
-            index[slot] = covered[order]
+            counts = torch.bincount(cell, minlength=cells)
+            bounds = [0, *torch.cumsum(counts, 0).tolist()]
             flat = weight.reshape(weight.shape[0], -1)
-            total = torch.zeros(weight.shape[0], t2, dtype=weight.dtype, device=weight.device)
+            total = torch.zeros(weight.shape[0], cells, dtype=weight.dtype, device=weight.device)
             total.index_add_(1, cell, flat.index_select(1, covered))
-            roots = root.new_zeros(root.shape[0], t2 * n)
             # each cell's normalization (1 / its summed weight) folded in here, not divided out of C x C products
-            roots[:, slot] = root[:, 0, order] / total.clamp(min=1e-6).sqrt()[:, cell[order]]
-            self._cells[key] = (index, roots.reshape(-1, t2, 1, n), total)
+            roots = root[:, 0, order] / total.clamp(min=1e-6).sqrt()[:, cell[order]]
+            self._cells[key] = (covered[order], bounds, roots, total)
         return self._cells[key]
 
 
@@ -227,18 +222,44 @@ def tile_grams(features: torch.Tensor, mask: Coverage, tiles: int) -> tuple[torc
     (B, tiles^2, C, C) and each cell's summed coverage weight (B, tiles^2). Along an axis shorter than the grid the
     map has one cell per position; an uncovered cell's Gram is zero.
 
-    Only covered positions enter the products, as in gram(), each cell's padded to the fullest cell's count
-    with weightless ones; so the cells' products together cost about what the whole view's does."""
+    Only covered positions enter the products, as in gram(), each cell's its own product over its run of them: so
+    the cells' products together cost what the whole view's does (cells padded to the fullest one's count, as one
+    batched product, did half as much work again on Spot's views)."""
     b, c = features.shape[:2]
-    index, root, total = mask.cells(features, tiles)
-    cells, count = root.shape[1], root.shape[-1]
+    index, bounds, root, total = mask.cells(features, tiles)
     rows = features.is_contiguous(memory_format=torch.channels_last) and not features.is_contiguous()
     if rows:  # (B, N, C) rows without a copy, as in gram()
         picked = select_rows(features.permute(0, 2, 3, 1).reshape(b, -1, c), index)
-        picked = picked.reshape(b, cells, count, c).transpose(2, 3)
     else:
-        picked = features.reshape(b, c, -1).index_select(2, index).reshape(b, c, cells, count).transpose(1, 2)
-    return _SelfProduct.apply((picked * root).reshape(b * cells, c, count)).reshape(b, cells, c, c), total
+        picked = features.reshape(b, c, -1).index_select(2, index).transpose(1, 2)
+    return _CellProducts.apply(picked * root[..., None], bounds), total
+
+
+class _CellProducts(torch.autograd.Function):
+    """(B, n, C) rows in runs (bounds: where each of K runs starts, and the last ends) -> (B, K, C, C): each run's
+    A^T A, one matrix product a run, and one a run for the gradient ((dG + dG^T) applied to the run's rows)."""
+
+    @staticmethod
+    def forward(ctx, rows: torch.Tensor, bounds: list[int]) -> torch.Tensor:
+        b, _, c = rows.shape
+        out = rows.new_empty(b, len(bounds) - 1, c, c)
+        for v in range(b):
+            for k, (start, end) in enumerate(zip(bounds, bounds[1:])):
+                run = rows[v, start:end]
+                torch.mm(run.transpose(0, 1), run, out=out[v, k])
+        ctx.save_for_backward(rows)
+        ctx.bounds = bounds
+        return out
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        (rows,) = ctx.saved_tensors
+        symmetric = grad + grad.transpose(-1, -2)
+        out = torch.empty(rows.shape, dtype=rows.dtype, device=rows.device)
+        for v in range(rows.shape[0]):
+            for k, (start, end) in enumerate(zip(ctx.bounds, ctx.bounds[1:])):
+                torch.mm(rows[v, start:end], symmetric[v, k], out=out[v, start:end])
+        return out, None
 
 
 def merged_gram(grams: torch.Tensor, total: torch.Tensor) -> torch.Tensor:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from dataclasses import replace
 from pathlib import Path
 
@@ -138,18 +139,22 @@ def test_a_round_trip_hands_back_the_surface_in_the_own_uvs():
                   ).abs().mean()) > 0.05
 
 
-def test_a_round_trip_job_keeps_the_mesh_uvs_and_says_how_much_room_they_give():
-    sphere = uv_sphere(8, 16)
-    style = load_image(STYLE)
-    original = np.full((32, 32, 3), 0.7, np.float32)
-    settings = StyleSettings(steps=2, texture_size=64, render_size=32, features="random", unwrap="round-trip",
+def small_round_trip(steps: int):
+    """A sphere, a painting, a light original and the settings of a small round-trip job previewing every step."""
+    settings = StyleSettings(steps=steps, texture_size=64, render_size=32, features="random", unwrap="round-trip",
                              preview_every=1)
+    return uv_sphere(8, 16), load_image(STYLE), np.full((32, 32, 3), 0.7, np.float32), settings
+
+
+def test_a_round_trip_job_keeps_the_mesh_uvs_and_says_how_much_room_they_give():
+    sphere, style, original, settings = small_round_trip(2)
     previews = []
     result = stylize(sphere, style, settings, original, progress=lambda p: previews.append(p.texture))
     assert result.uvs is None and result.texture.shape == (64, 64, 3)
     assert result.report["settings"]["unwrap"] == "round-trip"
     assert result.report["uv_room"] == uv_room(sphere, 64).to_dict() != uv_room(even_uvs(sphere, 64), 64).to_dict()
     assert len(previews) == 2 and all(p.shape == (64, 64, 3) for p in previews)
+    assert result.report["polish_steps"] == 0  # too short a job to polish
     bare = stylize(sphere, style, replace(settings, steps=1, preview_every=0), None).texture  # no original: grown
     assert bare.shape == (64, 64, 3) and np.isfinite(bare).all() and float(bare.std()) > 0
     with pytest.raises(StyleTexError, match="unselected"):
@@ -157,6 +162,23 @@ def test_a_round_trip_job_keeps_the_mesh_uvs_and_says_how_much_room_they_give():
     with pytest.raises(StyleTexError, match="round-trip is for single textures"):
         stylize_sequence(sphere, style, style, settings, 2, original)
 
+
+def test_a_round_trip_polishes_in_the_own_uvs_at_the_end_and_reports_the_whole_job():
+    sphere, style, original, settings = small_round_trip(7)
+    states = []
+    result = stylize(sphere, style, settings, original, progress=states.append)
+    report = result.report
+    assert report["polish_steps"] == 1 and report["steps_done"] == 7 and report["settings"]["steps"] == 7
+    assert [entry["step"] for entry in report["loss"]] == list(range(1, 8))
+    assert [(s.step, s.steps) for s in states] == [(k, 7) for k in range(1, 8)] and states[-1].eta == 0
+    assert all(s.texture is not None and s.texture.shape == (64, 64, 3) for s in states)
+    # the last preview is the polished texture before finishing: the result on the islands' texels
+    inside = uv_island_mask(torch.from_numpy(sphere.uvs), 64, grown=False).numpy()
+    assert np.abs(states[-1].texture - result.texture)[inside].mean() < 0.02
+    # a job cancelled before its polish hands back what it carried
+    cancel = threading.Event()
+    stopped = stylize(sphere, style, settings, original, progress=lambda s: s.step == 2 and cancel.set(), cancel=cancel)
+    assert stopped.cancelled and stopped.report["steps_done"] == 2 and stopped.report["polish_steps"] == 0
 
 def test_the_command_line_round_trip_writes_the_texture_alone(tmp_path, capsys):
     mesh_path = tmp_path / "sphere.obj"

@@ -10,7 +10,7 @@ import pytest
 from backend.formats.obj import read_obj
 from backend.mesh import make_mesh
 from backend.mesh.primitives import many_island_sphere, stretched_tube, two_island_sphere
-from backend.mesh.uv_room import uv_axes, uv_room
+from backend.mesh.uv_room import starved_faces, uv_axes, uv_room
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -60,6 +60,9 @@ def test_starved_share_counts_the_thin_faces_area_and_names_it_in_the_note():
     # 1/5 x 1/20 is 6.3 times fewer texels than the median along its thin axis, stretched 4 : 1: room enough.
     even = uv_room(squares([0.5, 0.5, 0.5, 0.5, 0.05]), 512)
     assert even.starved_share == 0 and even.note() == ""
+    # the faces themselves (a round trip keeps them as carried back)
+    np.testing.assert_array_equal(starved_faces(squares([0.5, 0.5, 0.5, 0.5, 0.02]), 512), [False] * 8 + [True] * 2)
+    assert not starved_faces(squares([0.5, 0.5, 0.5, 0.5, 0.05]), 512).any()
 
 
 def test_the_bundled_and_procedural_meshes():

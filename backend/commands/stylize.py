@@ -24,9 +24,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", required=True, help="output texture PNG (sRGB-encoded, like the input texture)")
     parser.add_argument("--unwrap", choices=("keep", "even", "round-trip"), default="keep",
                         help="even: restyle in new UVs of even texel density, for meshes whose own UVs give parts of "
-                             "the surface too little room (written with --out-mesh); round-trip: restyle in them and "
-                             "hand the texture back in the mesh's own UVs, for islands packed denser or sparser than "
-                             "the rest (strokes of one size on the surface)")
+                             "the surface too little room (written with --out-mesh); round-trip: restyle in them, "
+                             "hand the texture back in the mesh's own UVs and polish it there for the last 15 %% of "
+                             "the steps, for islands packed denser or sparser than the rest (strokes of one size on "
+                             "the surface)")
     parser.add_argument("--out-mesh", metavar="OUT.obj", help="with --unwrap even: the mesh with its new UVs (OBJ)")
     parser.add_argument("--previews", help="folder for texture snapshots during the run")
     parser.add_argument("--preview-every", type=positive_int, default=25, help="steps between previews (with --previews)")

@@ -74,6 +74,22 @@ def weighted_median(values: np.ndarray, weights: np.ndarray) -> float:
     return float(values[order][np.searchsorted(cumulative, cumulative[-1] / 2)])
 
 
+def _starved(area: np.ndarray, major: np.ndarray, minor: np.ndarray, texture_size: int) -> tuple[np.ndarray, float]:
+    """(F,) bool: faces whose thin axis gets under 1/STARVED of the median density of the faces weighted by `area`,
+    and that median (texels per unit of surface)."""
+    density = np.sqrt(major * minor) * texture_size
+    median = weighted_median(density, area)
+    return minor * texture_size < median / STARVED, median
+
+
+def starved_faces(mesh: Mesh, texture_size: int) -> np.ndarray:
+    """(F,) bool: the faces whose UVs give too little room for strokes on a texture_size^2 texture (see uv_room)."""
+    area, major, minor = uv_axes(mesh)
+    if area.sum() <= 0:
+        return np.zeros(len(area), dtype=bool)
+    return _starved(area, major, minor, texture_size)[0]
+
+
 def uv_room(mesh: Mesh, texture_size: int, faces: np.ndarray | None = None) -> UVRoom:
     """The shares of `mesh`'s surface area whose UVs give it too little room on a texture_size^2 texture;
     with `faces` (F,) bool, of those faces' area alone (a job that restyles a selection)."""
@@ -83,8 +99,6 @@ def uv_room(mesh: Mesh, texture_size: int, faces: np.ndarray | None = None) -> U
     total = float(area.sum())
     if total <= 0:
         return UVRoom(0.0, 0.0, 0.0)
-    density = np.sqrt(major * minor) * texture_size
-    median = weighted_median(density, area)
-    starved = minor * texture_size < median / STARVED
+    starved, median = _starved(area, major, minor, texture_size)
     stretched = major > STARVED * minor
     return UVRoom(float(area[starved].sum() / total), float(area[stretched].sum() / total), median)

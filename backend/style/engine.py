@@ -24,7 +24,7 @@ from ..render import MeshTensors, facing, place, plan_shading, rasterize_view, s
 from ..mesh.regions import surface_regions
 from ..mesh.seams import find_seams
 from ..mesh.unwrap import even_uvs
-from ..mesh.uv_room import uv_room
+from ..mesh.uv_room import starved_faces, uv_room
 from ..texture import build_pyramid, pyramid_layout
 from ..texture.transfer import transfer_texture
 from ..texture.sample import ANISOTROPY, gather_all
@@ -40,7 +40,7 @@ from .losses import (Coverage, StyleMemory, channel_objective, colour_layout, co
 from .nnfm import feature_rows, nnfm_layers, nnfm_loss
 from .parameterization import make_texture_parameter
 from .progress import Progress, StyleResult
-from .round_trip import BackToOwnUVs
+from .round_trip import BackToOwnUVs, polish_steps
 from .seam_loss import SeamTerm
 from .settings import StyleSettings, parse_blend, parse_layer_weights, parse_objective
 from .spectrum_size import filter_for, probe_footprints, resolvable_shape
@@ -544,43 +544,76 @@ def stylize(
     settings.validate()
     check_mesh(mesh)
     started = time.perf_counter()
-    new_uvs, carry, own_mesh = None, None, mesh
-    if settings.unwrap != "keep":
-        if editable is not None:
-            raise StyleTexError(f"unwrap {settings.unwrap} restyles the whole mesh in new UVs: it cannot keep "
-                                "unselected faces' texels")
+    if settings.unwrap != "keep" and editable is not None:
+        raise StyleTexError(f"unwrap {settings.unwrap} restyles the whole mesh in new UVs: it cannot keep "
+                            "unselected faces' texels")
+    if settings.unwrap == "round-trip":
+        return _round_trip(mesh, style_image, settings, original_texture, progress, cancel, started)
+    new_uvs = None
+    if settings.unwrap == "even":
         unwrapped = even_uvs(mesh, settings.texture_size)
-        own_original = None
         if original_texture is not None:
-            if settings.unwrap == "round-trip":
-                own_original = resize_square(np.asarray(original_texture)[..., :3], settings.texture_size)
             original_texture = transfer_texture(np.asarray(original_texture)[..., :3], mesh.uvs, unwrapped.uvs,
                                                 settings.texture_size)
-        if settings.unwrap == "even":
-            new_uvs = unwrapped.uvs
-        else:
-            carry = BackToOwnUVs(unwrapped.uvs, mesh, own_original, settings)
-        mesh = unwrapped
-
-    def carried(state: Progress) -> None:  # previews in the UVs the result comes in
-        progress(state if state.texture is None else replace(state, texture=carry.preview(state.texture)))
-
+        new_uvs, mesh = unwrapped.uvs, unwrapped
     job = StyleJob(mesh, style_image, settings, original_texture, pick_device(settings.device), editable)
-    report_progress = carried if carry is not None and progress is not None else progress
-    history, cancelled, loop_seconds = run_steps(job, report_progress, cancel, started)
+    history, cancelled, loop_seconds = run_steps(job, progress, cancel, started)
     texture, coverage = job.finish()
-    if carry is not None:
-        texture = carry(texture)
-    delivered = own_mesh if carry is not None else None  # the UV room of the UVs the texture comes in
-    report = job_report(job, history, cancelled, started, loop_seconds, coverage, delivered)
+    report = job_report(job, history, cancelled, started, loop_seconds, coverage)
     return StyleResult(texture, report, cancelled, new_uvs)
 
 
+def _round_trip(mesh: Mesh, style_image, settings: StyleSettings, original_texture: np.ndarray | None,
+                progress: Callable[[Progress], None] | None, cancel: threading.Event | None, started: float
+                ) -> StyleResult:
+    """unwrap round-trip (round_trip.py): the job in UVs of even density, its texture carried back into the mesh's
+    own UVs, then polished there for the last POLISH of the steps (faces with too little room in them kept as
+    carried). Previews come in the own UVs throughout; the report is the whole job's."""
+    device = pick_device(settings.device)
+    unwrapped = even_uvs(mesh, settings.texture_size)
+    own_original, moved = None, None
+    if original_texture is not None:
+        own_original = resize_square(np.asarray(original_texture)[..., :3], settings.texture_size)
+        moved = transfer_texture(np.asarray(original_texture)[..., :3], mesh.uvs, unwrapped.uvs, settings.texture_size)
+    carry = BackToOwnUVs(unwrapped.uvs, mesh, own_original, settings)
+    roomy = ~starved_faces(mesh, settings.texture_size)
+    polish = polish_steps(settings.steps) if roomy.any() else 0
+
+    def carried(state: Progress) -> None:
+        progress(state if state.texture is None else replace(state, texture=carry.preview(state.texture)))
+
+    job = StyleJob(unwrapped, style_image, replace(settings, steps=settings.steps - polish), moved, device)
+    history, cancelled, loop_seconds = run_steps(job, carried if progress is not None else None, cancel, started,
+                                                 total=settings.steps)
+    texture, coverage = job.finish()
+    report = job_report(job, history, cancelled, started, loop_seconds, coverage, mesh)
+    del job  # its network, views and spectrum
+    texture = carry(texture)
+    report.update(settings=settings.to_dict(), polish_steps=0)
+    if polish and not cancelled:
+        # The carried texture is the start and the content: its strokes stay and the filtering of the trip back is
+        # sharpened away. A spectrum of the texture's size starts from it exactly.
+        polisher = StyleJob(mesh, style_image, replace(settings, unwrap="keep", steps=polish, init="original",
+                                                       spectrum_size=settings.texture_size),
+                            texture, device, None if roomy.all() else roomy)
+        more, cancelled, seconds = run_steps(polisher, progress, cancel, started, done=len(history),
+                                             total=settings.steps)
+        texture = polisher.finish()[0]
+        history += [{**entry, "step": len(history) + entry["step"]} for entry in more]
+        loop_seconds += seconds
+        report.update(steps_done=len(history), cancelled=cancelled, loss=history, polish_steps=len(more),
+                      seconds_per_step=loop_seconds / max(len(history), 1))
+    report["seconds"] = time.perf_counter() - started
+    return StyleResult(texture, report, cancelled, None)
+
+
 def run_steps(job: StyleJob, progress: Callable[[Progress], None] | None, cancel: threading.Event | None,
-              started: float) -> tuple[list[dict], bool, float]:
+              started: float, done: int = 0, total: int | None = None) -> tuple[list[dict], bool, float]:
     """The loop: job.step() until the steps are done or `cancel` is set, reporting each step (with job.texture()
-    at the preview cadence). Returns the steps' losses, whether it was cancelled and the loop's seconds."""
+    at the preview cadence). Returns the steps' losses, whether it was cancelled and the loop's seconds. A job that
+    is one part of a longer one reports its steps after `done` others, of `total` in all."""
     settings = job.settings
+    total = total or done + settings.steps
     loop_started = time.perf_counter()
     history: list[dict] = []
     cancelled = False
@@ -591,10 +624,11 @@ def run_steps(job: StyleJob, progress: Callable[[Progress], None] | None, cancel
         history.append({"step": step, **job.step()})
         if progress is not None:
             elapsed = time.perf_counter() - loop_started
-            preview = bool(settings.preview_every) and (step % settings.preview_every == 0 or step == settings.steps)
+            at = done + step
+            preview = bool(settings.preview_every) and (at % settings.preview_every == 0 or at == total)
             losses = history[-1]
-            progress(Progress(step, settings.steps, losses["total"], losses["style"], losses["content"],
-                              time.perf_counter() - started, elapsed / step * (settings.steps - step),
+            progress(Progress(at, total, losses["total"], losses["style"], losses["content"],
+                              time.perf_counter() - started, elapsed / step * (total - at),
                               job.texture().cpu().numpy() if preview else None,
                               f"{job.net.kind} ({job.net.reason})"))
     return history, cancelled, time.perf_counter() - loop_started

@@ -23,6 +23,15 @@ from .finishing import finish_texture, uv_island_mask
 from .settings import StyleSettings
 
 FOOTPRINT = 0.5  # of an own texel's footprint in the new layout, over which it averages the restyled texture
+# The share of a job's steps spent polishing the carried texture in the own UVs: the trip back filters it (a fifth of
+# its local contrast), and there the strokes are sharpened again while their size on the surface stays. Of 0.08,
+# 0.15, 0.25 and 0.4, 0.15 came closest to the painting on each pair tried (docs/BENCHMARKS.md).
+POLISH = 0.15
+
+
+def polish_steps(steps: int) -> int:
+    """How many of a round trip's `steps` polish its texture in the own UVs (none for a job of under 7)."""
+    return int(steps * POLISH)
 
 
 class BackToOwnUVs:

@@ -551,16 +551,21 @@ def stylize(
         return _round_trip(mesh, style_image, settings, original_texture, progress, cancel, started)
     new_uvs = None
     if settings.unwrap == "even":
-        unwrapped = even_uvs(mesh, settings.texture_size)
-        if original_texture is not None:
-            original_texture = transfer_texture(np.asarray(original_texture)[..., :3], mesh.uvs, unwrapped.uvs,
-                                                settings.texture_size)
-        new_uvs, mesh = unwrapped.uvs, unwrapped
+        mesh, original_texture = _in_even_uvs(mesh, original_texture, settings.texture_size)
+        new_uvs = mesh.uvs
     job = StyleJob(mesh, style_image, settings, original_texture, pick_device(settings.device), editable)
     history, cancelled, loop_seconds = run_steps(job, progress, cancel, started)
     texture, coverage = job.finish()
     report = job_report(job, history, cancelled, started, loop_seconds, coverage)
     return StyleResult(texture, report, cancelled, new_uvs)
+
+
+def _in_even_uvs(mesh: Mesh, original_texture: np.ndarray | None, size: int) -> tuple[Mesh, np.ndarray | None]:
+    """The mesh with new UVs of even density (mesh/unwrap.py) and the original texture moved into them (or None)."""
+    unwrapped = even_uvs(mesh, size)
+    if original_texture is None:
+        return unwrapped, None
+    return unwrapped, transfer_texture(np.asarray(original_texture)[..., :3], mesh.uvs, unwrapped.uvs, size)
 
 
 def _round_trip(mesh: Mesh, style_image, settings: StyleSettings, original_texture: np.ndarray | None,
@@ -570,11 +575,9 @@ def _round_trip(mesh: Mesh, style_image, settings: StyleSettings, original_textu
     own UVs, then polished there for the last POLISH of the steps (faces with too little room in them kept as
     carried). Previews come in the own UVs throughout; the report is the whole job's."""
     device = pick_device(settings.device)
-    unwrapped = even_uvs(mesh, settings.texture_size)
-    own_original, moved = None, None
-    if original_texture is not None:
-        own_original = resize_square(np.asarray(original_texture)[..., :3], settings.texture_size)
-        moved = transfer_texture(np.asarray(original_texture)[..., :3], mesh.uvs, unwrapped.uvs, settings.texture_size)
+    unwrapped, moved = _in_even_uvs(mesh, original_texture, settings.texture_size)
+    own_original = (resize_square(np.asarray(original_texture)[..., :3], settings.texture_size)
+                    if original_texture is not None else None)
     carry = BackToOwnUVs(unwrapped.uvs, mesh, own_original, settings)
     roomy = ~starved_faces(mesh, settings.texture_size)
     polish = polish_steps(settings.steps) if roomy.any() else 0

@@ -18,12 +18,11 @@ from backend.mesh.primitives import uv_sphere
 from backend.mesh.unwrap import even_uvs
 from backend.mesh.uv_room import uv_room
 from backend.render import MeshTensors, rasterize_view, shade
-from backend.service.requests import CLIENT_UNWRAP
 from backend.style.engine import stylize
 from backend.style.finishing import SEAM_GUTTER, uv_island_mask
 from backend.style.round_trip import BackToOwnUVs
 from backend.style.sequence import stylize_sequence
-from backend.style.settings import StyleSettings
+from backend.style.settings import OWN_UV_UNWRAPS, StyleSettings
 from backend.texture.transfer import transfer_texture
 from backend.views import ring_cameras
 
@@ -92,7 +91,7 @@ def test_a_job_with_new_uvs_returns_them_and_only_whole_textures_may_have_them()
         stylize_sequence(sphere, style, style, settings, 2, original)
     with pytest.raises(StyleTexError, match="unwrap"):
         StyleSettings(unwrap="smart").validate()
-    assert CLIENT_UNWRAP == ("keep", "round-trip")  # a client sends the UVs it wants the result in
+    assert OWN_UV_UNWRAPS == ("keep", "round-trip")  # what the service and batches take: results in the UVs sent
 
 
 def test_the_command_line_writes_the_mesh_with_its_new_uvs(tmp_path, capsys):

@@ -15,7 +15,7 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 
 from ..errors import StyleTexError
-from ..style.settings import StyleSettings, parse_blend, settings_from_dict
+from ..style.settings import OWN_UV_UNWRAPS, StyleSettings, parse_blend, settings_from_dict
 
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")  # becomes a file name in the output folder
 JOB_FIELDS = {"name", "mesh", "texture", "style", "settings"}
@@ -55,7 +55,7 @@ def _settings(raw, where: str) -> dict:
         settings = settings_from_dict(raw, {f.name for f in fields(StyleSettings)} - {"weights", "device"})
     except StyleTexError as exc:
         raise StyleTexError(f"{where}: {exc}") from None
-    if settings.unwrap not in ("keep", "round-trip"):  # a batch writes textures for the models' own UVs
+    if settings.unwrap not in OWN_UV_UNWRAPS:
         raise StyleTexError(f"{where}: unwrap must be keep or round-trip in a batch, not {settings.unwrap!r}")
     return dict(raw or {})
 

@@ -16,14 +16,13 @@ from .protocol import MAX_PAINTINGS, Message, ProtocolError, painting_array_name
 
 from ..errors import StyleTexError
 from ..mesh import Mesh, make_mesh
-from ..style.settings import StyleSettings, parse_blend, settings_from_dict
+from ..style.settings import OWN_UV_UNWRAPS, StyleSettings, parse_blend, settings_from_dict
 
 # Settings a client may set. Not 'device' (the server's choice), never 'weights' (a path on the
 # server's disk: a client must not make the server open files). 'unwrap' only as keep or round-trip: a client
 # sends the UVs it wants the result in (and 'texture_uvs' when its texture lies in others), and a round trip
 # hands the result back in them; 'even' would return new UVs, which a client makes itself.
 CLIENT_SETTINGS = {f.name for f in fields(StyleSettings)} - {"device", "weights"}
-CLIENT_UNWRAP = ("keep", "round-trip")
 
 
 @dataclass(frozen=True)
@@ -105,7 +104,7 @@ def _settings(raw: object, limits: ServiceLimits) -> StyleSettings:
         settings = settings_from_dict(raw, CLIENT_SETTINGS)
     except StyleTexError as exc:
         raise ProtocolError("bad_settings", str(exc)) from None
-    if settings.unwrap not in CLIENT_UNWRAP:
+    if settings.unwrap not in OWN_UV_UNWRAPS:
         raise ProtocolError("bad_settings", f"unwrap must be keep or round-trip here, not {settings.unwrap!r}: the result "
                                             "comes in the uvs sent (make even UVs and send those instead)")
     # Each limit has its own code, and the message says the limit (the add-on shows it as it is).

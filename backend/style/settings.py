@@ -12,6 +12,11 @@ from ..texture.sample import BOUNDARIES, FILTERS
 from .parameterization import PARAMETERIZATIONS
 
 
+# The unwrap modes whose result lies in the mesh's own UVs: all that the service and batch manifests take (their
+# results are written into the UVs they were given).
+OWN_UV_UNWRAPS = ("keep", "round-trip")
+
+
 @dataclass
 class StyleSettings:
     """Sizes and steps follow the reference (1024^2 texture, 512^2 renders, 400 steps); the learning rate

@@ -14,9 +14,10 @@ from backend.commands.main import main
 from backend.errors import StyleTexError
 from backend.formats.images import load_image
 from backend.formats.obj import read_obj, write_obj
-from backend.mesh.primitives import uv_sphere
-from backend.mesh.unwrap import even_uvs
-from backend.mesh.uv_room import uv_room
+from backend.mesh.primitives import many_island_sphere, uv_sphere
+from backend.mesh.seams import find_seams
+from backend.mesh.unwrap import even_layout, even_uvs, repacked_uvs
+from backend.mesh.uv_room import uv_axes, uv_room, weighted_median
 from backend.render import MeshTensors, rasterize_view, shade
 from backend.style.engine import stylize
 from backend.style.finishing import SEAM_GUTTER, uv_island_mask
@@ -53,6 +54,38 @@ def test_new_uvs_give_every_part_of_blub_texture_room(blub):
 
     assert density_quantile(blub) < 0.01 and density_quantile(even) > 0.3
     assert uv_room(blub, 1024).note() != "" and uv_room(even, 1024).note() == ""
+
+
+def test_repacked_islands_keep_their_shapes_at_one_density(blub):
+    """Bob's head island has 2.2 times his body's texels per unit of surface. Repacked (repacked_uvs), each island
+    is its own shape again, moved, turned and scaled alike along both axes, and the islands' densities are within a
+    fifth of each other. Blub's tail is starved inside its island, which repacking cannot mend, and the many-island
+    sphere's islands cut it more than new charts would: their even layouts are xatlas's charts (even_layout)."""
+    bob = read_obj(REPO / "data" / "bob" / "bob_tri.obj")
+    packed = repacked_uvs(bob, 1024)
+    assert np.array_equal(packed.faces, bob.faces) and packed.uvs.min() >= 0 and packed.uvs.max() <= 1
+    labels = find_seams(bob, False).island
+    densities = []
+    for mesh in (bob, packed):
+        area, major, minor = uv_axes(mesh)
+        density = np.sqrt(major * minor)
+        densities.append([weighted_median(density[labels == k], area[labels == k]) for k in np.unique(labels)])
+    assert len(densities[0]) == 3 and max(densities[0]) / min(densities[0]) > 2
+    assert max(densities[1]) / min(densities[1]) < 1.25
+    for label in np.unique(labels):
+        own = bob.uvs[labels == label].reshape(-1, 2).astype(np.float64)
+        new = packed.uvs[labels == label].reshape(-1, 2).astype(np.float64)
+        affine = np.concatenate([own, np.ones((len(own), 1))], axis=1)
+        fit = np.linalg.lstsq(affine, new, rcond=None)[0]
+        assert np.abs(affine @ fit - new).max() < 1e-4
+        stretch = np.linalg.svd(fit[:2], compute_uv=False)
+        assert stretch[0] / stretch[1] < 1.01
+    assert even_layout(bob, 1024).uvs.tolist() == packed.uvs.tolist()
+    assert uv_room(repacked_uvs(blub, 1024), 1024).note() != "" and uv_room(even_layout(blub, 1024), 1024).note() == ""
+    # The many-island sphere's 72 islands cut it more than xatlas's charts do: those are its even layout.
+    islands = many_island_sphere()
+    assert len(np.unique(find_seams(islands, False).island)) == 72
+    assert len(np.unique(find_seams(even_layout(islands, 512), False).island)) < 50
 
 
 def test_a_moved_texture_shows_the_same_surface():

@@ -23,7 +23,7 @@ from ..mesh import Mesh
 from ..render import MeshTensors, facing, place, plan_shading, rasterize_view, shade
 from ..mesh.regions import surface_regions
 from ..mesh.seams import find_seams
-from ..mesh.unwrap import even_uvs
+from ..mesh.unwrap import even_layout
 from ..mesh.uv_room import starved_faces, uv_room
 from ..texture import build_pyramid, pyramid_layout
 from ..texture.transfer import transfer_texture
@@ -561,8 +561,9 @@ def stylize(
 
 
 def _in_even_uvs(mesh: Mesh, original_texture: np.ndarray | None, size: int) -> tuple[Mesh, np.ndarray | None]:
-    """The mesh with new UVs of even density (mesh/unwrap.py) and the original texture moved into them (or None)."""
-    unwrapped = even_uvs(mesh, size)
+    """The mesh with UVs of even density (mesh/unwrap.py: its own islands repacked, or new charts where those starve
+    part of the surface) and the original texture moved into them (or None)."""
+    unwrapped = even_layout(mesh, size)
     if original_texture is None:
         return unwrapped, None
     return unwrapped, transfer_texture(np.asarray(original_texture)[..., :3], mesh.uvs, unwrapped.uvs, size)

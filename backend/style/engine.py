@@ -561,8 +561,8 @@ def stylize(
 
 
 def _in_even_uvs(mesh: Mesh, original_texture: np.ndarray | None, size: int) -> tuple[Mesh, np.ndarray | None]:
-    """The mesh with UVs of even density (mesh/unwrap.py: its own islands repacked, or new charts where those starve
-    part of the surface) and the original texture moved into them (or None)."""
+    """The mesh with UVs of even density (mesh/unwrap.py: its own islands repacked, or new charts where those would
+    starve part of the surface or cut it more) and the original texture moved into them (or None)."""
     unwrapped = even_layout(mesh, size)
     if original_texture is None:
         return unwrapped, None

@@ -57,9 +57,9 @@ def test_new_uvs_give_every_part_of_blub_texture_room(blub):
 
 
 def test_repacked_islands_keep_their_shapes_at_one_density(blub):
-    """Bob's head island has 2.2 times his body's texels per unit of surface. Repacked (repacked_uvs), each island
-    is its own shape again, moved, turned and scaled alike along both axes, and the islands' densities are within a
-    fifth of each other. Blub's tail is starved inside its island, which repacking cannot mend, and the many-island
+    """Bob's head island has 2.2 times the surface's median texels per unit of area, 3 times his sparsest island's.
+    Repacked (repacked_uvs), each island is its own shape again, moved, turned and scaled alike along both axes, and
+    the islands' densities are within a fifth of each other. Blub's tail is starved inside its island, which repacking cannot mend, and the many-island
     sphere's islands cut it more than new charts would: their even layouts are xatlas's charts (even_layout)."""
     bob = read_obj(REPO / "data" / "bob" / "bob_tri.obj")
     packed = repacked_uvs(bob, 1024)

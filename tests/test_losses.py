@@ -315,7 +315,6 @@ def test_tile_grams_are_each_cells_masked_gram_and_merge_into_the_whole_views():
     torch.testing.assert_close(grams[:, 1], small[:, :, 0, 1, None] * small[:, None, :, 0, 1])
 
 
-
 def test_tile_grams_have_the_gradient_of_their_products():
     """Each cell's product and its gradient are written out by hand (one product a cell): checked against finite
     differences, in both memory layouts, with an empty cell."""
@@ -328,6 +327,7 @@ def test_tile_grams_have_the_gradient_of_their_products():
     for layout in (torch.contiguous_format, torch.channels_last):
         f = features(b=2, c=3, h=6, w=7).contiguous(memory_format=layout).requires_grad_()
         assert torch.autograd.gradcheck(lambda x: tile_grams(x, coverage, 2)[0], (f,))
+
 
 def test_tiled_style_loss_sees_halves_that_the_whole_views_gram_does_not():
     """Two regions that each hold one of two feature vectors have the Gram of the whole mixture, as do fine

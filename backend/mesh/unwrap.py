@@ -30,7 +30,8 @@ def even_uvs(mesh: Mesh, texture_size: int) -> Mesh:
     square, but came out a little further from the painting (docs/BENCHMARKS.md), so the square is filled as it is."""
     import xatlas  # only these paths need it
 
-    return _packed(mesh, mesh.positions, mesh.faces, None, xatlas.ChartOptions(), texture_size)[0]
+    uvs = _packed(mesh.positions, mesh.faces, None, xatlas.ChartOptions(), texture_size)[0]
+    return make_mesh(mesh.positions, mesh.faces, uvs, "unwrapped mesh")
 
 
 def repacked_uvs(mesh: Mesh, texture_size: int) -> Mesh:
@@ -50,10 +51,10 @@ def repacked_uvs(mesh: Mesh, texture_size: int) -> Mesh:
     positions = mesh.positions[mesh.faces.reshape(-1)[first]]
     chart = xatlas.ChartOptions()
     chart.use_input_mesh_uvs = True
-    packed, width, height = _packed(mesh, positions, vertex.reshape(-1, 3), mesh.uvs.reshape(-1, 2)[first], chart,
-                                    texture_size)
+    uvs, width, height = _packed(positions, vertex.reshape(-1, 3), mesh.uvs.reshape(-1, 2)[first], chart,
+                                 texture_size)
     # One scale for both axes, so that the islands keep their shapes (Bob's atlas is 1334 x 1036).
-    uvs = packed.uvs * (np.array([width, height], np.float32) / max(width, height, 1))
+    uvs = uvs * (np.array([width, height], np.float32) / max(width, height, 1))
     return make_mesh(mesh.positions, mesh.faces, uvs, "repacked mesh")
 
 
@@ -77,10 +78,10 @@ def _cut_length(mesh: Mesh) -> float:
     return float(find_seams(mesh, wrap=False).length.sum())
 
 
-def _packed(mesh: Mesh, positions: np.ndarray, faces: np.ndarray, uvs: np.ndarray | None, chart, texture_size: int
-            ) -> tuple[Mesh, int, int]:
-    """`mesh` with the UVs of xatlas's atlas of (positions, faces, their input uvs or None) under `chart` options, each
-    axis over [0, 1], and the atlas's width and height in texels."""
+def _packed(positions: np.ndarray, faces: np.ndarray, uvs: np.ndarray | None, chart, texture_size: int
+            ) -> tuple[np.ndarray, int, int]:
+    """The per-corner UVs (F, 3, 2) of xatlas's atlas of (positions, faces, their input uvs or None) under `chart`
+    options, each axis over [0, 1], and the atlas's width and height in texels."""
     import xatlas
 
     atlas = xatlas.Atlas()
@@ -99,4 +100,4 @@ def _packed(mesh: Mesh, positions: np.ndarray, faces: np.ndarray, uvs: np.ndarra
         raise StyleTexError(f"the mesh could not be unwrapped: {error}") from None
     if indices.shape != faces.shape or not np.array_equal(vertices[indices], faces):
         raise StyleTexError("the mesh could not be unwrapped: the unwrapper changed its faces")
-    return make_mesh(mesh.positions, mesh.faces, new_uvs[indices], "unwrapped mesh"), width, height
+    return new_uvs[indices], width, height

@@ -42,13 +42,14 @@ from backend.mesh import Mesh, make_mesh
 from backend.formats.obj import read_obj
 from backend.mesh.primitives import many_island_sphere, stretched_tube, two_island_sphere
 from backend.mesh.seams import find_seams
+from backend.mesh.uv_room import dense_islands
 from backend.render import MeshTensors
 from backend.style.engine import resize_longer_side, resize_square, stylize
 from backend.style.settings import StyleSettings
 from backend.texture.transfer import transfer_texture
 
 from .quality_score import Scorer, laplacian_energy, score_cameras
-from .surface_scores import (colour_spread, dense_faces, dense_island_contrast, local_contrast, luminance_spread,
+from .surface_scores import (colour_spread, dense_island_contrast, local_contrast, luminance_spread,
                              region_balance, seam_balance, seam_step_ratio, surface_regions, view_pairs)
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -148,7 +149,7 @@ def run_pair(name: str, obj: Path | None, texture: Path | None, painting_path: P
     painting_contrast = local_contrast(painting_image)
     row["contrast"] = local_contrast(views["result"], masks) / painting_contrast
     row["contrast_pasted"] = local_contrast(views["pasted"], masks) / painting_contrast
-    dense = dense_faces(mesh, labels)
+    dense = dense_islands(mesh, labels)
     row["dense_contrast"] = (dense_island_contrast(views["result"], fragments, torch.from_numpy(dense).to(scorer.device))
                              if dense is not None else None)
     if original is not None:

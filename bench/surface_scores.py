@@ -19,7 +19,7 @@
   score is their spread.
 - local contrast: the standard deviation of luminance minus its 9x9 mean, over pixels whose whole
   window is covered; the benchmark reports it against the painting's at the same scale (1 = as vivid).
-- dense islands: the local contrast on UV islands packed more than DENSE times as densely as the surface's
+- dense islands: the local contrast on UV islands packed more than DENSE (backend.mesh.uv_room) times as densely as the surface's
   median (texels per unit of length), over that on the rest. One Fourier basis gives strokes one size in
   texels, so such islands come out calmer and finer (Bob's head): about 1 when they do not.
 
@@ -35,9 +35,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from backend.mesh import Mesh
 from backend.mesh.regions import surface_regions as cut_regions
-from backend.mesh.uv_room import uv_axes, weighted_median
 from backend.raster import Fragments
 from backend.render import MeshTensors, surface_points
 from backend.style.balance import affine_residual
@@ -48,8 +46,6 @@ CONTIGUOUS = 3.0
 BAND = 12  # pixels at 256^2 renders, scaled with the render size
 WINDOW = 9
 REGIONS = 8
-DENSE = 1.5  # an island's median density over the surface's, above which it counts as dense
-DENSE_SHARE = 0.05  # of the surface area, at least, in dense islands and in the rest for the score to be given
 
 
 @dataclass(frozen=True)
@@ -158,24 +154,6 @@ def local_contrast(images: torch.Tensor, masks: torch.Tensor | None = None) -> f
         inside = -F.max_pool2d(-masks.float(), WINDOW, stride=1) > 0.5
     values = detail[inside]
     return float(values.std()) if values.numel() > 1 else 0.0
-
-
-def dense_faces(mesh: Mesh, island: np.ndarray) -> np.ndarray | None:
-    """(F,) bool: faces of UV islands (`island`, (F,) labels: find_seams') whose area-weighted median density is
-    more than DENSE times the whole surface's; None unless those islands and the rest each hold DENSE_SHARE of
-    the surface area."""
-    area, major, minor = uv_axes(mesh)
-    density = np.sqrt(major * minor)
-    if area.sum() <= 0:
-        return None
-    median = weighted_median(density, area)
-    dense = np.zeros(len(area), dtype=bool)
-    for label in np.unique(island):
-        faces = island == label
-        if area[faces].sum() > 0 and weighted_median(density[faces], area[faces]) > DENSE * median:
-            dense |= faces
-    share = area[dense].sum() / area.sum()
-    return dense if DENSE_SHARE <= share <= 1 - DENSE_SHARE else None
 
 
 def dense_island_contrast(images: torch.Tensor, fragments: list[Fragments], dense: torch.Tensor) -> float:

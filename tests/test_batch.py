@@ -94,7 +94,7 @@ def test_a_bad_manifest_is_refused_whole_naming_job_and_field(library):
         ({"jobs": [{**good, "settings": {"weights": "/etc/passwd"}}]}, "not allowed setting 'weights'"),
         ({"jobs": [{**good, "style": ["wave.jpg"], "settings": {"style_blend": "1,1"}}]}, "2 weights for 1 painting"),
         ({"jobs": [{**good, "colour": "red"}]}, "unknown field 'colour'"),
-        ({"jobs": [{**good, "settings": {"unwrap": "even"}}]}, "job 'cow'.settings: unwrap must be keep or round-trip"),
+        ({"jobs": [{**good, "settings": {"unwrap": "even"}}]}, "job 'cow'.settings: unwrap must be auto, keep or round-trip"),
     ]
     for manifest, text in cases:
         (library / "bad.json").write_text(json.dumps(manifest))

@@ -12,10 +12,11 @@ from backend.formats.images import load_image
 from backend.mesh.primitives import many_island_sphere, two_island_sphere, uv_sphere
 from backend.render import MeshTensors, rasterize_view, shade
 from backend.mesh.seams import find_seams
+from backend.mesh.uv_room import dense_islands
 from backend.style.engine import resize_longer_side, resize_square
 from backend.style.finishing import finish_texture, uv_island_mask
 from bench.quality_score import score_cameras
-from bench.surface_scores import (REGIONS, bake, colour_spread, dense_faces, dense_island_contrast, local_contrast,
+from bench.surface_scores import (REGIONS, bake, colour_spread, dense_island_contrast, local_contrast,
                                   region_balance, seam_balance, seam_step_ratio, surface_regions, view_pairs)
 
 STARRY = Path(__file__).resolve().parent.parent / "data" / "styles" / "starry_night.jpg"
@@ -107,15 +108,15 @@ def test_the_many_island_sphere_has_dense_islands_and_the_two_island_sphere_none
     """The many-island sphere packs every third column of islands at 0.85 of an atlas cell and the rest at 0.45:
     those columns, a third of its faces, are the dense ones."""
     islands = many_island_sphere()
-    dense = dense_faces(islands, find_seams(islands, True).island)
+    dense = dense_islands(islands, find_seams(islands, True).island)
     assert dense is not None and 0.3 < dense.mean() < 0.37
     sphere = two_island_sphere()
-    assert dense_faces(sphere, find_seams(sphere, True).island) is None
+    assert dense_islands(sphere, find_seams(sphere, True).island) is None
 
 
 def test_dense_island_contrast_is_one_for_strokes_sized_by_the_surface_and_low_for_calm_islands():
     mesh = many_island_sphere()
-    dense = dense_faces(mesh, find_seams(mesh, True).island)
+    dense = dense_islands(mesh, find_seams(mesh, True).island)
     tensors = MeshTensors.from_mesh(mesh)
     fragments = [rasterize_view(tensors, camera, 256) for camera in score_cameras(mesh.center, mesh.radius)]
     texture = bake(tensors, 1024, detailed)  # the same strokes everywhere on the surface

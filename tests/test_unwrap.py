@@ -14,14 +14,14 @@ from backend.commands.main import main
 from backend.errors import StyleTexError
 from backend.formats.images import load_image
 from backend.formats.obj import read_obj, write_obj
-from backend.mesh.primitives import many_island_sphere, uv_sphere
+from backend.mesh.primitives import many_island_sphere, two_island_sphere, uv_sphere
 from backend.mesh.seams import find_seams
 from backend.mesh.unwrap import even_layout, even_uvs, repacked_uvs
-from backend.mesh.uv_room import uv_axes, uv_room, weighted_median
+from backend.mesh.uv_room import dense_islands, uv_axes, uv_room, weighted_median
 from backend.render import MeshTensors, rasterize_view, shade
 from backend.style.engine import stylize
 from backend.style.finishing import SEAM_GUTTER, uv_island_mask
-from backend.style.round_trip import BackToOwnUVs
+from backend.style.round_trip import BackToOwnUVs, auto_unwrap
 from backend.style.sequence import stylize_sequence
 from backend.style.settings import OWN_UV_UNWRAPS, StyleSettings
 from backend.texture.transfer import transfer_texture
@@ -124,7 +124,7 @@ def test_a_job_with_new_uvs_returns_them_and_only_whole_textures_may_have_them()
         stylize_sequence(sphere, style, style, settings, 2, original)
     with pytest.raises(StyleTexError, match="unwrap"):
         StyleSettings(unwrap="smart").validate()
-    assert OWN_UV_UNWRAPS == ("keep", "round-trip")  # what the service and batches take: results in the UVs sent
+    assert OWN_UV_UNWRAPS == ("auto", "keep", "round-trip")  # what the service and batches take: results in the UVs sent
 
 
 def test_the_command_line_writes_the_mesh_with_its_new_uvs(tmp_path, capsys):
@@ -224,3 +224,35 @@ def test_the_command_line_round_trip_writes_the_texture_alone(tmp_path, capsys):
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "--unwrap even" in err, err
     assert not (tmp_path / "b.png").exists()
+
+
+def test_auto_takes_the_round_trip_where_dense_islands_would_come_out_calmer(blub):
+    """unwrap auto (the default): Bob's head island, 13 % of his surface at over 1.5 times its median density, is what
+    the round trip evens out, in his own islands repacked. Blub's dense islands would starve his tail when repacked,
+    the many-island sphere's cut it more than new charts: both keep their own UVs, as does the two-island sphere, whose
+    islands have one density. A job of selected faces keeps them too, and the report says which was taken and why."""
+    bob = read_obj(REPO / "data" / "bob" / "bob_tri.obj")
+    dense = dense_islands(bob, find_seams(bob).island)
+    area = uv_axes(bob)[0]
+    assert dense is not None and 0.1 < area[dense].sum() / area.sum() < 0.2
+    layout, why = auto_unwrap(bob, 256)
+    assert layout is not None and layout.uvs.tolist() == repacked_uvs(bob, 256).uvs.tolist()
+    assert why.startswith("round trip") and "13 % of the surface" in why
+    for mesh, words in ((blub, "starve"), (many_island_sphere(), "starve part of it or cut it more"),
+                        (two_island_sphere(), "one texel density")):
+        layout, why = auto_unwrap(mesh, 256)
+        assert layout is None and why.startswith("kept the own UVs") and words in why, why
+    assert StyleSettings().unwrap == "auto"
+    style, original = load_image(STYLE), load_image(REPO / "data" / "bob" / "bob_diffuse.png")
+    settings = StyleSettings(steps=2, texture_size=64, render_size=32, features="random")
+    result = stylize(bob, style, settings, original)
+    assert result.uvs is None and result.texture.shape == (64, 64, 3)
+    assert result.report["unwrap"] == "round-trip" and result.report["unwrap_reason"].startswith("round trip")
+    assert result.report["uv_room"] == uv_room(bob, 64).to_dict()  # the room of the UVs the texture comes in
+    selected = stylize(bob, style, settings, original, editable=dense)
+    assert selected.report["unwrap"] == "keep" and "selected faces" in selected.report["unwrap_reason"]
+    kept = stylize(bob, style, replace(settings, unwrap="keep"), original)
+    assert kept.report["unwrap"] == "keep" and kept.report["unwrap_reason"] == ""
+    assert not np.allclose(kept.texture, result.texture)
+    # a sequence keeps the own UVs under auto
+    assert len(stylize_sequence(bob, style, style, replace(settings, steps=1), 2, original).frames) == 2

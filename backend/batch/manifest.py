@@ -56,7 +56,7 @@ def _settings(raw, where: str) -> dict:
     except StyleTexError as exc:
         raise StyleTexError(f"{where}: {exc}") from None
     if settings.unwrap not in OWN_UV_UNWRAPS:
-        raise StyleTexError(f"{where}: unwrap must be keep or round-trip in a batch, not {settings.unwrap!r}")
+        raise StyleTexError(f"{where}: unwrap must be auto, keep or round-trip in a batch, not {settings.unwrap!r}")
     return dict(raw or {})
 
 

@@ -22,8 +22,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out-model", metavar="OUT.glb",
                         help="with a glTF input: also write the model with the restyled texture in place of its own")
     parser.add_argument("--out", required=True, help="output texture PNG (sRGB-encoded, like the input texture)")
-    parser.add_argument("--unwrap", choices=("keep", "even", "round-trip"), default="keep",
-                        help="even: restyle in new UVs of even texel density, for meshes whose own UVs give parts of "
+    parser.add_argument("--unwrap", choices=("auto", "keep", "even", "round-trip"), default="auto",
+                        help="auto (the default): round-trip where UV islands packed denser than the rest hold a share "
+                             "of the surface and can be repacked at one density, else keep; keep: restyle in the "
+                             "mesh's own UVs; even: restyle in new UVs of even texel density, for meshes whose own UVs give parts of "
                              "the surface too little room (written with --out-mesh); round-trip: restyle in them, "
                              "hand the texture back in the mesh's own UVs and polish it there for the last 15 %% of "
                              "the steps, for islands packed denser or sparser than the rest (strokes of one size on "
@@ -67,4 +69,6 @@ def run(args: argparse.Namespace) -> int:
         stopped = " (stopped early)" if result.cancelled else ""
         print(f"wrote {args.out}{stopped}: {r['steps_done']} steps, {r['seconds_per_step']:.2f} s/step on {r['device']}, "
               f"coverage {100 * r['coverage']:.1f} %", file=sys.stderr)
+        if r.get("unwrap_reason"):
+            print(f"unwrap auto: {r['unwrap_reason']}", file=sys.stderr)
     return 0

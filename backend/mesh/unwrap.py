@@ -64,14 +64,19 @@ def even_layout(mesh: Mesh, texture_size: int) -> Mesh:
     tail and fins are starved inside their island). The spectrum is smooth inside an island and only the seam term
     joins the two sides of a cut: Bob's 3 islands have a sixth of the cut length of xatlas's charts, the many-island
     sphere's 72 have 1.5 times it, and its patches showed when repacked (docs/BENCHMARKS.md)."""
+    return choose_layout(mesh, texture_size)[0]
+
+
+def choose_layout(mesh: Mesh, texture_size: int) -> tuple[Mesh, str]:
+    """even_layout's mesh, and which layout it is: "repacked" (the own islands) or "charts" (xatlas's)."""
     charts = even_uvs(mesh, texture_size)
     try:
         repacked = repacked_uvs(mesh, texture_size)
     except StyleTexError:
-        return charts
+        return charts, "charts"
     if uv_room(repacked, texture_size).note() != "" or _cut_length(repacked) > _cut_length(charts):
-        return charts
-    return repacked
+        return charts, "charts"
+    return repacked, "repacked"
 
 
 def _cut_length(mesh: Mesh) -> float:

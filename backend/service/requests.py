@@ -19,7 +19,7 @@ from ..mesh import Mesh, make_mesh
 from ..style.settings import OWN_UV_UNWRAPS, StyleSettings, parse_blend, settings_from_dict
 
 # Settings a client may set. Not 'device' (the server's choice), never 'weights' (a path on the
-# server's disk: a client must not make the server open files). 'unwrap' only as keep or round-trip: a client
+# server's disk: a client must not make the server open files). 'unwrap' only as auto, keep or round-trip: a client
 # sends the UVs it wants the result in (and 'texture_uvs' when its texture lies in others), and a round trip
 # hands the result back in them; 'even' would return new UVs, which a client makes itself.
 CLIENT_SETTINGS = {f.name for f in fields(StyleSettings)} - {"device", "weights"}
@@ -105,7 +105,7 @@ def _settings(raw: object, limits: ServiceLimits) -> StyleSettings:
     except StyleTexError as exc:
         raise ProtocolError("bad_settings", str(exc)) from None
     if settings.unwrap not in OWN_UV_UNWRAPS:
-        raise ProtocolError("bad_settings", f"unwrap must be keep or round-trip here, not {settings.unwrap!r}: the result "
+        raise ProtocolError("bad_settings", f"unwrap must be auto, keep or round-trip here, not {settings.unwrap!r}: the result "
                                             "comes in the uvs sent (make even UVs and send those instead)")
     # Each limit has its own code, and the message says the limit (the add-on shows it as it is).
     for name, value, limit in (("texture_size", settings.texture_size, limits.max_texture_size),
@@ -165,7 +165,7 @@ def parse_submit(message: Message, limits: ServiceLimits = ServiceLimits()) -> J
         editable = editable.astype(bool)
         if texture is None or not editable.any():
             raise ProtocolError("bad_mesh", "editable faces need a 'texture' (the others keep theirs) and at least one face")
-        if settings.unwrap != "keep":
+        if settings.unwrap == "round-trip":  # auto keeps the own UVs for a selection
             raise ProtocolError("bad_settings", "unwrap round-trip restyles the whole mesh: it takes no 'editable' faces")
     sequence = _sequence(message, limits, settings, style, texture, editable)
     texture_uvs = _texture_uvs(message, mesh, texture, editable)
@@ -224,8 +224,8 @@ def _sequence(message: Message, limits: ServiceLimits, settings: StyleSettings, 
         raise ProtocolError("bad_settings", "a sequence restyles the whole object: it takes no 'editable' faces")
     if settings.param != "fourier" or settings.style_loss != "gram":
         raise ProtocolError("bad_settings", "a sequence needs param fourier and style_loss gram")
-    if settings.unwrap != "keep":
-        raise ProtocolError("bad_settings", "a sequence keeps the mesh's uvs: it takes no unwrap")
+    if settings.unwrap == "round-trip":  # auto keeps them for a sequence
+        raise ProtocolError("bad_settings", "a sequence keeps the mesh's uvs: it takes no unwrap round-trip")
     return SequenceRequest(frames, style_to, to == "original", objective_to if to == "channel" else "", independent)
 
 

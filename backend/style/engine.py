@@ -40,7 +40,7 @@ from .losses import (Coverage, StyleMemory, channel_objective, colour_layout, co
 from .nnfm import feature_rows, nnfm_layers, nnfm_loss
 from .parameterization import make_texture_parameter
 from .progress import Progress, StyleResult
-from .round_trip import BackToOwnUVs, polish_steps
+from .round_trip import BackToOwnUVs, auto_unwrap, polish_steps
 from .seam_loss import SeamTerm
 from .settings import StyleSettings, parse_blend, parse_layer_weights, parse_objective
 from .spectrum_size import filter_for, probe_footprints, resolvable_shape
@@ -539,44 +539,58 @@ def stylize(
     a report. A cancelled job stops before its next step and returns what it has, finished. With
     settings.unwrap "even" the mesh is restyled in new UVs (mesh/unwrap.py), the original texture moved into
     them, and the result carries those UVs; with "round-trip" it is restyled in them and the texture handed back
-    in the mesh's own UVs (round_trip.py).
+    in the mesh's own UVs (round_trip.py); "auto" (the default) takes the round trip where it pays and keeps the own
+    UVs elsewhere (round_trip.auto_unwrap). The report says which ("unwrap") and why ("unwrap_reason").
     """
     settings.validate()
     check_mesh(mesh)
     started = time.perf_counter()
-    if settings.unwrap != "keep" and editable is not None:
-        raise StyleTexError(f"unwrap {settings.unwrap} restyles the whole mesh in new UVs: it cannot keep "
+    unwrap, layout, reason = settings.unwrap, None, ""
+    if unwrap == "auto":
+        if editable is not None:
+            unwrap, reason = "keep", "kept the own UVs: selected faces only keep the other faces' texels in them"
+        else:
+            layout, reason = auto_unwrap(mesh, settings.texture_size, settings.boundary == "wrap")
+            unwrap = "round-trip" if layout is not None else "keep"
+    if unwrap != "keep" and editable is not None:
+        raise StyleTexError(f"unwrap {unwrap} restyles the whole mesh in new UVs: it cannot keep "
                             "unselected faces' texels")
-    if settings.unwrap == "round-trip":
-        return _round_trip(mesh, style_image, settings, original_texture, progress, cancel, started)
-    new_uvs = None
-    if settings.unwrap == "even":
-        mesh, original_texture = _in_even_uvs(mesh, original_texture, settings.texture_size)
-        new_uvs = mesh.uvs
-    job = StyleJob(mesh, style_image, settings, original_texture, pick_device(settings.device), editable)
-    history, cancelled, loop_seconds = run_steps(job, progress, cancel, started)
-    texture, coverage = job.finish()
-    report = job_report(job, history, cancelled, started, loop_seconds, coverage)
-    return StyleResult(texture, report, cancelled, new_uvs)
+    if unwrap == "round-trip":
+        result = _round_trip(mesh, style_image, settings, original_texture, progress, cancel, started, layout)
+    else:
+        new_uvs = None
+        if unwrap == "even":
+            mesh, original_texture = _in_even_uvs(mesh, original_texture, settings.texture_size)
+            new_uvs = mesh.uvs
+        job = StyleJob(mesh, style_image, settings, original_texture, pick_device(settings.device), editable)
+        history, cancelled, loop_seconds = run_steps(job, progress, cancel, started)
+        texture, coverage = job.finish()
+        report = job_report(job, history, cancelled, started, loop_seconds, coverage)
+        result = StyleResult(texture, report, cancelled, new_uvs)
+    result.report.update(unwrap=unwrap, unwrap_reason=reason)
+    return result
 
 
-def _in_even_uvs(mesh: Mesh, original_texture: np.ndarray | None, size: int) -> tuple[Mesh, np.ndarray | None]:
-    """The mesh with UVs of even density (mesh/unwrap.py: its own islands repacked, or new charts where those would
-    starve part of the surface or cut it more) and the original texture moved into them (or None)."""
-    unwrapped = even_layout(mesh, size)
+def _in_even_uvs(mesh: Mesh, original_texture: np.ndarray | None, size: int, unwrapped: Mesh | None = None
+                  ) -> tuple[Mesh, np.ndarray | None]:
+    """The mesh with UVs of even density (`unwrapped`, or mesh/unwrap.py's choice: its own islands repacked, or new
+    charts where those would starve part of the surface or cut it more) and the original texture moved into them (or
+    None)."""
+    unwrapped = unwrapped if unwrapped is not None else even_layout(mesh, size)
     if original_texture is None:
         return unwrapped, None
     return unwrapped, transfer_texture(np.asarray(original_texture)[..., :3], mesh.uvs, unwrapped.uvs, size)
 
 
 def _round_trip(mesh: Mesh, style_image, settings: StyleSettings, original_texture: np.ndarray | None,
-                progress: Callable[[Progress], None] | None, cancel: threading.Event | None, started: float
-                ) -> StyleResult:
+                progress: Callable[[Progress], None] | None, cancel: threading.Event | None, started: float,
+                layout: Mesh | None = None) -> StyleResult:
     """unwrap round-trip (round_trip.py): the job in UVs of even density, its texture carried back into the mesh's
     own UVs, then polished there for the last POLISH of the steps (faces with too little room in them kept as
-    carried). Previews come in the own UVs throughout; the report is the whole job's."""
+    carried). Previews come in the own UVs throughout; the report is the whole job's. `layout`: the mesh in the UVs
+    to restyle in, where already chosen."""
     device = pick_device(settings.device)
-    unwrapped, moved = _in_even_uvs(mesh, original_texture, settings.texture_size)
+    unwrapped, moved = _in_even_uvs(mesh, original_texture, settings.texture_size, layout)
     own_original = (resize_square(np.asarray(original_texture)[..., :3], settings.texture_size)
                     if original_texture is not None else None)
     carry = BackToOwnUVs(unwrapped.uvs, mesh, own_original, settings)

@@ -236,7 +236,7 @@ def stylize_sequence(
     steps' losses ("final_losses") and the mean texel difference between consecutive finished frames over
     the texels the mesh uses ("consecutive_difference")."""
     settings.validate()
-    if settings.unwrap != "keep":
+    if settings.unwrap not in ("auto", "keep"):  # auto keeps them here
         raise StyleTexError(f"unwrap {settings.unwrap} is for single textures: sequences keep the mesh's UVs")
     check_mesh(mesh)
     started = time.perf_counter()

@@ -14,7 +14,7 @@ from .parameterization import PARAMETERIZATIONS
 
 # The unwrap modes whose result lies in the mesh's own UVs: all that the service and batch manifests take (their
 # results are written into the UVs they were given).
-OWN_UV_UNWRAPS = ("keep", "round-trip")
+OWN_UV_UNWRAPS = ("auto", "keep", "round-trip")
 
 
 @dataclass
@@ -78,8 +78,9 @@ class StyleSettings:
     coarse_fraction: float = 0.0  # the first this fraction of the steps renders at half size (coarse to fine)
     spectrum_size: int = 0  # fourier spectrum's resolution; 0 = auto: what the renders resolve (spectrum_size.py)
     # keep | even: restyle in new UVs of even texel density (mesh/unwrap.py), returned with the result |
-    # round-trip: restyle in them, hand the texture back in the mesh's own UVs (round_trip.py)
-    unwrap: str = "keep"
+    # round-trip: restyle in them, hand the texture back in the mesh's own UVs (round_trip.py) | auto: round-trip where
+    # islands packed denser than the rest would come out calmer, else keep (round_trip.auto_unwrap)
+    unwrap: str = "auto"
     view_pool: int = 32  # random views kept ...
     view_reuse: int = 4  # ... one replaced by a fresh view every this many steps (view_pool.py); 1 and 1 = fresh each step
     channels_last: bool = False  # network in NHWC memory order (a GPU option; docs/BENCHMARKS.md)
@@ -125,7 +126,7 @@ class StyleSettings:
         choices = {"features": FEATURE_KINDS, "param": tuple(PARAMETERIZATIONS), "init": ("original", "random"),
                    "device": ("auto", "cpu", "cuda"), "filter": ("auto", *FILTERS), "boundary": BOUNDARIES,
                    "mip_kernel": ("box", "tent"), "style_loss": ("gram", "nnfm", "mix"), "network_precision": ("float32", "bfloat16"),
-                   "unwrap": ("keep", "even", "round-trip")}
+                   "unwrap": ("auto", "keep", "even", "round-trip")}
         for name, allowed in choices.items():
             if getattr(self, name) not in allowed:
                 raise StyleTexError(f"setting {name} must be one of {', '.join(allowed)}, got {getattr(self, name)!r}")

@@ -17,7 +17,8 @@ calmer; "-" where the mesh has none).
 
 Meshes: the bundled Spot, Bob and Blub, and procedural ones that the bundled three do not cover (a sphere
 whose hemispheres are two UV islands, a thin tube with stretched UVs, a sphere cut into many small
-islands), each with a uniform light original. `--mesh OBJ[:TEXTURE]` and `--style IMAGE` score others.
+islands, a sphere whose northern cap is an island packed twice as densely as the rest), each with a uniform
+light original. `--mesh OBJ[:TEXTURE]` and `--style IMAGE` score others.
 `--set NAME=VALUE` overrides any engine setting (for tuning); `--seeds N` runs N seeds from the settings' one.
 """
 
@@ -40,7 +41,7 @@ from backend.errors import StyleTexError
 from backend.formats.images import contact_sheet, load_image, save_image
 from backend.mesh import Mesh, make_mesh
 from backend.formats.obj import read_obj
-from backend.mesh.primitives import many_island_sphere, stretched_tube, two_island_sphere
+from backend.mesh.primitives import dense_cap_sphere, many_island_sphere, stretched_tube, two_island_sphere
 from backend.mesh.seams import find_seams
 from backend.mesh.uv_room import dense_islands
 from backend.render import MeshTensors
@@ -59,7 +60,7 @@ MESHES = {
     "bob": (DATA / "bob" / "bob_tri.obj", DATA / "bob" / "bob_diffuse.png"),
     "blub": (DATA / "blub" / "blub_triangulated.obj", DATA / "blub" / "blub_texture.png"),
 }
-PROCEDURAL = {"sphere2": two_island_sphere, "tube": stretched_tube, "islands": many_island_sphere}
+PROCEDURAL = {"sphere2": two_island_sphere, "tube": stretched_tube, "islands": many_island_sphere, "cap": dense_cap_sphere}
 LIGHT = (0.86, 0.83, 0.76)  # the procedural meshes' original: a uniform light colour
 PAINTINGS = [DATA / "styles" / name for name in ("starry_night.jpg", "wave.jpg", "shipwreck.jpg")]
 

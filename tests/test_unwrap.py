@@ -14,7 +14,7 @@ from backend.commands.main import main
 from backend.errors import StyleTexError
 from backend.formats.images import load_image
 from backend.formats.obj import read_obj, write_obj
-from backend.mesh.primitives import many_island_sphere, two_island_sphere, uv_sphere
+from backend.mesh.primitives import dense_cap_sphere, many_island_sphere, two_island_sphere, uv_sphere
 from backend.mesh.seams import find_seams
 from backend.mesh.unwrap import even_layout, even_uvs, repacked_uvs
 from backend.mesh.uv_room import dense_islands, uv_axes, uv_room, weighted_median
@@ -227,8 +227,8 @@ def test_the_command_line_round_trip_writes_the_texture_alone(tmp_path, capsys):
 
 
 def test_auto_takes_the_round_trip_where_dense_islands_would_come_out_calmer(blub):
-    """unwrap auto (the default): Bob's head island, 13 % of his surface at over 1.5 times its median density, is what
-    the round trip evens out, in his own islands repacked. Blub's dense islands would starve his tail when repacked,
+    """unwrap auto (the default): Bob's head island, 13 % of his surface at over 1.5 times its median density, and the
+    dense cap of a procedural sphere are what the round trip evens out, in their own islands repacked. Blub's dense islands would starve his tail when repacked,
     the many-island sphere's cut it more than new charts: both keep their own UVs, as does the two-island sphere, whose
     islands have one density. A job of selected faces keeps them too, and the report says which was taken and why."""
     bob = read_obj(REPO / "data" / "bob" / "bob_tri.obj")
@@ -238,6 +238,16 @@ def test_auto_takes_the_round_trip_where_dense_islands_would_come_out_calmer(blu
     layout, why = auto_unwrap(bob, 256)
     assert layout is not None and layout.uvs.tolist() == repacked_uvs(bob, 256).uvs.tolist()
     assert why.startswith("round trip") and "13 % of the surface" in why
+    # a procedural head: the cap, a third of the sphere, packed 2.2 times as densely as the rest (its own island)
+    cap = dense_cap_sphere()
+    labels = find_seams(cap).island
+    assert len(np.unique(labels)) == 2 and len(find_seams(cap)) == 64
+    layout, why = auto_unwrap(cap, 256)
+    assert layout is not None and "33 % of the surface" in why
+    area, major, minor = uv_axes(layout)
+    density = np.sqrt(major * minor)
+    medians = [weighted_median(density[labels == k], area[labels == k]) for k in np.unique(labels)]
+    assert max(medians) / min(medians) < 1.1  # repacked at one density
     for mesh, words in ((blub, "starve"), (many_island_sphere(), "starve part of it or cut it more"),
                         (two_island_sphere(), "one texel density")):
         layout, why = auto_unwrap(mesh, 256)

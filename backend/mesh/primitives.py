@@ -81,6 +81,23 @@ def two_island_sphere(rows: int = 32, cols: int = 64, radius: float = 1.0) -> Me
     return make_mesh(positions * radius, faces, uvs, "two_island_sphere")
 
 
+def dense_cap_sphere(rows: int = 36, cols: int = 64, cap_deg: float = 70.0, density: float = 2.2,
+                     radius: float = 1.0) -> Mesh:
+    """A sphere whose northern cap (to cap_deg from the pole: a third of its area at 70) is one UV island packed
+    `density` times as densely as the other, the rest of the sphere: a head packed denser than the body, as
+    characters' UVs often have it. Both are disks (azimuthal projections about their poles); cap_deg must fall on a
+    grid row (180 / rows degrees apart)."""
+    positions, faces, t, p = _lat_long_grid(rows, cols)
+    cap = np.radians(cap_deg)
+    north = t[faces].mean(axis=1) < cap
+    sparse = 0.32 / np.pi  # texture units per radian of the rest; the two disks then fill 0.02-0.98 across
+    r_rest, r_cap = (np.pi - t) * sparse, t * sparse * density
+    uv_rest = np.stack([0.21 - r_rest * np.cos(p), 0.5 + r_rest * np.sin(p)], -1)  # mirrored: seen from below
+    uv_cap = np.stack([0.98 - cap * density * sparse + r_cap * np.cos(p), 0.5 + r_cap * np.sin(p)], -1)
+    uvs = np.where(north[:, None, None], uv_cap[faces], uv_rest[faces])
+    return make_mesh(positions * radius, faces, uvs, "dense_cap_sphere")
+
+
 def stretched_tube(length: float = 3.0, radius: float = 0.1, rings: int = 48, segments: int = 24) -> Mesh:
     """An open thin tube along X whose UVs are stretched: u runs along its whole length and v around it, so a
     square texel covers length/(2 pi radius) times more surface along the tube than around it."""

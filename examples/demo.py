@@ -75,9 +75,10 @@ def run(args: argparse.Namespace) -> int:
     save_image(out / "spot_before_after.png", contact_sheet(views, columns=4))
     (out / "report.json").write_text(json.dumps(result.report, indent=2) + "\n")
     r = result.report
+    if r["unwrap"] == "round-trip":
+        print(f"UVs: {r['unwrap_reason']}")
     print(f"done in {time.perf_counter() - started:.0f} s with {r['features']} ({r['seconds_per_step']:.2f} s/step, "
           f"coverage {100 * r['coverage']:.1f} %): {out / 'spot_styled.png'}, {out / 'spot_before_after.png'}"
-          + (f"\nUVs: {r['unwrap_reason']}" if r["unwrap_reason"] else "")
           + (f"\nnote: {r['quality_note']}" if r["quality_note"] else ""))
     return 0
 

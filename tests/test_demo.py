@@ -19,6 +19,8 @@ def test_the_demo_restyles_spot_with_the_pretrained_network(tmp_path, capsys):
     assert "with efficientnet_lite0" in captured.out.splitlines()[-1]
     report = json.loads((tmp_path / "report.json").read_text())
     assert report["features"] == "efficientnet_lite0" and report["steps_done"] == 3 and report["quality_note"] == ""
+    # Spot's face islands are packed denser than its body: unwrap auto takes the round trip, and says so
+    assert report["unwrap"] == "round-trip" and "UVs: round trip through the own islands" in captured.out
     texture = load_image(tmp_path / "spot_styled.png")
     assert texture.shape == (128, 128, 3) and texture.std() > 0.01
     sheet = load_image(tmp_path / "spot_before_after.png")

@@ -226,7 +226,7 @@ def test_the_command_line_round_trip_writes_the_texture_alone(tmp_path, capsys):
     assert not (tmp_path / "b.png").exists()
 
 
-def test_auto_takes_the_round_trip_where_dense_islands_would_come_out_calmer(blub):
+def test_auto_takes_the_round_trip_where_dense_islands_would_come_out_calmer(blub, tmp_path, capsys):
     """unwrap auto (the default): Bob's head island, 13 % of his surface at over 1.5 times its median density, and the
     dense cap of a procedural sphere are what the round trip evens out, in their own islands repacked. Blub's dense islands would starve his tail when repacked,
     the many-island sphere's cut it more than new charts: both keep their own UVs, as does the two-island sphere, whose
@@ -266,3 +266,8 @@ def test_auto_takes_the_round_trip_where_dense_islands_would_come_out_calmer(blu
     assert not np.allclose(kept.texture, result.texture)
     # a sequence keeps the own UVs under auto
     assert len(stylize_sequence(bob, style, style, replace(settings, steps=1), 2, original).frames) == 2
+    # the command line says when auto took the trip
+    capsys.readouterr()
+    assert main(["stylize", str(REPO / "data" / "bob" / "bob_tri.obj"), "--style", str(STYLE), "--features", "random",
+                 "--steps", "1", "--texture-size", "64", "--render-size", "32", "--out", str(tmp_path / "b.png")]) == 0
+    assert "unwrap auto: round trip through the own islands" in capsys.readouterr().err

@@ -69,6 +69,6 @@ def run(args: argparse.Namespace) -> int:
         stopped = " (stopped early)" if result.cancelled else ""
         print(f"wrote {args.out}{stopped}: {r['steps_done']} steps, {r['seconds_per_step']:.2f} s/step on {r['device']}, "
               f"coverage {100 * r['coverage']:.1f} %", file=sys.stderr)
-        if r.get("unwrap_reason"):
+        if settings.unwrap == "auto" and r.get("unwrap") == "round-trip":  # the one choice that changes the job's path
             print(f"unwrap auto: {r['unwrap_reason']}", file=sys.stderr)
     return 0

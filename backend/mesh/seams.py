@@ -34,6 +34,8 @@ class UVSeams:
             third corner.
     length: (E,) float64, the edge's length on the surface.
     height: (E, 2) float64, each side's face height over the edge on the surface.
+    along: (E, 2) float64, where each side's third corner lies along the edge (from its first endpoint, on the
+            surface): with height, the two faces unfolded into one plane about the edge.
     island: (F,) int64, the UV island of every face (faces joined by edges whose UVs agree), labelled
             by the smallest face index in it.
     """
@@ -42,6 +44,7 @@ class UVSeams:
     corners: np.ndarray
     length: np.ndarray
     height: np.ndarray
+    along: np.ndarray
     island: np.ndarray
 
     def __len__(self) -> int:
@@ -99,29 +102,38 @@ def find_seams(mesh: Mesh, wrap: bool = True) -> UVSeams:
         third = positions[mesh.faces[f, (c + 2) % 3]] - p0
         return np.linalg.norm(np.cross(edge, third), axis=1) / np.maximum(length, 1e-30)
 
+    def along(f: np.ndarray, c: np.ndarray) -> np.ndarray:
+        return ((positions[mesh.faces[f, (c + 2) % 3]] - p0) * edge).sum(1) / np.maximum(length, 1e-30)
+
     return UVSeams(np.stack([fa, fb], axis=1), corners, length, np.stack([height(fa, ca), height(fb, cb)], axis=1),
-                   island)
+                   np.stack([along(fa, ca), along(fb, cb)], axis=1), island)
 
 
 @dataclass(frozen=True)
 class SeamSamples:
-    """Matching points on the two sides of the seams: uv_a[p] and uv_b[p] show one place on the surface
-    (at band depth 0, on the edge), or mirror images at the same surface distance inward from the edge.
-    weight (P,) sums to 1 over each band depth, in proportion to the surface length a sample stands for."""
+    """Matching points on the two sides of the seams: uv_a[p] and uv_b[p] show one place on the surface (at band
+    depth 0, on the edge), or, inward from the edge, mirror images at the same surface distance on both sides, or
+    (`across`) a point inside one side and its continuation across the edge into the other side's gutter: the
+    surface as the other side's face, extended beyond its edge, would show it.
+    weight (P,) sums to 1 over each band depth, in proportion to the surface length a sample stands for.
+    gutter (P,): 0 where both points lie in their faces, 1 where uv_a lies in side a's gutter, 2 where uv_b does."""
 
     uv_a: np.ndarray  # (P, 2)
     uv_b: np.ndarray  # (P, 2)
     weight: np.ndarray  # (P,)
+    gutter: np.ndarray  # (P,) int8
 
 
 def seam_samples(seams: UVSeams, texture_size: int, band_texels: tuple[float, ...] = SEAM_BAND,
-                 max_per_edge: int = 64) -> SeamSamples:
+                 max_per_edge: int = 64, across: bool = False) -> SeamSamples:
     """Points along every seam edge about a texel apart (on its side with more texels), at each band depth:
     0 is the edge itself; d > 0 moves both points inward, each into its own face, by the surface distance of
-    d texels of the denser side (at most half a face's height)."""
+    d texels of the denser side (at most half a face's height). With `across`, each inward point is paired instead
+    with its continuation into the other side's gutter (half the weight each way): the texture is then asked to
+    continue across the seam, not to be mirror-symmetric about it (which flattens a band along it)."""
     if len(seams) == 0:
         empty = np.zeros((0, 2))
-        return SeamSamples(empty, empty, np.zeros(0))
+        return SeamSamples(empty, empty, np.zeros(0), np.zeros(0, np.int8))
     corners = seams.corners
     uv_length = np.linalg.norm(corners[:, :, 1] - corners[:, :, 0], axis=-1)  # (E, 2)
     counts = np.clip(np.ceil(uv_length.max(1) * texture_size), 1, max_per_edge).astype(np.int64)
@@ -129,19 +141,53 @@ def seam_samples(seams: UVSeams, texture_size: int, band_texels: tuple[float, ..
     t = (np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts) + 0.5) / counts[edge]
     # Surface length of one texel along the edge, on the side with more texels per unit of surface.
     texel = seams.length / np.maximum(uv_length.max(1) * texture_size, 1e-30)
-    uv_a, uv_b, weight = [], [], []
+    uv_a, uv_b, weight, gutter = [], [], [], []
     share = seams.length[edge] / counts[edge]
     for depth in band_texels:
-        offsets = []
+        inward = []
         for side in range(2):
             c = corners[edge, side]
             on_edge = c[:, 0] + t[:, None] * (c[:, 1] - c[:, 0])
             fraction = np.minimum(depth * texel[edge] / np.maximum(seams.height[edge, side], 1e-30), 0.5)
-            offsets.append(on_edge + fraction[:, None] * (c[:, 2] - on_edge))
-        uv_a.append(offsets[0])
-        uv_b.append(offsets[1])
-        weight.append(share / max(share.sum(), 1e-30))
-    return SeamSamples(np.concatenate(uv_a), np.concatenate(uv_b), np.concatenate(weight))
+            inward.append(on_edge + fraction[:, None] * (c[:, 2] - on_edge))
+            if across and depth > 0:
+                inward.append(_unfolded(seams, edge, side, inward[-1][:, None])[:, 0])
+        if not across or depth == 0:
+            uv_a.append(inward[0])
+            uv_b.append(inward[1])
+            weight.append(share / max(share.sum(), 1e-30))
+            gutter.append(np.zeros(len(edge), np.int8))
+            continue
+        # inward: [a's point, its continuation into b's gutter, b's point, its continuation into a's gutter]
+        uv_a += [inward[0], inward[3]]
+        uv_b += [inward[1], inward[2]]
+        half = share / max(2 * share.sum(), 1e-30)
+        weight += [half, half]
+        gutter += [np.full(len(edge), 2, np.int8), np.full(len(edge), 1, np.int8)]
+    return SeamSamples(np.concatenate(uv_a), np.concatenate(uv_b), np.concatenate(weight), np.concatenate(gutter))
+
+
+def _unfolded(seams: UVSeams, edge: np.ndarray, side: int, points: np.ndarray) -> np.ndarray:
+    """Points (N, K, 2) in the UV plane of `side`'s face of seam edges `edge` (N,), carried into the other side's UV
+    plane: each point's place is found by the side's affine UV map (extended beyond its face), the two faces are
+    unfolded into one plane about the edge (x along it from its first endpoint, y away from it into `side`'s face),
+    and that place is written in the other face's barycentrics (one negative where it lies outside that face) and
+    applied to its UVs. Where `side`'s UV triangle has no area the point goes to the edge's first endpoint across."""
+    own, other = seams.corners[edge, side], seams.corners[edge, 1 - side]  # (N, 3, 2)
+    e1, e2 = own[:, 1] - own[:, 0], own[:, 2] - own[:, 0]
+    det = e1[:, 0] * e2[:, 1] - e1[:, 1] * e2[:, 0]
+    flat = np.abs(det) < 1e-20
+    det = np.where(flat, 1.0, det)[:, None]
+    d = points - own[:, None, 0]
+    l1 = np.where(flat[:, None], 0.0, (d[..., 0] * e2[:, None, 1] - d[..., 1] * e2[:, None, 0]) / det)
+    l2 = np.where(flat[:, None], 0.0, (e1[:, None, 0] * d[..., 1] - e1[:, None, 1] * d[..., 0]) / det)
+    length = np.maximum(seams.length[edge], 1e-30)[:, None]
+    x = l1 * length + l2 * seams.along[edge, side][:, None]
+    y = l2 * seams.height[edge, side][:, None]
+    third = -y / np.maximum(seams.height[edge, 1 - side], 1e-30)[:, None]  # the other third corner lies at -height
+    second = (x - third * seams.along[edge, 1 - side][:, None]) / length
+    return ((1 - second - third)[..., None] * other[:, None, 0] + second[..., None] * other[:, None, 1]
+            + third[..., None] * other[:, None, 2])
 
 
 def _across(corners: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:

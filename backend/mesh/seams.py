@@ -116,12 +116,14 @@ class SeamSamples:
     (`across`) a point inside one side and its continuation across the edge into the other side's gutter: the
     surface as the other side's face, extended beyond its edge, would show it.
     weight (P,) sums to 1 over each band depth, in proportion to the surface length a sample stands for.
-    gutter (P,): 0 where both points lie in their faces, 1 where uv_a lies in side a's gutter, 2 where uv_b does."""
+    gutter (P,): 0 where both points lie in their faces, 1 where uv_a lies in side a's gutter, 2 where uv_b does.
+    edge (P,): the seam edge of each pair."""
 
     uv_a: np.ndarray  # (P, 2)
     uv_b: np.ndarray  # (P, 2)
     weight: np.ndarray  # (P,)
     gutter: np.ndarray  # (P,) int8
+    edge: np.ndarray  # (P,) int64
 
 
 def seam_samples(seams: UVSeams, texture_size: int, band_texels: tuple[float, ...] = SEAM_BAND,
@@ -133,7 +135,7 @@ def seam_samples(seams: UVSeams, texture_size: int, band_texels: tuple[float, ..
     continue across the seam, not to be mirror-symmetric about it (which flattens a band along it)."""
     if len(seams) == 0:
         empty = np.zeros((0, 2))
-        return SeamSamples(empty, empty, np.zeros(0), np.zeros(0, np.int8))
+        return SeamSamples(empty, empty, np.zeros(0), np.zeros(0, np.int8), np.zeros(0, np.int64))
     corners = seams.corners
     uv_length = np.linalg.norm(corners[:, :, 1] - corners[:, :, 0], axis=-1)  # (E, 2)
     counts = np.clip(np.ceil(uv_length.max(1) * texture_size), 1, max_per_edge).astype(np.int64)
@@ -164,7 +166,8 @@ def seam_samples(seams: UVSeams, texture_size: int, band_texels: tuple[float, ..
         half = share / max(2 * share.sum(), 1e-30)
         weight += [half, half]
         gutter += [np.full(len(edge), 2, np.int8), np.full(len(edge), 1, np.int8)]
-    return SeamSamples(np.concatenate(uv_a), np.concatenate(uv_b), np.concatenate(weight), np.concatenate(gutter))
+    edges = np.tile(edge, len(gutter))
+    return SeamSamples(np.concatenate(uv_a), np.concatenate(uv_b), np.concatenate(weight), np.concatenate(gutter), edges)
 
 
 def _unfolded(seams: UVSeams, edge: np.ndarray, side: int, points: np.ndarray) -> np.ndarray:

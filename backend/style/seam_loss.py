@@ -20,7 +20,7 @@ import torch
 
 import numpy as np
 
-from ..mesh.seams import SEAM_BAND, UVSeams, seam_samples
+from ..mesh.seams import SEAM_BAND, SeamSamples, UVSeams, seam_samples
 from ..texture import SamplePlan, gather
 from ..texture.sample import plan_level
 from ..texture.uv_layout import uv_fragments
@@ -42,18 +42,20 @@ class SeamTerm:
         across = SEAM_ACROSS and uvs is not None
         samples = seam_samples(seams, size, band_texels, across=across)
         device = sizes.device
-        keep = _free_gutters(samples, uvs, sizes, boundary) if across else np.ones(len(samples.weight), bool)
-        self.count = int(keep.sum())
         levels = tuple(level for level in levels if level < len(offsets))
+        # Per level: a gutter point is read over a footprint of 2^level texels, so it keeps that much more room.
+        everything = np.ones(len(samples.weight), bool)
+        keeps = [_free_gutters(samples, seams, uvs, sizes, boundary, max(band_texels, default=0.0) + 2**level)
+                 if across else everything for level in levels]
+        self.count = int(sum(keep.sum() for keep in keeps))
         self.plan: SamplePlan | None = None
         if self.count == 0 or not levels:
             return
-        weight = torch.from_numpy(samples.weight[keep]).to(device, torch.float32)
-        self.weight = weight.repeat(len(levels)) / (float(weight.sum()) * len(levels))
-        uv_a = torch.from_numpy(samples.uv_a[keep]).to(device, torch.float32)
-        uv_b = torch.from_numpy(samples.uv_b[keep]).to(device, torch.float32)
+        weights = [torch.from_numpy(samples.weight[keep]).to(device, torch.float32) for keep in keeps]
+        self.weight = torch.cat([w / (float(w.sum()) * len(levels)) for w in weights])
         # Rows: side a at every level, then side b at every level; their difference is the term.
-        plans = [plan_level(sizes, offsets, uv, level, boundary) for uv in (uv_a, uv_b) for level in levels]
+        plans = [plan_level(sizes, offsets, torch.from_numpy(uv[keep]).to(device, torch.float32), level, boundary)
+                 for uv in (samples.uv_a, samples.uv_b) for level, keep in zip(levels, keeps)]
         self.plan = SamplePlan(torch.cat([p.index for p in plans]), torch.cat([p.weight for p in plans]))
 
     def __call__(self, texels: torch.Tensor) -> torch.Tensor:
@@ -68,15 +70,29 @@ class SeamTerm:
         return ((side_a - side_b).abs().mean(dim=1) * self.weight).sum()
 
 
-def _free_gutters(samples, uvs: torch.Tensor, sizes: torch.Tensor, boundary: str) -> np.ndarray:
-    """(P,) bool: samples whose gutter point, if any, lies on a texel of the working level that no face covers (a
-    gutter point inside another island would tie two unrelated places)."""
+def _free_gutters(samples: SeamSamples, seams: UVSeams, uvs: torch.Tensor, sizes: torch.Tensor, boundary: str,
+                  depth: float) -> np.ndarray:
+    """(P,) bool: samples whose gutter point, if any, has no texel of another island within `depth` texels of the
+    working level. Where islands lie closer than that, their gutters are one strip claimed by both (the many-island
+    sphere's atlas, 5.7 texels apart at 1024^2), and a pair there would tie two unrelated places."""
     rows, columns = int(sizes[0, 0]), int(sizes[0, 1])
     side = max(rows, columns)
-    covered = uv_fragments(uvs.to(torch.float32), side).mask.cpu().numpy()
-    point = np.where((samples.gutter == 1)[:, None], samples.uv_a, samples.uv_b)
+    fragments = uv_fragments(uvs.to(torch.float32), side)
+    labels = np.where(fragments.mask.cpu().numpy(), seams.island[fragments.face_ids.clamp(min=0).cpu().numpy()], -1)
+    a_side = samples.gutter == 1
+    point = np.where(a_side[:, None], samples.uv_a, samples.uv_b)
+    own = seams.island[seams.faces[samples.edge, np.where(a_side, 0, 1)]]
     if boundary == "wrap":
         point = point - np.floor(point)
-    x = np.clip((point[:, 0] * side).astype(np.int64), 0, side - 1)
-    y = np.clip(((1 - point[:, 1]) * side).astype(np.int64), 0, side - 1)
-    return (samples.gutter == 0) | ~covered[y, x]
+    x = np.floor(point[:, 0] * side).astype(np.int64)
+    y = np.floor((1 - point[:, 1]) * side).astype(np.int64)
+    reach = int(np.ceil(depth))
+    foreign = np.zeros(len(point), bool)
+    for dy in range(-reach, reach + 1):
+        for dx in range(-reach, reach + 1):
+            if boundary == "wrap":
+                found = labels[(y + dy) % side, (x + dx) % side]
+            else:
+                found = labels[np.clip(y + dy, 0, side - 1), np.clip(x + dx, 0, side - 1)]
+            foreign |= (found >= 0) & (found != own)
+    return (samples.gutter == 0) | ~foreign

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -177,6 +178,22 @@ def test_preserved_colors_keep_the_originals_chroma_while_the_paintings_structur
     distance = {name: scorer.style_distance(scorer.features(scorer.renders(tensors, fragments, grey(image)), masks), target)
                 for name, image in (("kept", kept), ("original", original))}
     assert distance["kept"] < 0.85 * distance["original"], distance  # measured: 0.336 against 0.429
+
+
+def test_preserved_colors_keep_the_chroma_through_a_round_trip_and_auto_keeps_the_own_uvs(spot, paintings):
+    """A round trip restyles in other UVs and polishes a filtered texture: every texel still ends with the original's
+    own chromaticity. unwrap auto keeps Spot's own UVs when colours are preserved (and says why)."""
+    mesh, texture = spot
+    settings = StyleSettings(steps=8, texture_size=128, render_size=64, features="random", preserve_colors=True)
+    trip = stylize(mesh, paintings[0], replace(settings, unwrap="round-trip"), texture)
+    original = resize_square(texture, 128)
+    inside = uv_island_mask(torch.from_numpy(mesh.uvs), 128, grown=False).numpy().reshape(-1)
+    lit = (original.reshape(-1, 3) @ np.asarray(LUMA, np.float32) > 0.05) & inside
+    assert trip.report["polish_steps"] == 1
+    assert np.abs(chromaticity(trip.texture) - chromaticity(original))[lit].max() < 1e-4
+    assert np.abs(trip.texture - original).mean() > 0.01  # and it did restyle
+    report = stylize(mesh, paintings[0], replace(settings, steps=1), texture).report
+    assert report["unwrap"] == "keep" and "preserve colors" in report["unwrap_reason"]
 
 
 def test_preserved_colors_need_an_original_texture(spot, paintings, tmp_path):

@@ -550,6 +550,8 @@ def stylize(
     if unwrap == "auto":
         if editable is not None:
             unwrap, reason = "keep", "kept the own UVs: selected faces only keep the other faces' texels in them"
+        elif settings.preserve_colors:  # the trip back filters the texture; measured to lose the painting's structure
+            unwrap, reason = "keep", "kept the own UVs: preserve colors keeps each texel's own colours in them"
         else:
             layout, reason = auto_unwrap(mesh, settings.texture_size, settings.boundary == "wrap")
             unwrap = "round-trip" if layout is not None else "keep"
@@ -622,6 +624,10 @@ def _round_trip(mesh: Mesh, style_image, settings: StyleSettings, original_textu
         loop_seconds += seconds
         report.update(steps_done=len(history), cancelled=cancelled, loss=history, polish_steps=len(more),
                       seconds_per_step=loop_seconds / max(len(history), 1))
+    if settings.preserve_colors and own_original is not None:
+        # Each part kept the colours of its own start (the polish: the carried texture, filtered on the way back);
+        # every texel takes the original's own chromaticity at the end, as a job in the own UVs gives it.
+        texture = keep_colors(torch.from_numpy(texture), torch.from_numpy(own_original)).numpy()
     report["seconds"] = time.perf_counter() - started
     return StyleResult(texture, report, cancelled, None)
 

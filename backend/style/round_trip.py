@@ -42,7 +42,7 @@ def auto_unwrap(mesh: Mesh, texture_size: int, wrap: bool = True) -> tuple[Mesh 
     It pays where islands packed denser than the rest hold a share of the surface (their strokes come out calmer and
     finer in the own UVs: Bob's head and Spot's face, about a tenth of each) and the own islands, repacked at one
     density, neither starve part of the surface nor cut it more than xatlas's charts. Over six seeds on Bob and Spot
-    the dense islands' local contrast went from 0.42-0.61 of the rest's to 0.70-1.14, as close to the painting
+    the dense islands' local contrast went from 0.42-0.61 of the rest's to 0.66-1.14, as close to the painting
     (docs/BENCHMARKS.md). In xatlas's charts the trip back crosses cuts that are not the mesh's own: not taken."""
     dense = dense_islands(mesh, find_seams(mesh, wrap).island)
     if dense is None:

@@ -16,9 +16,8 @@ costs a few milliseconds of a step (docs/BENCHMARKS.md).
 
 from __future__ import annotations
 
-import torch
-
 import numpy as np
+import torch
 
 from ..mesh.seams import SEAM_BAND, SeamSamples, UVSeams, seam_samples
 from ..texture import SamplePlan, gather
@@ -36,8 +35,7 @@ class SeamTerm:
                  levels: tuple[int, ...] = SEAM_LEVELS, band_texels: tuple[float, ...] = SEAM_BAND,
                  uvs: torch.Tensor | None = None):
         """uvs (F, 3, 2): the mesh's, to pair inward points with their continuation into the other side's gutter
-        (SEAM_ACROSS), leaving out those whose gutter point another island's texels hold; without them, mirror
-        points."""
+        (SEAM_ACROSS), leaving out those whose gutter point lies near another island; without them, mirror points."""
         size = int(sizes[0, 1])
         across = SEAM_ACROSS and uvs is not None
         samples = seam_samples(seams, size, band_texels, across=across)
@@ -73,8 +71,8 @@ class SeamTerm:
 def _free_gutters(samples: SeamSamples, seams: UVSeams, uvs: torch.Tensor, sizes: torch.Tensor, boundary: str,
                   depth: float) -> np.ndarray:
     """(P,) bool: samples whose gutter point, if any, has no texel of another island within `depth` texels of the
-    working level. Where islands lie closer than that, their gutters are one strip claimed by both (the many-island
-    sphere's atlas, 5.7 texels apart at 1024^2), and a pair there would tie two unrelated places."""
+    working level. Where islands lie closer than that, their gutters are one strip claimed by both (xatlas packs its
+    charts 4 texels apart at 1024^2), and a pair there would tie two unrelated places."""
     rows, columns = int(sizes[0, 0]), int(sizes[0, 1])
     side = max(rows, columns)
     fragments = uv_fragments(uvs.to(torch.float32), side)

@@ -43,7 +43,8 @@ class SeamTerm:
         levels = tuple(level for level in levels if level < len(offsets))
         # Per level: a gutter point is read over a footprint of 2^level texels, so it keeps that much more room.
         everything = np.ones(len(samples.weight), bool)
-        keeps = [_free_gutters(samples, seams, uvs, sizes, boundary, max(band_texels, default=0.0) + 2**level)
+        labels = _island_labels(seams, uvs, sizes) if across else None
+        keeps = [_free_gutters(samples, seams, labels, boundary, max(band_texels, default=0.0) + 2**level)
                  if across else everything for level in levels]
         self.count = int(sum(keep.sum() for keep in keeps))
         self.plan: SamplePlan | None = None
@@ -68,15 +69,20 @@ class SeamTerm:
         return ((side_a - side_b).abs().mean(dim=1) * self.weight).sum()
 
 
-def _free_gutters(samples: SeamSamples, seams: UVSeams, uvs: torch.Tensor, sizes: torch.Tensor, boundary: str,
-                  depth: float) -> np.ndarray:
-    """(P,) bool: samples whose gutter point, if any, has no texel of another island within `depth` texels of the
-    working level. Where islands lie closer than that, their gutters are one strip claimed by both (xatlas packs its
-    charts 4 texels apart at 1024^2), and a pair there would tie two unrelated places."""
-    rows, columns = int(sizes[0, 0]), int(sizes[0, 1])
-    side = max(rows, columns)
+def _island_labels(seams: UVSeams, uvs: torch.Tensor, sizes: torch.Tensor) -> np.ndarray:
+    """(S, S): the UV island of the face covering each texel of a square raster as large as the working level's
+    longer side, -1 where no face does."""
+    side = max(int(sizes[0, 0]), int(sizes[0, 1]))
     fragments = uv_fragments(uvs.to(torch.float32), side)
-    labels = np.where(fragments.mask.cpu().numpy(), seams.island[fragments.face_ids.clamp(min=0).cpu().numpy()], -1)
+    return np.where(fragments.mask.cpu().numpy(), seams.island[fragments.face_ids.clamp(min=0).cpu().numpy()], -1)
+
+
+def _free_gutters(samples: SeamSamples, seams: UVSeams, labels: np.ndarray, boundary: str, depth: float
+                  ) -> np.ndarray:
+    """(P,) bool: samples whose gutter point, if any, has no texel of another island (`labels`: _island_labels') within
+    `depth` texels of the working level. Where islands lie closer than that, their gutters are one strip claimed by both (xatlas packs its
+    charts 4 texels apart at 1024^2), and a pair there would tie two unrelated places."""
+    side = labels.shape[0]
     a_side = samples.gutter == 1
     point = np.where(a_side[:, None], samples.uv_a, samples.uv_b)
     own = seams.island[seams.faces[samples.edge, np.where(a_side, 0, 1)]]

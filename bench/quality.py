@@ -13,12 +13,14 @@ On the surface (surface_scores.py): the seam step ratio (about 1 when no seam sh
 painting's luminance spread; the pasted painting's beside it), the local
 contrast of the renders against the painting's at the same scale (1 = strokes as vivid as the painting's) and
 the dense islands' contrast over the rest's (`dense`: islands packed more densely than the rest come out
-calmer; "-" where the mesh has none).
+calmer; "-" where the mesh has none). `vsp_cy`, `con_cy`: vs_pasted and the local contrast again on
+Blender Cycles' renders from the same views (cycles_check.py: no mip blur; the pasted painting's contrast there as
+`contrast_cycles_pasted` in the JSON; "-" where bpy does not import, or with --no-cycles).
 
 Meshes: the bundled Spot, Bob and Blub, and procedural ones that the bundled three do not cover (a sphere
 whose hemispheres are two UV islands, a thin tube with stretched UVs, a sphere cut into many small
-islands, a sphere whose northern cap is an island packed twice as densely as the rest), each with a uniform
-light original. `--mesh OBJ[:TEXTURE]` and `--style IMAGE` score others.
+islands, a sphere whose northern cap is an island packed twice as densely as the rest, a torus whose one island
+wraps both ways with texels stretched 2.9 times along the ring), each with a uniform light original. `--mesh OBJ[:TEXTURE]` and `--style IMAGE` score others.
 `--set NAME=VALUE` overrides any engine setting (for tuning); `--seeds N` runs N seeds from the settings' one.
 """
 
@@ -41,7 +43,7 @@ from backend.errors import StyleTexError
 from backend.formats.images import contact_sheet, load_image, save_image
 from backend.mesh import Mesh, make_mesh
 from backend.formats.obj import read_obj
-from backend.mesh.primitives import dense_cap_sphere, many_island_sphere, stretched_tube, two_island_sphere
+from backend.mesh.primitives import dense_cap_sphere, many_island_sphere, stretched_tube, torus, two_island_sphere
 from backend.mesh.seams import find_seams
 from backend.mesh.uv_room import dense_islands
 from backend.render import MeshTensors
@@ -49,6 +51,7 @@ from backend.style.engine import resize_longer_side, resize_square, stylize
 from backend.style.settings import StyleSettings
 from backend.texture.transfer import transfer_texture
 
+from .cycles_check import blender_available, cycles_renders
 from .quality_score import Scorer, laplacian_energy, score_cameras
 from .surface_scores import (colour_spread, dense_island_contrast, local_contrast, luminance_spread,
                              region_balance, seam_balance, seam_step_ratio, surface_regions, view_pairs)
@@ -60,7 +63,8 @@ MESHES = {
     "bob": (DATA / "bob" / "bob_tri.obj", DATA / "bob" / "bob_diffuse.png"),
     "blub": (DATA / "blub" / "blub_triangulated.obj", DATA / "blub" / "blub_texture.png"),
 }
-PROCEDURAL = {"sphere2": two_island_sphere, "tube": stretched_tube, "islands": many_island_sphere, "cap": dense_cap_sphere}
+PROCEDURAL = {"sphere2": two_island_sphere, "tube": stretched_tube, "islands": many_island_sphere, "cap": dense_cap_sphere,
+              "torus": torus}
 LIGHT = (0.86, 0.83, 0.76)  # the procedural meshes' original: a uniform light colour
 PAINTINGS = [DATA / "styles" / name for name in ("starry_night.jpg", "wave.jpg", "shipwreck.jpg")]
 
@@ -104,7 +108,7 @@ def thumbnail(image: np.ndarray, size: int) -> np.ndarray:
 
 
 def run_pair(name: str, obj: Path | None, texture: Path | None, painting_path: Path, settings: StyleSettings,
-             scorer: Scorer, out: Path) -> dict:
+             scorer: Scorer, out: Path, cycles: bool = False) -> dict:
     mesh, original = load_model(name, obj, texture)
     painting = load_image(painting_path)
     started = time.perf_counter()
@@ -150,6 +154,14 @@ def run_pair(name: str, obj: Path | None, texture: Path | None, painting_path: P
     painting_contrast = local_contrast(painting_image)
     row["contrast"] = local_contrast(views["result"], masks) / painting_contrast
     row["contrast_pasted"] = local_contrast(views["pasted"], masks) / painting_contrast
+    if cycles:  # the same two scores on another renderer's views
+        seen = dict(zip(("result", "pasted"), cycles_renders(mesh, [result.texture, pasted], cameras, scorer.render_size)))
+        distance = {key: scorer.style_distance(scorer.features(images.to(scorer.device), covered.float().to(scorer.device)),
+                                               painting_grams) for key, (images, covered) in seen.items()}
+        row["style_result_cycles"], row["style_pasted_cycles"] = distance["result"], distance["pasted"]
+        row["vs_pasted_cycles"] = distance["result"] / distance["pasted"]
+        row["contrast_cycles"] = local_contrast(*seen["result"]) / painting_contrast
+        row["contrast_cycles_pasted"] = local_contrast(*seen["pasted"]) / painting_contrast
     dense = dense_islands(mesh, labels)
     row["dense_contrast"] = (dense_island_contrast(views["result"], fragments, torch.from_numpy(dense).to(scorer.device))
                              if dense is not None else None)
@@ -178,12 +190,14 @@ def print_row(row: dict) -> None:
     original = f"{row['style_original']:8.3f}" if "style_original" in row else f"{'-':>8s}"
     balance_original = f"{row['balance_original']:6.3f}" if "balance_original" in row else f"{'-':>6s}"
     dense = f"{row['dense_contrast']:5.2f}" if row.get("dense_contrast") is not None else "-"
+    cycles = (f"{row['vs_pasted_cycles']:6.3f} {row['contrast_cycles']:6.2f}" if "contrast_cycles" in row
+              else f"{'-':>6s} {'-':>6s}")
     rows, columns = row["spectrum_size"]
     spectrum = str(rows) if rows == columns else f"{rows}x{columns}"
     print(f"{row['mesh']:<8s} {row['painting']:<14s} {row['seed']:4d} {original} {row['style_pasted']:8.3f} "
           f"{row['style_result']:8.3f} {row['vs_pasted']:9.3f} {structure} {row['speckle']:7.2f} {row['seam_ratio']:6.2f} "
           f"{row['balance']:7.3f} {balance_original} {row['split']:6.3f} {row['split_pasted']:7.3f} {row['contrast']:8.2f} "
-          f"{dense:>5s} {spectrum:>8s} {row['seconds']:7.1f}",
+          f"{cycles} {dense:>5s} {spectrum:>8s} {row['seconds']:7.1f}",
           flush=True)
 
 
@@ -200,6 +214,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--set", action="append", default=[], metavar="NAME=VALUE", help="engine setting override")
     parser.add_argument("--out", default=str(ROOT / "out" / "bench" / "quality"))
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    parser.add_argument("--no-cycles", action="store_true", help="skip the contrast on Blender Cycles' renders")
     args = parser.parse_args(argv)
     try:
         # The demo's sizes and steps: what a CPU user runs. Others through --set.
@@ -220,17 +235,18 @@ def main(argv: list[str] | None = None) -> int:
         paintings = [Path(p) for p in args.style] or PAINTINGS
         device = pick_device(args.device)
         scorer = Scorer(device)
+        cycles = not args.no_cycles and blender_available()
         out = Path(args.out)
         print(f"quality: {settings.steps} steps, texture {settings.texture_size}^2, renders {settings.render_size}^2, "
               f"features {settings.features}; scored by EfficientNet-Lite1 over 8 fixed views")
         print(f"{'mesh':<8s} {'painting':<14s} {'seed':>4s} {'original':>8s} {'pasted':>8s} {'result':>8s} {'vs_pasted':>9s} "
               f"{'struct':>9s} {'struct_p':>9s} {'speckle':>7s} {'seams':>6s} {'balance':>7s} {'bal_o':>6s} {'split':>6s} "
-              f"{'split_p':>7s} {'contrast':>8s} {'dense':>5s} {'spectrum':>8s} {'seconds':>7s}")
+              f"{'split_p':>7s} {'contrast':>8s} {'vsp_cy':>6s} {'con_cy':>6s} {'dense':>5s} {'spectrum':>8s} {'seconds':>7s}")
         rows = []
         for name, (obj, tex) in meshes.items():
             for painting in paintings:
                 for seed in range(settings.seed, settings.seed + args.seeds):
-                    rows.append(run_pair(name, obj, tex, painting, replace(settings, seed=seed), scorer, out))
+                    rows.append(run_pair(name, obj, tex, painting, replace(settings, seed=seed), scorer, out, cycles))
                     print_row(rows[-1])
     except StyleTexError as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from backend.formats.obj import read_obj
-from backend.mesh.primitives import cube, many_island_sphere, stretched_tube, two_island_sphere, uv_sphere
+from backend.mesh.primitives import cube, many_island_sphere, stretched_tube, torus, two_island_sphere, uv_sphere
 from backend.render import MeshTensors
 from backend.mesh.seams import find_seams, seam_samples
 from backend.style.finishing import fill_across_seams, gutter_map, uv_island_mask
@@ -58,6 +58,8 @@ def test_whole_periods_are_no_seam_when_the_texture_wraps():
     meridian = surface_point(sphere, clamped.faces[:, 0], clamped.corners[:, 0, 0])
     assert len(clamped) - len(wrapped) >= 6 and np.abs(meridian[:, 1]).min() < 1e-6  # the meridian's edges
     assert len(find_seams(stretched_tube())) == 0
+    # The torus wraps both ways in one island: its seams are whole periods (no seam), unless the texture clamps.
+    assert len(find_seams(torus())) == 0 and len(find_seams(torus(rings=16, segments=8), wrap=False)) == 16 + 8
     assert len(np.unique(find_seams(cube(), wrap=False).island)) == 6
 
 

@@ -112,6 +112,22 @@ def stretched_tube(length: float = 3.0, radius: float = 0.1, rings: int = 48, se
     return make_mesh(positions, faces, uv[faces], "stretched_tube")
 
 
+def torus(major: float = 1.0, minor: float = 0.35, rings: int = 64, segments: int = 24) -> Mesh:
+    """A torus about Z, one UV island wrapping both ways: u around the ring, v around the tube. A square texel
+    covers major/minor times more surface along the ring than around the tube (2.9 at the defaults), and the
+    surface curves both ways, so most of it is seen at a slant."""
+    ring = np.linspace(0, 2 * np.pi, rings + 1)
+    tube = np.linspace(0, 2 * np.pi, segments + 1)
+    rr, tt = np.meshgrid(ring, tube, indexing="ij")
+    reach = major + minor * np.cos(tt)
+    positions = np.stack([reach * np.cos(rr), reach * np.sin(rr), minor * np.sin(tt)], -1).reshape(-1, 3)
+    uv = np.stack([rr / (2 * np.pi), tt / (2 * np.pi)], -1).reshape(-1, 2)
+    idx = np.arange((rings + 1) * (segments + 1)).reshape(rings + 1, segments + 1)
+    a, b, c, d = idx[:-1, :-1], idx[1:, :-1], idx[1:, 1:], idx[:-1, 1:]
+    faces = np.concatenate([np.stack([a, b, c], -1).reshape(-1, 3), np.stack([a, c, d], -1).reshape(-1, 3)])
+    return make_mesh(positions, faces, uv[faces], "torus")
+
+
 def many_island_sphere(rows: int = 24, cols: int = 48, patch: int = 4, radius: float = 1.0) -> Mesh:
     """A sphere cut into patches of patch x patch grid cells, each its own UV island in an atlas cell of its own
     (every other one turned a quarter), at two scales: the way an automatic unwrap lays out a mesh."""

@@ -20,7 +20,8 @@ Blender Cycles' renders from the same views (cycles_check.py: no mip blur; the p
 Meshes: the bundled Spot, Bob and Blub, and procedural ones that the bundled three do not cover (a sphere
 whose hemispheres are two UV islands, a thin tube with stretched UVs, a sphere cut into many small
 islands, a sphere whose northern cap is an island packed twice as densely as the rest, a torus whose one island
-wraps both ways with texels stretched 2.9 times along the ring), each with a uniform light original. `--mesh OBJ[:TEXTURE]` and `--style IMAGE` score others.
+wraps both ways with texels stretched 2.9 times along the ring), each with a uniform light original.
+`--mesh OBJ[:TEXTURE]` and `--style IMAGE` score others.
 `--set NAME=VALUE` overrides any engine setting (for tuning); `--seeds N` runs N seeds from the settings' one.
 """
 
@@ -214,7 +215,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--set", action="append", default=[], metavar="NAME=VALUE", help="engine setting override")
     parser.add_argument("--out", default=str(ROOT / "out" / "bench" / "quality"))
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
-    parser.add_argument("--no-cycles", action="store_true", help="skip the contrast on Blender Cycles' renders")
+    parser.add_argument("--no-cycles", action="store_true", help="skip the scores on Blender Cycles' renders")
     args = parser.parse_args(argv)
     try:
         # The demo's sizes and steps: what a CPU user runs. Others through --set.

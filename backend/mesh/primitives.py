@@ -29,17 +29,9 @@ def cube(half: float = 1.0) -> Mesh:
 
 def uv_sphere(rows: int, cols: int, radius: float = 1.0) -> Mesh:
     """A latitude-longitude sphere with equirectangular UVs: 2 * cols * (rows - 1) triangles."""
-    theta = np.linspace(0, np.pi, rows + 1)
-    phi = np.linspace(0, 2 * np.pi, cols + 1)
-    t, p = np.meshgrid(theta, phi, indexing="ij")
-    positions = np.stack([np.sin(t) * np.cos(p), np.sin(t) * np.sin(p), np.cos(t)], -1).reshape(-1, 3) * radius
-    uv = np.stack([p / (2 * np.pi), 1 - t / np.pi], -1).reshape(-1, 2)
-    idx = np.arange((rows + 1) * (cols + 1)).reshape(rows + 1, cols + 1)
-    a, b, c, d = idx[:-1, :-1], idx[1:, :-1], idx[1:, 1:], idx[:-1, 1:]
-    lower = np.stack([a, b, c], -1)[:-1].reshape(-1, 3)  # b and c collapse at the south pole: skipped
-    upper = np.stack([a, c, d], -1)[1:].reshape(-1, 3)  # a and d collapse at the north pole: skipped
-    faces = np.concatenate([lower, upper])
-    return make_mesh(positions, faces, uv[faces], "uv_sphere")
+    positions, faces, t, p = _lat_long_grid(rows, cols)
+    uv = np.stack([p / (2 * np.pi), 1 - t / np.pi], -1)
+    return make_mesh(positions * radius, faces, uv[faces], "uv_sphere")
 
 
 def disk_fan(segments: int, radius: float = 1.0) -> Mesh:
@@ -53,6 +45,14 @@ def disk_fan(segments: int, radius: float = 1.0) -> Mesh:
     return make_mesh(positions, faces, uv[faces], "disk_fan")
 
 
+def _grid_triangles(rows: int, cols: int) -> tuple[np.ndarray, np.ndarray]:
+    """The two triangles (a, b, c) and (a, c, d) of every cell of a (rows + 1) x (cols + 1) vertex grid numbered row
+    by row, each as (rows, cols, 3): a cell's corners a = (i, j), b = (i + 1, j), c = (i + 1, j + 1), d = (i, j + 1)."""
+    idx = np.arange((rows + 1) * (cols + 1)).reshape(rows + 1, cols + 1)
+    a, b, c, d = idx[:-1, :-1], idx[1:, :-1], idx[1:, 1:], idx[:-1, 1:]
+    return np.stack([a, b, c], -1), np.stack([a, c, d], -1)
+
+
 def _lat_long_grid(rows: int, cols: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Unit-sphere vertices on a latitude-longitude grid and its triangles without the collapsed pole ones:
     (positions (V, 3), faces (F, 3), polar angle (V,), azimuth (V,)); faces are grouped by grid cell rows."""
@@ -60,10 +60,9 @@ def _lat_long_grid(rows: int, cols: int) -> tuple[np.ndarray, np.ndarray, np.nda
     phi = np.linspace(0, 2 * np.pi, cols + 1)
     t, p = np.meshgrid(theta, phi, indexing="ij")
     positions = np.stack([np.sin(t) * np.cos(p), np.sin(t) * np.sin(p), np.cos(t)], -1).reshape(-1, 3)
-    idx = np.arange((rows + 1) * (cols + 1)).reshape(rows + 1, cols + 1)
-    a, b, c, d = idx[:-1, :-1], idx[1:, :-1], idx[1:, 1:], idx[:-1, 1:]
-    lower = np.stack([a, b, c], -1)[:-1].reshape(-1, 3)  # b and c collapse at the south pole: skipped
-    upper = np.stack([a, c, d], -1)[1:].reshape(-1, 3)  # a and d collapse at the north pole: skipped
+    lower, upper = _grid_triangles(rows, cols)
+    lower = lower[:-1].reshape(-1, 3)  # b and c collapse at the south pole: skipped
+    upper = upper[1:].reshape(-1, 3)  # a and d collapse at the north pole: skipped
     return positions, np.concatenate([lower, upper]), t.reshape(-1), p.reshape(-1)
 
 
@@ -106,9 +105,7 @@ def stretched_tube(length: float = 3.0, radius: float = 0.1, rings: int = 48, se
     xx, aa = np.meshgrid(x, angle, indexing="ij")
     positions = np.stack([xx, radius * np.cos(aa), radius * np.sin(aa)], -1).reshape(-1, 3)
     uv = np.stack([(xx + length / 2) / length, aa / (2 * np.pi)], -1).reshape(-1, 2)
-    idx = np.arange((rings + 1) * (segments + 1)).reshape(rings + 1, segments + 1)
-    a, b, c, d = idx[:-1, :-1], idx[1:, :-1], idx[1:, 1:], idx[:-1, 1:]
-    faces = np.concatenate([np.stack([a, b, c], -1).reshape(-1, 3), np.stack([a, c, d], -1).reshape(-1, 3)])
+    faces = np.concatenate([half.reshape(-1, 3) for half in _grid_triangles(rings, segments)])
     return make_mesh(positions, faces, uv[faces], "stretched_tube")
 
 
@@ -122,9 +119,7 @@ def torus(major: float = 1.0, minor: float = 0.35, rings: int = 64, segments: in
     reach = major + minor * np.cos(tt)
     positions = np.stack([reach * np.cos(rr), reach * np.sin(rr), minor * np.sin(tt)], -1).reshape(-1, 3)
     uv = np.stack([rr / (2 * np.pi), tt / (2 * np.pi)], -1).reshape(-1, 2)
-    idx = np.arange((rings + 1) * (segments + 1)).reshape(rings + 1, segments + 1)
-    a, b, c, d = idx[:-1, :-1], idx[1:, :-1], idx[1:, 1:], idx[:-1, 1:]
-    faces = np.concatenate([np.stack([a, b, c], -1).reshape(-1, 3), np.stack([a, c, d], -1).reshape(-1, 3)])
+    faces = np.concatenate([half.reshape(-1, 3) for half in _grid_triangles(rings, segments)])
     return make_mesh(positions, faces, uv[faces], "torus")
 
 

@@ -1,10 +1,10 @@
 """Blender's side of the Cycles check (cycles_check.py): run as a script by a Python that imports bpy.
 
-    python bench/blender_render.py MESH.obj TEXTURE.png CAMERAS.json SIZE OUT_PREFIX
+    python bench/blender_render.py MESH.obj CAMERAS.json SIZE TEXTURE.png OUT_PREFIX [TEXTURE.png OUT_PREFIX ...]
 
-Renders the mesh, its texture shown unlit (an emission shader, the Standard view transform: the texels' own
-values), from each camera of CAMERAS.json ([{"eye", "target", "fov_deg"}], vertical field of view, Z up, as
-views.Camera) into OUT_PREFIX_<i>.png (RGBA; alpha is coverage). Cycles reads the full-resolution texture with
+Renders the mesh with each texture shown unlit (an emission shader, the Standard view transform: the texels' own
+values), from each camera of CAMERAS.json ([{"eye", "target", "fov_deg", "near", "far"}], vertical field of view,
+Z up, as views.Camera) into OUT_PREFIX_<i>.png (RGBA; alpha is coverage). One Blender process serves every texture. Cycles reads the full-resolution texture with
 no mip levels and averages many samples a pixel under a one-pixel box filter: a pixel is the mean of the
 texture over its footprint on the surface, whatever the footprint's shape.
 """
@@ -22,7 +22,7 @@ SAMPLES = 32
 
 
 def main(argv: list[str]) -> None:
-    mesh_path, texture_path, cameras_path, size, prefix = argv
+    mesh_path, cameras_path, size, *jobs = argv
     cameras = json.loads(open(cameras_path, encoding="utf-8").read())
     bpy.ops.wm.read_factory_settings(use_empty=True)
     bpy.ops.wm.obj_import(filepath=mesh_path)  # Y-up OBJ to Blender's Z-up, as formats/obj.py reads it
@@ -31,7 +31,6 @@ def main(argv: list[str]) -> None:
     nodes, links = material.node_tree.nodes, material.node_tree.links
     nodes.clear()
     image = nodes.new("ShaderNodeTexImage")
-    image.image = bpy.data.images.load(texture_path)
     image.interpolation = "Linear"
     emission = nodes.new("ShaderNodeEmission")
     output = nodes.new("ShaderNodeOutputMaterial")
@@ -61,14 +60,16 @@ def main(argv: list[str]) -> None:
     scene.collection.objects.link(camera)
     scene.camera = camera
     data.sensor_fit = "VERTICAL"
-    for i, view in enumerate(cameras):
-        eye, target = Vector(view["eye"]), Vector(view["target"])
-        data.angle_y = math.radians(view["fov_deg"])
-        data.clip_start, data.clip_end = view["near"], view["far"]
-        camera.location = eye
-        camera.rotation_euler = (target - eye).to_track_quat("-Z", "Y").to_euler()
-        scene.render.filepath = f"{prefix}_{i}.png"
-        bpy.ops.render.render(write_still=True)
+    for texture_path, prefix in zip(jobs[::2], jobs[1::2]):
+        image.image = bpy.data.images.load(texture_path)
+        for i, view in enumerate(cameras):
+            eye, target = Vector(view["eye"]), Vector(view["target"])
+            data.angle_y = math.radians(view["fov_deg"])
+            data.clip_start, data.clip_end = view["near"], view["far"]
+            camera.location = eye
+            camera.rotation_euler = (target - eye).to_track_quat("-Z", "Y").to_euler()
+            scene.render.filepath = f"{prefix}_{i}.png"
+            bpy.ops.render.render(write_still=True)
 
 
 if __name__ == "__main__":

@@ -41,28 +41,29 @@ def blender_available() -> bool:
 def cycles_renders(mesh: Mesh, textures: list[np.ndarray], cameras: list[Camera], size: int
                    ) -> list[tuple[torch.Tensor, torch.Tensor]]:
     """Per texture (H, W, 3) in [0, 1]: Cycles' renders (V, 3, size, size) of the mesh from `cameras` over mid grey
-    (as the benchmark's own), and their coverage (V, 1, size, size) bool (whole pixels only). Blender runs in a
-    process of its own."""
+    (as the benchmark's own), and their coverage (V, 1, size, size) bool (whole pixels only). Blender runs in one
+    process of its own for all the textures."""
     with tempfile.TemporaryDirectory() as folder:
         folder = Path(folder)
         write_obj(folder / "mesh.obj", mesh)
         views = [{"eye": [float(v) for v in c.eye], "target": [float(v) for v in c.target], "fov_deg": c.fov_deg,
                   "near": c.near, "far": c.far} for c in cameras]
         (folder / "cameras.json").write_text(json.dumps(views), encoding="utf-8")
-        out = []
+        jobs = []
         for k, texture in enumerate(textures):
             save_image(folder / f"texture_{k}.png", texture[..., :3])
-            prefix = folder / f"render_{k}"
-            done = subprocess.run([sys.executable, str(SCRIPT), str(folder / "mesh.obj"), str(folder / f"texture_{k}.png"),
-                                   str(folder / "cameras.json"), str(size), str(prefix)],
-                                  capture_output=True, text=True, timeout=TIMEOUT_S)
-            if done.returncode != 0:
-                tail = (done.stderr or done.stdout).strip().splitlines()[-1:] or ["no output"]
-                raise StyleTexError(f"Blender's Cycles render failed: {tail[0]}")
+            jobs += [str(folder / f"texture_{k}.png"), str(folder / f"render_{k}")]
+        done = subprocess.run([sys.executable, str(SCRIPT), str(folder / "mesh.obj"), str(folder / "cameras.json"),
+                               str(size), *jobs], capture_output=True, text=True, timeout=TIMEOUT_S)
+        if done.returncode != 0:
+            tail = (done.stderr or done.stdout).strip().splitlines()[-1:] or ["no output"]
+            raise StyleTexError(f"Blender's Cycles render failed: {tail[0]}")
+        out = []
+        for prefix in jobs[1::2]:
             pixels = np.stack([np.asarray(Image.open(f"{prefix}_{i}.png").convert("RGBA"), dtype=np.float32) / 255
                                for i in range(len(cameras))])
             alpha = pixels[..., 3:]  # PNG keeps straight alpha
             images = torch.from_numpy(pixels[..., :3] * alpha + BACKGROUND * (1 - alpha)).permute(0, 3, 1, 2).contiguous()
-            covered = torch.from_numpy(pixels[..., 3:] >= COVERED).permute(0, 3, 1, 2).contiguous()
+            covered = torch.from_numpy(alpha >= COVERED).permute(0, 3, 1, 2).contiguous()
             out.append((images, covered))
         return out

@@ -57,4 +57,3 @@ def test_cycles_keeps_the_contrast_trilinear_filtering_blurs_on_stretched_texels
     trilinear, mask = _ours(mesh, pasted, cameras, 128, "linear-mipmap-linear")
     # Measured: 0.163 against 0.119 on the tube, 0.109 against 0.085 on the torus.
     assert local_contrast(images, covered) > 1.15 * local_contrast(trilinear, mask)
-

@@ -173,11 +173,31 @@ def test_tent_pyramid_levels_match_a_wrapping_convolution_and_keep_the_mean():
 
 @pytest.mark.parametrize("shape", [(16, 8, 3), (12, 20, 2)])
 @pytest.mark.parametrize("kernel", ("box", "tent"))
-def test_pyramid_gradcheck(shape, kernel):
-    # The tent's backward pass is written by hand (its transpose), so check it against finite differences.
+@pytest.mark.parametrize("tail_side", (0, 64))
+def test_pyramid_gradcheck(shape, kernel, tail_side):
+    # The backward pass is written by hand (each filter's transpose, or the tail's products), so check it against
+    # finite differences.
     torch.manual_seed(8)
     texture = torch.rand(*shape, dtype=torch.float64, requires_grad=True)
-    assert torch.autograd.gradcheck(lambda t: build_pyramid(t, kernel=kernel).texels, (texture,))
+    assert torch.autograd.gradcheck(lambda t: build_pyramid(t, kernel=kernel, tail_side=tail_side).texels, (texture,))
+
+
+@pytest.mark.parametrize("shape", [(256, 128, 3), (96, 160, 2), (300, 64, 1)])
+@pytest.mark.parametrize("kernel", ("box", "tent"))
+def test_pyramid_tail_by_matrix_products_equals_level_by_level(shape, kernel):
+    # The small levels come from one product each side (tail_side); the reference filters every level from
+    # the one above. Same values and same gradient (odd sides included: 96 x 160 reaches 3 x 5).
+    torch.manual_seed(9)
+    texture = torch.rand(*shape, dtype=torch.float64, requires_grad=True)
+    upstream = torch.rand(build_pyramid(texture, kernel=kernel, tail_side=0).texels.shape, dtype=torch.float64)
+    results = []
+    for tail_side in (0, 64):
+        texture.grad = None
+        texels = build_pyramid(texture, kernel=kernel, tail_side=tail_side).texels
+        (texels * upstream).sum().backward()
+        results.append((texels.detach(), texture.grad.clone()))
+    torch.testing.assert_close(results[1][0], results[0][0], rtol=0, atol=1e-12)
+    torch.testing.assert_close(results[1][1], results[0][1], rtol=0, atol=1e-12)
 
 
 def test_pyramid_layout_is_the_built_pyramids():

@@ -13,10 +13,13 @@ gradient is a smooth (bilinear-like) upsampling.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
+
+TAIL_SIDE = 64  # build_pyramid's: levels of at most 64 texels a side and all below them by matrix products
 
 
 @dataclass(frozen=True)
@@ -112,35 +115,91 @@ def _filter_of(h: int, w: int, kernel: str) -> str:
     return "tent" if kernel == "tent" and min(h, w) >= 4 else "box"
 
 
+def _axis_filter(n: int, m: int, kind: str) -> torch.Tensor:
+    """(m, n) float64: one axis of a level's filter as a matrix (n texels -> m)."""
+    out = torch.zeros(m, n, dtype=torch.float64)
+    rows = torch.arange(m)
+    if kind == "tent":
+        for shift, tap in ((-1, 0.125), (0, 0.375), (1, 0.375), (2, 0.125)):
+            out[rows, (2 * rows + shift) % n] += tap
+    else:  # box and area alike: adaptive average pooling's windows (for even n, pairs)
+        for i in range(m):
+            start, end = (i * n) // m, -((-(i + 1) * n) // m)
+            out[i, start:end] = 1.0 / (end - start)
+    return out
+
+
+@functools.lru_cache(maxsize=16)
+def _tail_operators(sizes: tuple[tuple[int, int], ...], kernel: str, dtype: torch.dtype, device: torch.device
+                    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """For levels sizes[1:] made from sizes[0]: the stacked row filters R (sum h, h0) and column filters C (sum w, w0),
+    each level's composed from sizes[0] on, and where each level's texels lie, row-major, in R X C^T's (sum h * sum w)
+    positions (the diagonal blocks)."""
+    row, column = torch.eye(sizes[0][0], dtype=torch.float64), torch.eye(sizes[0][1], dtype=torch.float64)
+    rows, columns = [], []
+    for (h, w), (nh, nw) in zip(sizes, sizes[1:]):
+        kind = _filter_of(h, w, kernel)
+        row, column = _axis_filter(h, nh, kind) @ row, _axis_filter(w, nw, kind) @ column
+        rows.append(row)
+        columns.append(column)
+    width = sum(c.shape[0] for c in columns)
+    index, top, left = [], 0, 0
+    for (h, w) in sizes[1:]:
+        index.append(((top + torch.arange(h))[:, None] * width + left + torch.arange(w)).reshape(-1))
+        top, left = top + h, left + w
+    return (torch.cat(rows).to(device, dtype), torch.cat(columns).to(device, dtype), torch.cat(index).to(device))
+
+
 class _Pyramid(torch.autograd.Function):
     """(H, W, C) texture -> the packed (T, C) table of all levels. One function with an explicit
     backward pass: the levels are written straight into the table, and the gradient is carried
     from the coarsest level down, each level's filter transposed once (autograd through slices
-    and a concatenation spent a zero-filled full-size buffer per slice: a sixth of a default step)."""
+    and a concatenation spent a zero-filled full-size buffer per slice: a sixth of a default step).
+
+    The levels below the first of at most `tail_side` texels a side (the tail) come from that level by
+    one product on each side, R X C^T, with every tail level's composed filters stacked in R and C:
+    filtered one level at a time, each small level cost as many operations as a large one (some 80 of
+    the step's 2,200), for a few hundred values."""
 
     @staticmethod
-    def forward(ctx, texture: torch.Tensor, sizes: list[tuple[int, int]], offsets: list[int], kernel: str) -> torch.Tensor:
+    def forward(ctx, texture: torch.Tensor, sizes: list[tuple[int, int]], offsets: list[int], kernel: str,
+                tail_side: int) -> torch.Tensor:
         channels = texture.shape[-1]
         texels = texture.new_empty(offsets[-1] + sizes[-1][0] * sizes[-1][1], channels)
         level = texels[: sizes[0][0] * sizes[0][1]].view(*sizes[0], channels)
         level.copy_(texture)
+        base = next((k for k, size in enumerate(sizes) if max(size) <= tail_side), len(sizes) - 1)
         filters = []
-        for (h, w), size, offset in zip(sizes, sizes[1:], offsets[1:]):
+        for (h, w), size, offset in zip(sizes[:base], sizes[1 : base + 1], offsets[1 : base + 1]):
             kind = _filter_of(h, w, kernel)
             filters.append(kind)
             half = {"tent": _tent_half, "box": _box_half}[kind](level) if kind != "area" else _area_half(level, size)
             level = texels[offset : offset + size[0] * size[1]].view(*size, channels)
             level.copy_(half)
-        ctx.layout = (sizes, offsets, filters)
+        tail = None
+        if base < len(sizes) - 1:
+            tail = _tail_operators(tuple(sizes[base:]), kernel, texture.dtype, texture.device)
+            rows, columns, index = tail
+            h, w = sizes[base]
+            across = (rows @ level.reshape(h, w * channels)).view(-1, w, channels)
+            texels[offsets[base + 1] :] = torch.matmul(columns, across).view(-1, channels).index_select(0, index)
+        ctx.layout = (sizes, offsets, filters, base, tail)
         return texels
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor):
-        sizes, offsets, filters = ctx.layout
+        sizes, offsets, filters, base, tail = ctx.layout
         channels = grad.shape[-1]
         levels = [grad[o : o + h * w].view(h, w, channels) for (h, w), o in zip(sizes, offsets)]
-        carried = levels[-1].clone()
-        for k in range(len(levels) - 1, 0, -1):
+        carried = levels[base].clone()
+        if tail is not None:
+            rows, columns, index = tail
+            h, w = sizes[base]
+            spread = grad.new_zeros(rows.shape[0] * columns.shape[0], channels)
+            spread.index_copy_(0, index, grad[offsets[base + 1] :])
+            across = torch.matmul(columns.T, spread.view(rows.shape[0], columns.shape[0], channels))
+            carried.view(h, w * channels).addmm_(rows.T, across.view(rows.shape[0], w * channels))
+        for k in range(base, 0, -1):
             kind = filters[k - 1]
             if kind == "tent":
                 carried = _tent_half_adjoint(carried, levels[k - 1])
@@ -148,7 +207,7 @@ class _Pyramid(torch.autograd.Function):
                 carried = _box_half_adjoint(carried, levels[k - 1])
             else:
                 carried = _area_half_adjoint(carried, sizes[k - 1]).add_(levels[k - 1])
-        return carried, None, None, None
+        return carried, None, None, None, None
 
 
 def pyramid_layout(height: int, width: int, max_levels: int | None = None,
@@ -164,14 +223,16 @@ def pyramid_layout(height: int, width: int, max_levels: int | None = None,
     return sizes, torch.cumsum(counts, 0) - counts
 
 
-def build_pyramid(texture: torch.Tensor, max_levels: int | None = None, kernel: str = "box") -> MipPyramid:
+def build_pyramid(texture: torch.Tensor, max_levels: int | None = None, kernel: str = "box",
+                  tail_side: int = TAIL_SIDE) -> MipPyramid:
     """texture: (H, W, C) -> MipPyramid with all levels down to 1x1 (or at most max_levels).
     kernel: 'box' (2x2 averages) or 'tent' ([1, 3, 3, 1] / 8; box where a side is below 4); area
-    averaging where a side is odd."""
+    averaging where a side is odd. tail_side: the levels below the first of at most that many texels a side
+    are made from it by matrix products (_Pyramid; 0: each from the one above, the reference)."""
     if texture.ndim != 3:
         raise ValueError(f"texture must have shape (H, W, C), got {tuple(texture.shape)}")
     if kernel not in ("box", "tent"):
         raise ValueError(f"kernel must be 'box' or 'tent', got {kernel!r}")
     sizes, offsets = pyramid_layout(texture.shape[0], texture.shape[1], max_levels, texture.device)
-    texels = _Pyramid.apply(texture, [tuple(size) for size in sizes.tolist()], offsets.tolist(), kernel)
+    texels = _Pyramid.apply(texture, [tuple(size) for size in sizes.tolist()], offsets.tolist(), kernel, tail_side)
     return MipPyramid(texels, sizes, offsets)

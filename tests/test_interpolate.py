@@ -14,7 +14,6 @@ import pytest
 import torch
 
 from backend.formats.images import load_image
-from backend.formats.obj import read_obj
 from backend.mesh.primitives import uv_sphere
 from backend.style.parameterization import SequenceTexture, make_texture_parameter
 from backend.style.sequence import ORIGINAL_END, ORIGINAL_HOLD, SequenceJob, consecutive_differences, frame_times, stylize_sequence

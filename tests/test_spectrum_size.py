@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -163,15 +163,17 @@ def test_the_bundled_meshes_keep_their_calibrated_sizes(name, size):
 
 
 def test_the_engine_filters_by_the_working_texture_and_a_set_square_spectrum_keeps_the_stretch(spot):
+    assert StyleSettings().filter == "anisotropic"  # the default; auto picks by the footprints
     style = load_image(REPO / "data" / "styles" / "starry_night.jpg")
     tube = stretched_tube()
     cases = ((tube, {}, "linear-mipmap-linear"), (tube, {"spectrum_size": 256}, "anisotropic"),
              (turned(tube, 45), {}, "anisotropic"), (spot, {}, "linear-mipmap-linear"))
     for mesh, overrides, want in cases:
         settings = StyleSettings(steps=2, texture_size=1024, render_size=256, features="random", device="cpu",
-                                 view_pool=2, **overrides)
+                                 view_pool=2, filter="auto", **overrides)
         job = StyleJob(mesh, style, settings.validate(), None, CPU)
         assert job.filter == want
+        assert StyleJob(mesh, style, replace(settings, filter="anisotropic"), None, CPU).filter == "anisotropic"
         if mesh is tube and not overrides:
             assert job.working_shape == (64, 256)  # the texture's columns run along the tube
             job.step()

@@ -207,9 +207,11 @@ def test_hidden_island_grown_from_neighbours_without_an_original(atlas):
     lo, hi = seen_values.min(axis=0), seen_values.max(axis=0)
     assert ((texture[hidden] >= lo - 1e-6) & (texture[hidden] <= hi + 1e-6)).all()
     # The pixel parameterization starts at sigmoid(0.01 * noise) ~ 0.5; the style is red, so the
-    # seen texels became red, and so must the hidden ones grown from them (not stay mid-grey).
-    assert seen_values[:, 0].mean() > 0.6
-    assert texture[hidden][:, 0].mean() > 0.6
+    # seen texels became red, and so must the hidden ones grown from them (not stay mid-grey): nearer
+    # the seen texels' red than the start's.
+    seen_red = seen_values[:, 0].mean()
+    assert seen_red > 0.6
+    assert texture[hidden][:, 0].mean() > (0.5 + seen_red) / 2
     assert texture[hidden].std(axis=0).max() < seen_values.std(axis=0).max()  # smooth fill
 
 

@@ -394,6 +394,23 @@ def test_anisotropic_filtering_keeps_detail_along_a_stretched_footprint():
                                atol=1e-6, rtol=0)
 
 
+def test_anisotropic_probes_follow_the_footprints_ratio():
+    """A footprint takes its ratio, rounded, in probes (8 taps each, up to ANISOTROPY): one below 1.5."""
+    from backend.texture import pyramid_layout
+    from backend.texture.sample import ANISOTROPY, plan_samples
+
+    sizes, offsets = pyramid_layout(64, 64)
+    ratios = torch.tensor([1.0, 1.4, 1.6, 2.4, 2.6, 3.6, 8.0])
+    derivatives = torch.zeros(len(ratios), 2, 2)
+    derivatives[:, 0, 0], derivatives[:, 1, 1] = 1.0 / 64, ratios / 64
+    plan = plan_samples(sizes, offsets, torch.full((len(ratios), 2), 0.3), derivatives, "anisotropic")
+    taps = torch.diff(torch.cat([plan.offsets, torch.tensor([len(plan.index)])]))
+    assert taps.tolist() == [8 * p for p in (1, 1, 2, 2, 3, 4, ANISOTROPY)]
+    torch.testing.assert_close(plan.owner, torch.repeat_interleave(torch.arange(len(ratios)), taps))
+    sums = torch.zeros(len(ratios), dtype=plan.weight.dtype).index_add_(0, plan.owner, plan.weight)
+    torch.testing.assert_close(sums, torch.ones(len(ratios)))  # each lookup's taps blend to 1
+
+
 def test_anisotropic_gradient_matches_autograd_of_its_own_taps():
     texture = torch.rand(16, 16, 3, dtype=torch.float64, requires_grad=True)
     uv = torch.rand(40, 2, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
@@ -410,6 +427,14 @@ def test_several_plans_gathered_at_once_give_each_gather_and_the_summed_gradient
     texels = torch.rand(500, 3, generator=generator, dtype=torch.float64, requires_grad=True)
     plans = [SamplePlan(torch.randint(0, 500, (n, k), generator=generator), torch.rand(n, k, generator=generator))
              for n, k in ((40, 8), (70, 4))]
+    # the second made ragged (lookups of 1 to 4 taps): it reads what its taps weighted by the mask do
+    keep = torch.rand(70, 4, generator=generator) < 0.6
+    keep[:, 0] = True
+    masked = SamplePlan(plans[1].index, plans[1].weight * keep)
+    counts = keep.sum(dim=1)
+    plans[1] = SamplePlan(plans[1].index[keep], plans[1].weight[keep], torch.cumsum(counts, 0) - counts,
+                          torch.repeat_interleave(torch.arange(70), counts))
+    torch.testing.assert_close(gather(texels, plans[1]), gather(texels, masked))
     upstream = [torch.rand(40, 3, generator=generator, dtype=torch.float64),
                 torch.rand(70, 3, generator=generator, dtype=torch.float64)]
     together = gather_all(texels, plans)

@@ -27,7 +27,7 @@ from ..mesh.unwrap import even_layout
 from ..mesh.uv_room import starved_faces, uv_room
 from ..texture import build_pyramid, pyramid_layout
 from ..texture.transfer import transfer_texture
-from ..texture.sample import ANISOTROPY, gather_all
+from ..texture.sample import gather_all
 from ..raster import Fragments
 from ..views import Camera, random_cameras
 from .balance import ViewRegions, balance_loss
@@ -44,7 +44,7 @@ from .round_trip import BackToOwnUVs, auto_unwrap, polish_steps
 from .seam_loss import SeamTerm
 from .settings import StyleSettings, parse_blend, parse_layer_weights, parse_objective
 from .spectrum_size import filter_for, probe_footprints, resolvable_shape
-from .view_pool import PooledView, ViewPool, pool_capacity
+from .view_pool import ANISOTROPIC_PROBES, PooledView, ViewPool, pool_capacity
 
 
 def _image_tensor(image: np.ndarray, device: torch.device) -> torch.Tensor:
@@ -226,7 +226,7 @@ class StyleJob:
             if settings.closeup_share > 0 else None
         self.rng = np.random.default_rng(settings.seed)
         capacity = pool_capacity(settings.view_pool, settings.views_per_step, settings.render_size,
-                                 ANISOTROPY if self.filter == "anisotropic" else 1)
+                                 ANISOTROPIC_PROBES if self.filter == "anisotropic" else 1)
         self.pool = ViewPool(capacity, settings.view_reuse, self._make_view, self.rng)
         # Faces that covered at least one pixel centre in some view. Texels count as seen when they
         # lie under a seen face in UV space. (Gradients are no guide: coarse mip levels average

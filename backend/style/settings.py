@@ -91,7 +91,9 @@ class StyleSettings:
     fov_deg: float = 30.0
     zoom_min: float = 1.0  # per-view zoom (1 = bounding sphere fills the frame), drawn uniformly
     zoom_max: float = 1.2
-    filter: str = "auto"  # auto (anisotropic where UVs are stretched, else trilinear) | linear-mipmap-linear | ...
+    # anisotropic (a footprint's average, as Blender renders the texture) | auto (anisotropic where the UVs are
+    # stretched, else trilinear: a little faster) | linear-mipmap-linear | linear
+    filter: str = "anisotropic"
     boundary: str = "wrap"
 
     def validate(self) -> "StyleSettings":

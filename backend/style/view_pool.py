@@ -25,12 +25,15 @@ from .balance import ViewRegions
 from .losses import Coverage
 
 POOL_BYTES = 512 * 2**20  # what the pooled views may hold at most
+# The anisotropic filter's probes a pixel, on average with room to spare: a footprint takes its ratio in probes
+# (texture/sample.py), and most are near round (1.3 a pixel on Spot's views).
+ANISOTROPIC_PROBES = 2
 BYTES_PER_PIXEL = 100  # a covered pixel's plan (8 taps: int64 index + float32 weight), mask, pixel index
 
 
-def pool_capacity(wanted: int, views_per_step: int, render_size: int, probes: int = 1) -> int:
+def pool_capacity(wanted: int, views_per_step: int, render_size: int, probes: float = 1) -> int:
     """`wanted`, bounded so that the pool's views fit in POOL_BYTES (at least one step's views); `probes`
-    trilinear lookups per pixel (the anisotropic filter's) make each view's plan that many times larger."""
+    trilinear lookups per pixel on average (the anisotropic filter's) make each view's plan that many times larger."""
     per_view = BYTES_PER_PIXEL * probes * render_size * render_size
     return max(views_per_step, min(wanted, POOL_BYTES // per_view))
 

@@ -32,24 +32,27 @@ class _WeightedGather(torch.autograd.Function):
     several plans (its views and the seam term) zeroes and accumulates one table gradient, not one each."""
 
     @staticmethod
-    def forward(ctx, table: torch.Tensor, *plans: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        ctx.save_for_backward(*plans)
-        ctx.rows = table.shape[0]
-        return tuple(F.embedding_bag(index, table, mode="sum", per_sample_weights=weight)
-                     for index, weight in zip(plans[::2], plans[1::2]))
+    def forward(ctx, table: torch.Tensor, plans: tuple["SamplePlan", ...], weights: tuple[torch.Tensor, ...]
+                ) -> tuple[torch.Tensor, ...]:
+        ctx.plans, ctx.weights, ctx.rows = plans, weights, table.shape[0]
+        return tuple(F.embedding_bag(plan.index, table, plan.offsets, mode="sum", per_sample_weights=weight)
+                     for plan, weight in zip(plans, weights))
 
     @staticmethod
     def backward(ctx, *grads: torch.Tensor):
-        plans = ctx.saved_tensors
         table_grad = grads[0].new_zeros(ctx.rows, grads[0].shape[1])
-        for index, weight, grad in zip(plans[::2], plans[1::2], grads):
+        for plan, weight, grad in zip(ctx.plans, ctx.weights, grads):
+            if plan.offsets is not None:  # one row of taps, each tap's lookup in plan.owner
+                spread = grad.index_select(0, plan.owner).mul_(weight[:, None])
+                table_grad.index_add_(0, plan.index, spread)
+                continue
             # weight[n, k] * grad[n, c] written channel by channel: broadcasting over both trailing axes
             # at once was several times slower.
             spread = grad.new_empty(*weight.shape, grad.shape[1])
             for c in range(grad.shape[1]):
                 torch.mul(weight, grad[:, c : c + 1], out=spread[..., c])
-            table_grad.index_add_(0, index.reshape(-1), spread.view(-1, grad.shape[1]))
-        return (table_grad, *([None] * len(plans)))
+            table_grad.index_add_(0, plan.index.reshape(-1), spread.view(-1, grad.shape[1]))
+        return table_grad, None, None
 
 
 def _bilinear_taps(sizes: torch.Tensor, offsets: torch.Tensor, levels: torch.Tensor, uv: torch.Tensor, boundary: str,
@@ -97,13 +100,17 @@ def level_of_detail(uv_dxy: torch.Tensor, height: int, width: int) -> torch.Tens
 
 @dataclass(frozen=True)
 class SamplePlan:
-    """Where N lookups read a packed texel table: rows `index` (N, K) blended by `weight` (N, K).
+    """Where N lookups read a packed texel table: rows `index` (N, K) blended by `weight` (N, K); or, where
+    lookups take different numbers of taps, `index` and `weight` (M,) in one row, lookup n's taps from
+    offsets[n] (N,) to the next lookup's, `owner` (M,) the lookup of each tap (the anisotropic filter's).
 
     A plan depends on the pyramid's level sizes, not on its texel values, so the lookups of a view
     that is shown again are planned once and reused while the texture changes."""
 
     index: torch.Tensor
     weight: torch.Tensor
+    offsets: torch.Tensor | None = None
+    owner: torch.Tensor | None = None
 
 
 def plan_samples(
@@ -154,10 +161,12 @@ def plan_level(sizes: torch.Tensor, offsets: torch.Tensor, uv: torch.Tensor, lev
 
 def _anisotropic_plan(sizes: torch.Tensor, offsets: torch.Tensor, uv: torch.Tensor, uv_dxy: torch.Tensor,
                       boundary: str) -> SamplePlan:
-    """ANISOTROPY trilinear probes spread along each footprint's longer screen axis, at the level of its length
-    over the ratio of the two axes (at most ANISOTROPY): where UVs are stretched, trilinear filtering would read
-    the level the longer axis needs and blur the texture along the other. An isotropic footprint puts every
-    probe on the same point, which is trilinear filtering exactly."""
+    """Trilinear probes spread along each footprint's longer screen axis, at the level of its length over the ratio
+    of the two axes (at most ANISOTROPY): where UVs are stretched, trilinear filtering would read the level the
+    longer axis needs and blur the texture along the other. A footprint takes the ratio, rounded, in probes (at most
+    ANISOTROPY), as a GPU's anisotropic filter does: one probe below 1.5, which is trilinear filtering at the shorter
+    axis's level (a spread of less than half a texel of that level), so a texture seen mostly head-on costs little
+    more than trilinear."""
     height, width = sizes[0].tolist()
     scale = torch.tensor([width, height], dtype=uv.dtype, device=uv.device).view(1, 2)
     along_x, along_y = uv_dxy[:, :, 0], uv_dxy[:, :, 1]  # (N, 2) UV per pixel step in x and y
@@ -168,15 +177,30 @@ def _anisotropic_plan(sizes: torch.Tensor, offsets: torch.Tensor, uv: torch.Tens
     lod = torch.log2((major / ratio).clamp(min=1e-20)).clamp(0, len(offsets) - 1)
     fine = torch.floor(lod).to(torch.int64).clamp(max=len(offsets) - 2)
     blend = lod - fine
+    probes = torch.floor(ratio + 0.5).clamp(1, ANISOTROPY).to(torch.int64)
     spread = longer * (1 - 1 / ratio)[:, None]  # the probes cover what one probe's level does not
-    indices, weights = [], []
-    for k in range(ANISOTROPY):
-        at = uv + ((k + 0.5) / ANISOTROPY - 0.5) * spread
-        index, weight = _bilinear_taps(sizes, offsets, torch.stack([fine, fine + 1]), at, boundary,
-                                       torch.stack([1 - blend, blend]) / ANISOTROPY)
-        indices.append(index)
-        weights.append(weight)
-    return SamplePlan(torch.cat(indices, dim=1), torch.cat(weights, dim=1))
+    taps = 8  # a trilinear probe's
+    counts = taps * probes
+    starts = torch.cumsum(counts, 0) - counts
+    # Every lookup's first probe, then the others of those that take more, all planned at once: lookup `who`'s
+    # probe `k`, written into its rows of the ragged plan.
+    more = probes - 1
+    who = torch.repeat_interleave(torch.arange(len(uv), device=uv.device), more)
+    k = torch.arange(len(who), device=uv.device) - torch.repeat_interleave(torch.cumsum(more, 0) - more, more) + 1
+    who = torch.cat([torch.arange(len(uv), device=uv.device), who])
+    k = torch.cat([torch.zeros(len(uv), dtype=torch.int64, device=uv.device), k])
+    pick = lambda values: values.index_select(0, who)  # noqa: E731
+    share, level, part = pick(probes).to(uv.dtype), pick(fine), pick(blend)
+    at = pick(uv) + ((k + 0.5) / share - 0.5)[:, None] * pick(spread)
+    part_index, part_weight = _bilinear_taps(sizes, offsets, torch.stack([level, level + 1]), at, boundary,
+                                             torch.stack([1 - part, part]) / share)
+    rows = ((pick(starts) + taps * k)[:, None] + torch.arange(taps, device=uv.device)).reshape(-1)
+    total = len(rows)
+    index = torch.empty(total, dtype=torch.int64, device=uv.device).index_copy_(0, rows, part_index.reshape(-1))
+    weight = torch.empty(total, dtype=uv.dtype, device=uv.device).index_copy_(0, rows, part_weight.reshape(-1))
+    owner = torch.empty(total, dtype=torch.int64, device=uv.device).index_copy_(
+        0, rows, who[:, None].expand(-1, taps).reshape(-1))
+    return SamplePlan(index, weight, starts, owner)
 
 
 def gather(texels: torch.Tensor, plan: SamplePlan) -> torch.Tensor:
@@ -186,8 +210,7 @@ def gather(texels: torch.Tensor, plan: SamplePlan) -> torch.Tensor:
 
 def gather_all(texels: torch.Tensor, plans: Sequence[SamplePlan]) -> tuple[torch.Tensor, ...]:
     """gather() of several plans over one texel table, with one table gradient for them all."""
-    flat = [t for plan in plans for t in (plan.index, plan.weight.to(texels.dtype))]
-    return _WeightedGather.apply(texels, *flat)
+    return _WeightedGather.apply(texels, tuple(plans), tuple(plan.weight.to(texels.dtype) for plan in plans))
 
 
 def as_pyramid(texture: torch.Tensor | MipPyramid, filter: str = "linear-mipmap-linear") -> MipPyramid:

@@ -1,12 +1,11 @@
 """A second renderer for the quality benchmark: Blender's Cycles, through the bpy the project installs.
 
-The benchmark's own renders read the texture through isotropic mip levels (trilinear filtering), which blur a
-texture along both axes as much as along the more minified one. Where a UV layout stretches its texels on the
-surface (the tube, the torus), or where the surface is seen at a slant, that blur is the filter's and not the
-texture's: it lowers the local contrast of any texture there, the painting pasted on included. Cycles reads the
-full-resolution texture and averages it over each pixel's footprint (blender_render.py), as a path tracer a user
-renders with does; its local contrast is reported beside the trilinear one (docs/BENCHMARKS.md).
-"""
+Cycles reads the full-resolution texture and averages it over each pixel's footprint (blender_render.py), as a path
+tracer a user renders with does. The benchmark's own renders filter the texture anisotropically (quality_score.py),
+which comes near that; trilinear filtering, which they used before, blurs a texture along both axes as much as along
+the more minified one, so where a UV layout stretches its texels on the surface (the tube, the torus) or the surface
+is seen at a slant it lowered the local contrast of any texture, the painting pasted on included. Its scores are
+reported beside the benchmark's own (docs/BENCHMARKS.md)."""
 
 from __future__ import annotations
 

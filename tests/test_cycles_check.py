@@ -1,7 +1,8 @@
 """The quality benchmark's second renderer: Blender's Cycles (bench/cycles_check.py), run through the real bpy.
 
 Cycles' renders must show what ours show, pixel for pixel (same cameras, same UV convention), and, where a UV
-layout stretches its texels on the surface, keep the texture's contrast that trilinear filtering blurs away.
+layout stretches its texels on the surface, keep the texture's contrast that trilinear filtering blurs away (and the
+anisotropic filter, the judge's, mostly keeps).
 """
 
 from __future__ import annotations
@@ -50,10 +51,14 @@ def test_cycles_sees_spot_as_our_renderer_does():
 
 @pytest.mark.parametrize("make", [stretched_tube, torus])
 def test_cycles_keeps_the_contrast_trilinear_filtering_blurs_on_stretched_texels(make):
+    """...and our anisotropic filter (the judge's, bench/quality_score.py) keeps most of it."""
     mesh = make()
     pasted = resize_square(load_image(STARRY), 512)
     cameras = score_cameras(mesh.center, mesh.radius)[:4]
     (images, covered), = cycles_renders(mesh, [pasted], cameras, 128)
-    trilinear, mask = _ours(mesh, pasted, cameras, 128, "linear-mipmap-linear")
-    # Measured: 0.163 against 0.119 on the tube, 0.109 against 0.085 on the torus.
-    assert local_contrast(images, covered) > 1.15 * local_contrast(trilinear, mask)
+    cycles = local_contrast(images, covered)
+    trilinear = local_contrast(*_ours(mesh, pasted, cameras, 128, "linear-mipmap-linear"))
+    anisotropic = local_contrast(*_ours(mesh, pasted, cameras, 128, "anisotropic"))
+    # Measured: 0.163 against 0.119 on the tube, 0.109 against 0.085 on the torus; anisotropic 0.135 and 0.106.
+    assert cycles > 1.15 * trilinear
+    assert abs(cycles - anisotropic) < 0.75 * abs(cycles - trilinear)

@@ -180,27 +180,16 @@ def _anisotropic_plan(sizes: torch.Tensor, offsets: torch.Tensor, uv: torch.Tens
     probes = torch.floor(ratio + 0.5).clamp(1, ANISOTROPY).to(torch.int64)
     spread = longer * (1 - 1 / ratio)[:, None]  # the probes cover what one probe's level does not
     taps = 8  # a trilinear probe's
-    counts = taps * probes
-    starts = torch.cumsum(counts, 0) - counts
-    # Every lookup's first probe, then the others of those that take more, all planned at once: lookup `who`'s
-    # probe `k`, written into its rows of the ragged plan.
-    more = probes - 1
-    who = torch.repeat_interleave(torch.arange(len(uv), device=uv.device), more)
-    k = torch.arange(len(who), device=uv.device) - torch.repeat_interleave(torch.cumsum(more, 0) - more, more) + 1
-    who = torch.cat([torch.arange(len(uv), device=uv.device), who])
-    k = torch.cat([torch.zeros(len(uv), dtype=torch.int64, device=uv.device), k])
+    # Lookup `who`'s probe `k`, lookup by lookup: their taps, in this order, are the ragged plan's row.
+    first = torch.cumsum(probes, 0) - probes  # each lookup's first probe
+    who = torch.repeat_interleave(torch.arange(len(uv), device=uv.device), probes)
+    k = torch.arange(len(who), device=uv.device) - torch.repeat_interleave(first, probes)
     pick = lambda values: values.index_select(0, who)  # noqa: E731
     share, level, part = pick(probes).to(uv.dtype), pick(fine), pick(blend)
     at = pick(uv) + ((k + 0.5) / share - 0.5)[:, None] * pick(spread)
-    part_index, part_weight = _bilinear_taps(sizes, offsets, torch.stack([level, level + 1]), at, boundary,
-                                             torch.stack([1 - part, part]) / share)
-    rows = ((pick(starts) + taps * k)[:, None] + torch.arange(taps, device=uv.device)).reshape(-1)
-    total = len(rows)
-    index = torch.empty(total, dtype=torch.int64, device=uv.device).index_copy_(0, rows, part_index.reshape(-1))
-    weight = torch.empty(total, dtype=uv.dtype, device=uv.device).index_copy_(0, rows, part_weight.reshape(-1))
-    owner = torch.empty(total, dtype=torch.int64, device=uv.device).index_copy_(
-        0, rows, who[:, None].expand(-1, taps).reshape(-1))
-    return SamplePlan(index, weight, starts, owner)
+    index, weight = _bilinear_taps(sizes, offsets, torch.stack([level, level + 1]), at, boundary,
+                                   torch.stack([1 - part, part]) / share)
+    return SamplePlan(index.reshape(-1), weight.reshape(-1), taps * first, who.repeat_interleave(taps))
 
 
 def gather(texels: torch.Tensor, plan: SamplePlan) -> torch.Tensor:

@@ -116,17 +116,12 @@ def _filter_of(h: int, w: int, kernel: str) -> str:
 
 
 def _axis_filter(n: int, m: int, kind: str) -> torch.Tensor:
-    """(m, n) float64: one axis of a level's filter as a matrix (n texels -> m)."""
-    out = torch.zeros(m, n, dtype=torch.float64)
-    rows = torch.arange(m)
+    """(m, n) float64: one axis of a level's filter as a matrix (n texels -> m), by the filter itself applied to the
+    identity: the tent's rows, or adaptive average pooling (box and area alike; for even n, pairs)."""
+    identity = torch.eye(n, dtype=torch.float64)
     if kind == "tent":
-        for shift, tap in ((-1, 0.125), (0, 0.375), (1, 0.375), (2, 0.125)):
-            out[rows, (2 * rows + shift) % n] += tap
-    else:  # box and area alike: adaptive average pooling's windows (for even n, pairs)
-        for i in range(m):
-            start, end = (i * n) // m, -((-(i + 1) * n) // m)
-            out[i, start:end] = 1.0 / (end - start)
-    return out
+        return _tent_rows(identity)
+    return F.adaptive_avg_pool1d(identity[None], m)[0].T
 
 
 @functools.lru_cache(maxsize=16)

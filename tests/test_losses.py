@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from backend.style.losses import StyleMemory, channel_objective, content_loss, gram, resize_mask, style_loss
+from backend.style.losses import (StyleMemory, channel_objective, content_loss, gram, resize_mask, select_columns,
+                                  style_loss)
 
 
 def features(b=2, c=5, h=6, w=8, seed=0) -> torch.Tensor:
@@ -345,3 +346,16 @@ def test_tiled_style_loss_sees_halves_that_the_whole_views_gram_does_not():
     loss = lambda f: tiled_style_loss({"x": tile_grams(f, mask, 2)}, target, {"x": 1.0}).item()  # noqa: E731
     assert loss(stripes) == pytest.approx(0.0, abs=1e-12)
     assert loss(halves) > 0.5
+
+
+def test_select_columns_is_index_select_along_the_last_axis_values_and_gradient():
+    columns = torch.rand(2, 5, 40, dtype=torch.float64, requires_grad=True)
+    index = torch.tensor([3, 0, 17, 39, 8])
+    picked = select_columns(columns, index)
+    expected = columns.index_select(2, index)
+    assert torch.equal(picked, expected)
+    weights = torch.rand_like(expected)
+    (grad,) = torch.autograd.grad((picked * weights).sum(), columns)
+    (reference,) = torch.autograd.grad((expected * weights).sum(), columns)
+    assert torch.equal(grad, reference)
+    assert grad[:, :, 1].abs().sum() == 0 and grad[:, :, 17].abs().sum() > 0

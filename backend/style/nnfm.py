@@ -15,7 +15,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from .losses import Coverage, _coverage
+from .losses import Coverage, _coverage, select_columns
 
 NEAREST_BYTES = 32 * 2**20
 MIN_STRIDE = 4  # NNFM runs on style layers of stride 4 or more: finer maps cost the most and carry pixels
@@ -56,7 +56,7 @@ def nnfm_loss(features: dict[str, torch.Tensor], targets: dict[str, torch.Tensor
             share = torch.ones(len(rows), device=layer.device, dtype=layer.dtype)
         else:
             _, covered, root, _ = _coverage(mask).at(layer)
-            rows = flat.index_select(2, covered).transpose(1, 2).reshape(-1, c)  # (B n, C)
+            rows = select_columns(flat, covered).transpose(1, 2).reshape(-1, c)  # (B n, C)
             share = root.square().reshape(-1)
         rows = F.normalize(rows, dim=1)
         match = targets[name][nearest(rows, targets[name])]

@@ -339,6 +339,32 @@ def test_same_seed_same_result_other_seed_differs(sphere, starry):
     assert a.report["loss"] != c.report["loss"]
 
 
+def test_pooled_views_and_the_seam_term_scatter_the_gradient_through_their_transposes(sphere, starry):
+    """A step's table gradient through the plans' kept transposes is the one index_add_ gives (to rounding: each
+    plan's part is the same bit for bit, their sum is taken in another order)."""
+    from backend.texture import build_pyramid
+    from backend.texture.sample import SamplePlan
+
+    job = StyleJob(sphere, starry, tiny(texture_size=48, render_size=40), random_texture(48, 1), CPU)
+    job.step()
+    view = job.pool.views[0]
+    assert view.plan.samples.transpose is not None and job.seam_term.plan.transpose is not None
+    plain = lambda plan: SamplePlan(plan.index, plan.weight, plan.offsets,  # noqa: E731
+                                    None if plan.offsets is None else plan.transpose.col_indices().long().sort()[0])
+    texels = build_pyramid(job.parameter(job.working_shape), kernel=job.settings.mip_kernel).texels.detach()
+    grads = []
+    for strip in (False, True):
+        if strip:
+            view = dataclasses.replace(view, plan=dataclasses.replace(view.plan, samples=plain(view.plan.samples)))
+            job.seam_term.plan = plain(job.seam_term.plan)
+        table = texels.clone().requires_grad_()
+        images, seam = job.shade_views(table, [view])
+        (grad,) = torch.autograd.grad(images[0].square().sum() + seam, table)
+        grads.append(grad)
+    assert grads[0].abs().sum() > 0
+    torch.testing.assert_close(grads[0], grads[1], rtol=1e-5, atol=1e-7)
+
+
 def test_cancel_during_the_run(sphere, starry):
     cancel = threading.Event()
     steps_seen = []

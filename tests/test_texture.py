@@ -447,3 +447,33 @@ def test_several_plans_gathered_at_once_give_each_gather_and_the_summed_gradient
         torch.testing.assert_close(a, b, rtol=0, atol=0)
     torch.testing.assert_close(merged, texels.grad)
     assert merged.abs().sum() > 0
+
+
+def test_a_plans_transpose_scatters_its_gradient_as_index_add_does():
+    """with_transpose (the seam term's plan, pooled views'): the transpose is the plan's taps, and the table's gradient
+    through it is index_add_'s, bit for bit in float32 with many taps on each row, for fixed and ragged plans alike."""
+    from backend.texture import SamplePlan
+    from backend.texture.sample import gather_all, with_transpose
+
+    generator = torch.Generator().manual_seed(5)
+    rows = 60
+    texels = torch.rand(rows, 3, generator=generator)
+    fixed = SamplePlan(torch.randint(0, rows, (300, 4), generator=generator), torch.rand(300, 4, generator=generator))
+    counts = torch.randint(1, 9, (200,), generator=generator)
+    ragged = SamplePlan(torch.randint(0, rows - 10, (int(counts.sum()),), generator=generator),
+                        torch.rand(int(counts.sum()), generator=generator), torch.cumsum(counts, 0) - counts,
+                        torch.repeat_interleave(torch.arange(200), counts))
+    for plan, lookups in ((fixed, 300), (ragged, 200)):
+        kept = with_transpose(plan, rows)
+        dense = torch.zeros(rows, lookups)
+        owner = plan.owner if plan.offsets is not None else torch.arange(300).repeat_interleave(4)
+        dense.index_put_((plan.index.reshape(-1), owner), plan.weight.reshape(-1), accumulate=True)
+        torch.testing.assert_close(kept.transpose.to_dense(), dense)
+        upstream = torch.randn(lookups, 3, generator=generator)
+        grads = []
+        for used in (plan, kept):
+            table = texels.clone().requires_grad_()
+            (grad,) = torch.autograd.grad(gather_all(table, [used])[0], table, upstream)
+            grads.append(grad)
+        assert torch.equal(grads[0], grads[1])
+    assert grads[0][rows - 10 :].abs().sum() == 0 and grads[0][: rows - 10].abs().min() > 0

@@ -83,3 +83,12 @@ def test_the_pool_shrinks_to_fit_its_memory_bound_for_large_renders():
     assert pool_capacity(16, 1, 1024) == POOL_BYTES // (BYTES_PER_PIXEL * 1024 * 1024) < 16
     assert pool_capacity(16, 1, 4096) == 1  # one view per step still fits the rule
     assert pool_capacity(16, 3, 4096) == 3
+
+
+def test_each_views_transpose_row_pointers_count_against_the_pool():
+    from backend.style.view_pool import BYTES_PER_PIXEL, POOL_BYTES, pool_capacity
+
+    rows = 349_525  # a 512^2 pyramid's table
+    assert pool_capacity(32, 1, 256, 2, rows) == 32  # the default job's pool is whole
+    assert pool_capacity(32, 1, 512, 2, rows) == POOL_BYTES // (BYTES_PER_PIXEL * 2 * 512**2 + 4 * (rows + 1))
+    assert pool_capacity(32, 1, 512, 2, 10**8) < pool_capacity(32, 1, 512, 2)

@@ -21,7 +21,7 @@ import torch
 
 from ..mesh.seams import SEAM_BAND, SeamSamples, UVSeams, seam_samples
 from ..texture import SamplePlan, gather
-from ..texture.sample import plan_level
+from ..texture.sample import plan_level, with_transpose
 from ..texture.uv_layout import uv_fragments
 
 SEAM_LEVELS = (0, 2)  # working mip levels compared: the edge's texels, and 4-texel footprints around it
@@ -55,7 +55,9 @@ class SeamTerm:
         # Rows: side a at every level, then side b at every level; their difference is the term.
         plans = [plan_level(sizes, offsets, torch.from_numpy(uv[keep]).to(device, torch.float32), level, boundary)
                  for uv in (samples.uv_a, samples.uv_b) for level, keep in zip(levels, keeps)]
-        self.plan = SamplePlan(torch.cat([p.index for p in plans]), torch.cat([p.weight for p in plans]))
+        # with its transpose: the plan serves every step of the job (texture/sample.py)
+        self.plan = with_transpose(SamplePlan(torch.cat([p.index for p in plans]), torch.cat([p.weight for p in plans])),
+                                   int(offsets[-1] + sizes[-1].prod()))
 
     def __call__(self, texels: torch.Tensor) -> torch.Tensor:
         """Mean over levels and band depths of the length-weighted mean |T(a) - T(b)| (per channel)."""

@@ -24,18 +24,21 @@ from ..render import ShadingPlan
 from .balance import ViewRegions
 from .losses import Coverage
 
-POOL_BYTES = 512 * 2**20  # what the pooled views may hold at most
+POOL_BYTES = 2**30  # what the pooled views may hold at most, were every pixel covered (a third is, typically)
 # The anisotropic filter's probes a pixel, on average with room to spare: a footprint takes its ratio in probes
 # (texture/sample.py), and most are near round (1.3 a pixel on Spot's views).
 ANISOTROPIC_PROBES = 2
-BYTES_PER_PIXEL = 100  # a covered pixel's plan (8 taps: int64 index + float32 weight), mask, pixel index
+# A covered pixel's plan (8 taps: int64 index + float32 weight, and in the transpose int32 lookup + float32 weight),
+# mask, pixel index.
+BYTES_PER_PIXEL = 164
 
 
-def pool_capacity(wanted: int, views_per_step: int, render_size: int, probes: float = 1) -> int:
+def pool_capacity(wanted: int, views_per_step: int, render_size: int, probes: float = 1, table_rows: int = 0) -> int:
     """`wanted`, bounded so that the pool's views fit in POOL_BYTES (at least one step's views); `probes`
-    trilinear lookups per pixel on average (the anisotropic filter's) make each view's plan that many times larger."""
-    per_view = BYTES_PER_PIXEL * probes * render_size * render_size
-    return max(views_per_step, min(wanted, POOL_BYTES // per_view))
+    trilinear lookups per pixel on average (the anisotropic filter's) make each view's plan that many times larger,
+    and each view's transpose has a row pointer for each of the `table_rows` rows of the texel table."""
+    per_view = BYTES_PER_PIXEL * probes * render_size * render_size + 4 * (table_rows + 1)
+    return max(views_per_step, min(wanted, int(POOL_BYTES // per_view)))
 
 
 @dataclass(frozen=True)

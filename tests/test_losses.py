@@ -359,3 +359,27 @@ def test_select_columns_is_index_select_along_the_last_axis_values_and_gradient(
     (reference,) = torch.autograd.grad((expected * weights).sum(), columns)
     assert torch.equal(grad, reference)
     assert grad[:, :, 1].abs().sum() == 0 and grad[:, :, 17].abs().sum() > 0
+
+
+def test_remembered_style_loss_is_style_loss_through_the_memory_value_and_gradient():
+    """One autograd node a layer gives what style_loss(memory(grams)) gives: the averages' distance, and the current
+    Grams' gradient; both memories move alike."""
+    from backend.style.losses import remembered_style_loss
+
+    generator = torch.Generator().manual_seed(4)
+    weights = {"a": 0.5, "b": 2.0}
+    targets = {name: torch.randn(c, c, generator=generator, dtype=torch.float64) for name, c in (("a", 3), ("b", 5))}
+    memories = [StyleMemory(0.9), StyleMemory(0.9)]
+    for step in range(3):
+        grams = {name: torch.randn(2, len(t), len(t), generator=generator, dtype=torch.float64, requires_grad=True)
+                 for name, t in targets.items()}
+        expected = style_loss(memories[0](grams), targets, weights)
+        got = remembered_style_loss(grams, memories[1], targets, weights)
+        torch.testing.assert_close(got, expected)
+        wanted = torch.autograd.grad(expected, list(grams.values()))
+        given = torch.autograd.grad(got, list(grams.values()))
+        for a, b in zip(given, wanted):
+            torch.testing.assert_close(a, b)
+            assert a.abs().sum() > 0
+        for name in targets:
+            torch.testing.assert_close(memories[0].shadow[name], memories[1].shadow[name])

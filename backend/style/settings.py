@@ -82,7 +82,7 @@ class StyleSettings:
     # islands packed denser than the rest would come out calmer, else keep (round_trip.auto_unwrap)
     unwrap: str = "auto"
     view_pool: int = 32  # random views kept ...
-    view_reuse: int = 4  # ... one replaced by a fresh view every this many steps (view_pool.py); 1 and 1 = fresh each step
+    view_reuse: int = 8  # ... one replaced by a fresh view every this many steps (view_pool.py); 1 and 1 = fresh each step
     channels_last: bool = False  # network in NHWC memory order (a GPU option; docs/BENCHMARKS.md)
     network_precision: str = "float32"  # float32 | bfloat16 (autocast; a GPU option)
     objective: str | None = None  # "channel:LAYER:INDEX" to excite one feature channel instead of style

@@ -271,3 +271,24 @@ def test_auto_takes_the_round_trip_where_dense_islands_would_come_out_calmer(blu
     assert main(["stylize", str(REPO / "data" / "bob" / "bob_tri.obj"), "--style", str(STYLE), "--features", "random",
                  "--steps", "1", "--texture-size", "64", "--render-size", "32", "--out", str(tmp_path / "b.png")]) == 0
     assert "unwrap auto: round trip through the own islands" in capsys.readouterr().err
+
+
+def test_a_round_trip_spectrum_is_at_least_what_the_own_uvs_resolve():
+    """Bob's even layout alone would get a 512^2 spectrum at 256^2 renders, his own UVs 1024^2 (his face's front gets
+    few texels in the even layout): the round trip's job in it keeps 1024^2. Spot's both get 512^2: auto stays. A size
+    that is set is left alone."""
+    from backend.render import MeshTensors
+    from backend.style.engine import job_probe, round_trip_spectrum
+    from backend.style.spectrum_size import resolvable_shape
+
+    settings = StyleSettings(texture_size=1024, render_size=256)
+    cpu = torch.device("cpu")
+    bob = read_obj(REPO / "data" / "bob" / "bob_tri.obj")
+    spot = read_obj(REPO / "data" / "spot" / "spot_triangulated.obj")
+    bob_even, spot_even = auto_unwrap(bob, 1024)[0], auto_unwrap(spot, 1024)[0]
+    shape = lambda mesh: resolvable_shape(job_probe(MeshTensors.from_mesh(mesh), mesh, settings), 1024)  # noqa: E731
+    assert shape(bob_even) == (512, 512) and shape(bob) == (1024, 1024)
+    assert round_trip_spectrum(bob, bob_even, settings, cpu) == 1024
+    assert shape(spot_even) == shape(spot) == (512, 512)
+    assert round_trip_spectrum(spot, spot_even, settings, cpu) == 0
+    assert round_trip_spectrum(bob, bob_even, replace(settings, spectrum_size=256), cpu) == 256

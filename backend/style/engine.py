@@ -129,6 +129,26 @@ def painting_bands(paintings: Sequence[np.ndarray], blend: Sequence[float] | Non
 EDIT_FEATHER = 4  # texels over which a selected-only result blends into the original at the selection's border
 
 
+def job_probe(mesh_t: MeshTensors, mesh: Mesh, settings: StyleSettings) -> torch.Tensor:
+    """UV screen derivatives (N, 2, 2) of the probe views a job with `settings` takes of `mesh` (spectrum_size.py)."""
+    probe = np.random.default_rng([settings.seed, 1])  # its own stream: the views of the run stay as they were
+    return probe_footprints(mesh_t, mesh.center, mesh.radius, settings.render_size, probe, fov_deg=settings.fov_deg,
+                            zoom_range=(settings.zoom_min, settings.zoom_max))
+
+
+def round_trip_spectrum(mesh: Mesh, unwrapped: Mesh, settings: StyleSettings, device: torch.device) -> int:
+    """The spectrum size for a round trip's job in the even layout `unwrapped`: 0 (auto, spectrum_size.py) unless the
+    mesh's own UVs resolve more, then the own UVs' auto size. The trip back cannot put in detail that the even
+    layout's spectrum lacks: Bob's face, whose front gets few texels in the even layout, came out as a grid of single
+    samples of its 512^2 spectrum where the own UVs' auto size is 1024^2 (docs/BENCHMARKS.md)."""
+    if settings.param != "fourier" or settings.spectrum_size:
+        return settings.spectrum_size
+    own = resolvable_shape(job_probe(MeshTensors.from_mesh(mesh, device), mesh, settings), settings.texture_size)
+    even = resolvable_shape(job_probe(MeshTensors.from_mesh(unwrapped, device), unwrapped, settings),
+                            settings.texture_size)
+    return max(own) if own[0] * own[1] > even[0] * even[1] else 0
+
+
 def views_coverage(views: list[PooledView]) -> Coverage:
     """The coverage of a step's views as one batch (a single view's own, with its per-layer resizings kept)."""
     return views[0].coverage if len(views) == 1 else Coverage(torch.cat([v.coverage.mask for v in views]))
@@ -258,10 +278,7 @@ class StyleJob:
     def _probe_footprints(self) -> torch.Tensor:
         """UV screen derivatives (N, 2, 2) of a few probe views (spectrum_size.py), rasterized once per job."""
         if self._probed is None:
-            s = self.settings
-            probe = np.random.default_rng([s.seed, 1])  # its own stream: the views of the run stay as they were
-            self._probed = probe_footprints(self.mesh_t, self.mesh.center, self.mesh.radius, s.render_size, probe,
-                                            fov_deg=s.fov_deg, zoom_range=(s.zoom_min, s.zoom_max))
+            self._probed = job_probe(self.mesh_t, self.mesh, self.settings)
         return self._probed
 
     def _filter(self) -> str:
@@ -606,7 +623,10 @@ def _round_trip(mesh: Mesh, style_image, settings: StyleSettings, original_textu
     def carried(state: Progress) -> None:
         progress(state if state.texture is None else replace(state, texture=carry.preview(state.texture)))
 
-    job = StyleJob(unwrapped, style_image, replace(settings, steps=settings.steps - polish), moved, device)
+    from_original = settings.init == "original" and moved is not None  # the spectrum is then the texture's (StyleJob)
+    spectrum = settings.spectrum_size if from_original else round_trip_spectrum(mesh, unwrapped, settings, device)
+    job = StyleJob(unwrapped, style_image, replace(settings, steps=settings.steps - polish, spectrum_size=spectrum),
+                   moved, device)
     history, cancelled, loop_seconds = run_steps(job, carried if progress is not None else None, cancel, started,
                                                  total=settings.steps)
     texture, coverage = job.finish()

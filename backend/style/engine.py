@@ -26,6 +26,7 @@ from ..mesh.seams import find_seams
 from ..mesh.unwrap import even_layout
 from ..mesh.uv_room import starved_faces, uv_room
 from ..texture import build_pyramid, pyramid_layout
+from ..texture.mipmap import packed_rows
 from ..texture.transfer import transfer_texture
 from ..texture.sample import gather_all, with_transpose
 from ..raster import Fragments
@@ -213,8 +214,7 @@ class StyleJob:
         self.seams = find_seams(mesh, settings.boundary == "wrap") if settings.seam_weight > 0 else None
         self.seam_term = (SeamTerm(self.seams, *self.layout, settings.boundary, uvs=self.mesh_t.uvs)
                           if self.seams is not None else None)
-        sizes, offsets = self.layout
-        self.table_rows = int(offsets[-1] + sizes[-1].prod())  # of the pyramid's packed texel table
+        self.table_rows = packed_rows(*self.layout)
         # fused: one kernel for Adam's update of the spectrum (5.7 -> 2.4 ms a step for 3.2 M values on 2 cores)
         self.optimizer = torch.optim.Adam(self.parameter.parameters(), lr=settings.learning_rate, fused=True)
         self.original_pyramid = None

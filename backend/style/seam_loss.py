@@ -21,6 +21,7 @@ import torch
 
 from ..mesh.seams import SEAM_BAND, SeamSamples, UVSeams, seam_samples
 from ..texture import SamplePlan, gather
+from ..texture.mipmap import packed_rows
 from ..texture.sample import plan_level, with_transpose
 from ..texture.uv_layout import uv_fragments
 
@@ -57,7 +58,7 @@ class SeamTerm:
                  for uv in (samples.uv_a, samples.uv_b) for level, keep in zip(levels, keeps)]
         # with its transpose: the plan serves every step of the job (texture/sample.py)
         self.plan = with_transpose(SamplePlan(torch.cat([p.index for p in plans]), torch.cat([p.weight for p in plans])),
-                                   int(offsets[-1] + sizes[-1].prod()))
+                                   packed_rows(sizes, offsets))
 
     def __call__(self, texels: torch.Tensor) -> torch.Tensor:
         """Mean over levels and band depths of the length-weighted mean |T(a) - T(b)| (per channel)."""

@@ -218,6 +218,11 @@ def pyramid_layout(height: int, width: int, max_levels: int | None = None,
     return sizes, torch.cumsum(counts, 0) - counts
 
 
+def packed_rows(sizes: torch.Tensor, offsets: torch.Tensor) -> int:
+    """The rows of the packed texel table of a pyramid of level `sizes` (L, 2) and first rows `offsets` (L,)."""
+    return int(offsets[-1] + sizes[-1].prod())
+
+
 def build_pyramid(texture: torch.Tensor, max_levels: int | None = None, kernel: str = "box",
                   tail_side: int = TAIL_SIDE) -> MipPyramid:
     """texture: (H, W, C) -> MipPyramid with all levels down to 1x1 (or at most max_levels).

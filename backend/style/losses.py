@@ -147,6 +147,8 @@ class StyleMemory:
         self.shadow: dict[str, torch.Tensor] = {}
 
     def __call__(self, grams: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """The Grams the loss sees, G + (average - G).detach(): the plain autograd form, which remembered_style_loss
+        (what the engine uses) is tested against."""
         averages = self.update(grams)
         return {name: current + (averages[name] - current).detach() for name, current in grams.items()}
 

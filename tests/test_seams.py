@@ -177,6 +177,30 @@ def test_seam_term_is_small_for_a_continuous_texture_and_its_gradient_closes_a_s
     assert values[-1] < 0.3 * values[0]
 
 
+@pytest.mark.parametrize("pulls_gutters", [True, False])
+def test_inward_pairs_move_only_their_gutter_points(monkeypatch, pulls_gutters):
+    """An inward pair ties a point inside one face to the other side's gutter: its gradient moves the gutter point
+    alone (seam_loss.SEAM_PULLS_GUTTERS), so texels well inside the islands get none from the inward band; pulled both
+    ways (the flag off), they do."""
+    import backend.style.seam_loss as seam_loss
+
+    monkeypatch.setattr(seam_loss, "SEAM_PULLS_GUTTERS", pulls_gutters)
+    mesh, size = two_island_sphere(16, 32), 128
+    uvs = MeshTensors.from_mesh(mesh).uvs
+    term = SeamTerm(find_seams(mesh), *pyramid_layout(size, size), levels=(0,), band_texels=(1.5, 3.0), uvs=uvs)
+    assert term.count > 0
+    texture = torch.rand(size, size, 3, generator=torch.Generator().manual_seed(0)).requires_grad_()
+    term(build_pyramid(texture, kernel="tent").texels).backward()
+    inside = uv_island_mask(uvs, size, grown=False)
+    deep = -torch.nn.functional.max_pool2d(-inside[None, None].float(), 5, stride=1, padding=2)[0, 0] > 0.5
+    moved = texture.grad.abs().sum(dim=-1)
+    assert float(moved[~inside].sum()) > 0  # the gutters move either way
+    if pulls_gutters:
+        assert float(moved[deep].max()) == 0.0
+    else:
+        assert float(moved[deep].max()) > 0.0
+
+
 def test_a_mesh_without_seams_has_a_zero_term():
     term = SeamTerm(find_seams(stretched_tube()), *pyramid_layout(64, 64))
     assert term.count == 0 and float(term(torch.rand(64 * 64, 3))) == 0.0

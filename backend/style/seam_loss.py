@@ -8,7 +8,9 @@ holds the colour of the band around the seam and not only its line. Inward, each
 paired with its continuation into the other side's gutter (that face extended beyond its edge, in its own
 UVs), so the texture is asked to run on across the seam; mirror points at the same surface distance on
 both sides ask it to be symmetric about the seam instead, which flattened a band along it (the two-island
-sphere's equator, docs/BENCHMARKS.md). Its value is a mean absolute colour difference (0 = continuous).
+sphere's equator, docs/BENCHMARKS.md). Such a pair moves only its gutter point: the gutter takes what lies across
+the seam, and the face's inside is left to the views. Its value is a mean absolute colour difference (0 =
+continuous).
 
 All lookups (both sides, every level) are one planned bilinear gather, made once per job: the term
 costs a few milliseconds of a step (docs/BENCHMARKS.md).
@@ -27,6 +29,11 @@ from ..texture.uv_layout import uv_fragments
 
 SEAM_LEVELS = (0, 2)  # working mip levels compared: the edge's texels, and 4-texel footprints around it
 SEAM_ACROSS = True  # inward points paired with their continuation across the seam, not with mirror points
+# An inward pair's gradient reaches its gutter point only. Pulled both ways, the point inside a face was drawn towards
+# the gutter's colour, which no view sees but through the filter's footprint, so it stays a blur of the two sides: a
+# smooth band ran along every seam (the two-island sphere's equator, the cap sphere's border), plain to see although
+# nothing stepped across it (seam ratios under 1). The edge's own pairs, inside both faces, still pull both ways.
+SEAM_PULLS_GUTTERS = True
 
 
 class SeamTerm:
@@ -52,6 +59,9 @@ class SeamTerm:
         if self.count == 0 or not levels:
             return
         weights = [torch.from_numpy(samples.weight[keep]).to(device, torch.float32) for keep in keeps]
+        # which side of each pair is a gutter point (an inward pair's continuation), one row a sample as the gather's
+        gutter = torch.from_numpy(np.concatenate([samples.gutter[keep] for keep in keeps])).to(device)
+        self.gutter_a, self.gutter_b = (gutter == 1)[:, None], (gutter == 2)[:, None]
         self.weight = torch.cat([w / (float(w.sum()) * len(levels)) for w in weights])
         # Rows: side a at every level, then side b at every level; their difference is the term.
         plans = [plan_level(sizes, offsets, torch.from_numpy(uv[keep]).to(device, torch.float32), level, boundary)
@@ -69,6 +79,9 @@ class SeamTerm:
     def compare(self, samples: torch.Tensor) -> torch.Tensor:
         """The term from the texels gathered by self.plan (a step gathers them with its views')."""
         side_a, side_b = samples.chunk(2)
+        if SEAM_PULLS_GUTTERS:  # an inward pair moves its gutter point only: the point inside a face is held
+            side_a = torch.where(self.gutter_b, side_a.detach(), side_a)
+            side_b = torch.where(self.gutter_a, side_b.detach(), side_b)
         return ((side_a - side_b).abs().mean(dim=1) * self.weight).sum()
 
 

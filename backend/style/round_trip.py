@@ -39,21 +39,23 @@ def polish_steps(steps: int) -> int:
 def auto_unwrap(mesh: Mesh, texture_size: int, wrap: bool = True) -> tuple[Mesh | None, str]:
     """unwrap "auto": the mesh in the UVs to restyle it in where the round trip pays, else None; and why, for the report.
 
-    It pays where islands packed denser than the rest hold a share of the surface (their strokes come out calmer and
-    finer in the own UVs: Bob's head and Spot's face, about a tenth of each) and the own islands, repacked at one
-    density, neither starve part of the surface nor cut it more than xatlas's charts. Over six seeds on Bob and Spot
-    the dense islands' local contrast went from 0.42-0.61 of the rest's to 0.66-1.14, as close to the painting
-    (docs/BENCHMARKS.md). In xatlas's charts the trip back crosses cuts that are not the mesh's own: not taken."""
+    It pays where islands packed denser than the rest hold a share of the surface: their strokes come out calmer and
+    finer in the own UVs (Bob's head and Spot's face, about a tenth of each; the many-island sphere's large islands, a
+    third of it, as a patchwork of calm and busy columns). The job then runs in the layout `choose_layout` takes: the
+    own islands repacked at one density, or xatlas's charts where those would starve part of the surface (Blub's tail
+    and fins) or cut it more (the many-island sphere). Over six seeds on Bob and Spot the dense islands' local contrast
+    went from 0.42-0.61 of the rest's to 0.66-1.14, and in charts Blub's and the many-island sphere's from 0.46-0.64
+    to 0.88-1.12, each about as close to the painting (docs/BENCHMARKS.md)."""
     dense = dense_islands(mesh, find_seams(mesh, wrap).island)
     if dense is None:
         return None, "kept the own UVs: their islands have about one texel density"
     area = uv_axes(mesh)[0]
     share = f"{100 * area[dense].sum() / area.sum():.0f} % of the surface lies in islands over {DENSE:g} times its median texel density"
     layout, kind = choose_layout(mesh, texture_size)
-    if kind != "repacked":
-        return None, (f"kept the own UVs: {share}, but repacked at one density they would starve part of it or cut it "
-                      "more than new charts")
-    return layout, f"round trip through the own islands repacked at one density: {share}"
+    if kind == "repacked":
+        return layout, f"round trip through the own islands repacked at one density: {share}"
+    return layout, (f"round trip through new charts of one density (the own islands repacked would starve part of the "
+                    f"surface or cut it more): {share}")
 
 
 class BackToOwnUVs:

@@ -177,6 +177,25 @@ def test_seam_term_is_small_for_a_continuous_texture_and_its_gradient_closes_a_s
     assert values[-1] < 0.3 * values[0]
 
 
+def test_the_seam_distance_node_matches_its_autograd_form():
+    """_SeamDistance: the weighted mean absolute difference of the two sides, its gradient held where `moves` is 0, the
+    same value and gradient as the plain autograd expression with those samples detached."""
+    from backend.style.seam_loss import _SeamDistance
+
+    g = torch.Generator().manual_seed(0)
+    samples = torch.rand(2000, 3, generator=g, dtype=torch.float64, requires_grad=True)
+    weight = torch.rand(1000, generator=g, dtype=torch.float64)
+    moves = (torch.rand(2000, 1, generator=g) > 0.3).double()
+    value = _SeamDistance.apply(samples, weight, moves)
+    (ours,) = torch.autograd.grad(value, samples)
+    held = samples * moves + (samples * (1 - moves)).detach()
+    side_a, side_b = held.chunk(2)
+    reference = ((side_a - side_b).abs().mean(dim=1) * weight).sum()
+    (theirs,) = torch.autograd.grad(reference, samples)
+    assert torch.allclose(value, reference) and torch.allclose(ours, theirs)
+    assert bool((ours[moves[:, 0] == 0] == 0).all()) and bool((ours[moves[:, 0] == 1] != 0).any())
+
+
 @pytest.mark.parametrize("pulls_gutters", [True, False])
 def test_inward_pairs_move_only_their_gutter_points(monkeypatch, pulls_gutters):
     """An inward pair ties a point inside one face to the other side's gutter: its gradient moves the gutter point

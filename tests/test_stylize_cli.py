@@ -158,6 +158,11 @@ def test_a_mesh_without_uv_room_is_named_before_the_steps_and_in_the_report(runs
     assert report["uv_room"]["starved_share"] == pytest.approx(0.216, abs=0.001)
     # The sphere as made has room everywhere: no note.
     assert not any("UV room" in line for line in runs["ok"].stderr.splitlines())
+    # Without --texture a grey stands in for the original, and the command line says so (not with --texture).
+    assert lines[3] == "note: no original texture: a uniform grey of 0.8 stands in for it, as an untextured object " \
+                       "shows (give one with --texture)", lines
+    assert report["original_stand_in"] is True
+    assert not any("stands in" in line for line in runs["ok"].stderr.splitlines())
     ok = json.loads((runs["root"] / "reports" / "r.json").read_text())
     assert ok["uv_note"] == "" and ok["uv_room"]["starved_share"] == 0
 
@@ -170,7 +175,7 @@ def test_report_json(runs):
     assert settings["preview_every"] == 2
     assert [entry["step"] for entry in report["loss"]] == [1, 2, 3, 4]
     for entry in report["loss"]:
-        assert set(entry) == {"step", "total", "style", "content", "seam", "detail"}
+        assert set(entry) == {"step", "total", "style", "content", "seam", "detail", "balance", "layout"}
         assert all(isinstance(entry[k], float) and np.isfinite(entry[k]) for k in ("total", "style", "content"))
         assert entry["content"] > 0  # --texture gives a content term
     assert report["seconds_per_step"] > 0

@@ -11,12 +11,15 @@ import threading
 from dataclasses import fields
 from pathlib import Path
 
+import numpy as np
+
 from ..errors import StyleTexError
 from ..features.network import KINDS
 from ..formats.gltf import read_model
 from ..formats.images import load_image, save_image
 from ..mesh import Mesh
 from ..mesh.uv_room import uv_room
+from ..style.engine import STAND_IN_GREY, original_or_stand_in
 from ..style.parameterization import PARAMETERIZATIONS
 from ..style.progress import Progress
 from ..style.settings import StyleSettings, parse_blend
@@ -208,10 +211,14 @@ def write_report(path: str, report: dict) -> None:
         raise StyleTexError(f"{report_path}: cannot write the report ({exc.strerror or exc})") from None
 
 
-def job_notes(settings: StyleSettings, mesh: Mesh) -> str:
-    """What the user should know before a run ("" if nothing): random features, and UVs that leave part of the
-    surface too little texture room for strokes (no setting cures that, so it is said before the steps run)."""
+def job_notes(settings: StyleSettings, mesh: Mesh, original: np.ndarray | None = None) -> str:
+    """What the user should know before a run ("" if nothing): random features, a grey standing in for a missing
+    original texture, and UVs that leave part of the surface too little texture room for strokes (no setting cures
+    that, so it is said before the steps run)."""
     notes = ["--features random is for tests; it is not a quality mode"] if settings.features == "random" else []
     if uv := uv_room(mesh, settings.texture_size).note():
         notes.append(uv)
+    if original_or_stand_in(original, settings)[1]:
+        notes.append(f"no original texture: a uniform grey of {STAND_IN_GREY:g} stands in for it, as an untextured "
+                     "object shows (give one with --texture)")
     return "\n".join(f"note: {note}" for note in notes)

@@ -55,7 +55,7 @@ def run(args: argparse.Namespace) -> int:
         raise StyleTexError(f"--out-mesh writes an OBJ: give it a .obj name, not {args.out_mesh!r}")
     mesh, style, original = read_job_inputs(args, settings)
     previews = Path(args.previews) if args.previews else None
-    bar = ProgressBar(args.quiet, previews, job_notes(settings, mesh))
+    bar = ProgressBar(args.quiet, previews, job_notes(settings, mesh, original))
     result = interruptible(lambda cancel: stylize(mesh, style, settings, original, bar, cancel))
     save_image(args.out, result.texture)
     if result.uvs is not None:

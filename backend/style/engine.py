@@ -408,15 +408,15 @@ class StyleJob:
             content_term = content_loss(features[self.net.content_layer], content, mask)
         total = self.settings.style_weight * style + self.content_weight * content_term
         total = total + self.settings.seam_weight * seam
-        total = total + self.layout_term(learned, views, mask) + self.balance_term(learned, views)
+        layout, balance = self.layout_term(learned, views, mask), self.balance_term(learned, views)
         detail = self.detail_term(learned, views, mask, size)
-        total = total + detail
+        total = total + layout + balance + detail
         self.optimizer.zero_grad(set_to_none=True)
         total.backward()
         self.optimizer.step()
         self.steps_done += 1
         return {"total": total.item(), "style": style.item(), "content": content_term.item(), "seam": seam.item(),
-                "detail": detail.item()}  # detail: the weighted term
+                "detail": detail.item(), "balance": balance.item(), "layout": layout.item()}  # the last three weighted
 
     def style_term(self, features: dict[str, torch.Tensor], mask: Coverage, views: list[PooledView],
                    size: int) -> torch.Tensor:
@@ -538,6 +538,23 @@ class StyleJob:
         return finished.cpu().numpy().astype(np.float32), coverage
 
 
+# A job without an original texture has no content term and no balance term, and the style term alone grew a
+# patchwork of blocks in the painting's colours, a deep layer's stride or two wide (the two-island sphere and Bob
+# with The Starry Night; docs/BENCHMARKS.md). An object without a texture shows its material's colour, by default in
+# Blender a grey of 0.8, and a uniform light original is what the procedural meshes were tuned on: such a grey stands in.
+STAND_IN_GREY = 0.8
+
+
+def original_or_stand_in(original_texture: np.ndarray | None, settings: StyleSettings, needs_own: bool = False
+                         ) -> tuple[np.ndarray | None, bool]:
+    """The original texture, or a uniform STAND_IN_GREY one where none is given; and whether it stands in. Not for a
+    channel objective (what it shows is the network's alone), nor where the job `needs_own` original (selected faces,
+    preserved colours, a morph from the original): those say that they need one."""
+    if original_texture is not None or settings.objective or settings.preserve_colors or needs_own:
+        return original_texture, False
+    return np.full((8, 8, 3), STAND_IN_GREY, np.float32), True
+
+
 def stylize(
     mesh: Mesh,
     style_image: np.ndarray | Sequence[np.ndarray] | None,
@@ -552,7 +569,8 @@ def stylize(
     style_image: (H, W, 3) float in [0, 1], or a list of paintings whose styles settings.style_blend mixes
     (not needed with a channel objective).
     original_texture: (H, W, 3) float in [0, 1] or None; it gives the content renders, the start
-    (init 'original') and the texels no view saw.
+    (init 'original') and the texels no view saw. None: a uniform grey stands in (original_or_stand_in; the report's
+    "original_stand_in").
     editable: (F,) bool or None: restyle only these faces. The others render with the original texture (so the
     style fits their surroundings) and their texels keep the original's values exactly; the result blends in
     over EDIT_FEATHER texels inside the editable faces' UV islands. Needs the original texture.
@@ -566,6 +584,7 @@ def stylize(
     settings.validate()
     check_mesh(mesh)
     started = time.perf_counter()
+    original_texture, stand_in = original_or_stand_in(original_texture, settings, needs_own=editable is not None)
     unwrap, layout, reason = settings.unwrap, None, ""
     if unwrap == "auto":
         if editable is not None:
@@ -590,7 +609,7 @@ def stylize(
         texture, coverage = job.finish()
         report = job_report(job, history, cancelled, started, loop_seconds, coverage)
         result = StyleResult(texture, report, cancelled, new_uvs)
-    result.report.update(unwrap=unwrap, unwrap_reason=reason)
+    result.report.update(unwrap=unwrap, unwrap_reason=reason, original_stand_in=stand_in)
     return result
 
 

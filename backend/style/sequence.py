@@ -33,7 +33,8 @@ from ..mesh import Mesh
 from ..texture import build_pyramid
 from .colors import grey, keep_colors, matched_grey_painting
 from .detail import detail_loss
-from .engine import StyleJob, check_mesh, job_report, painting_bands, run_steps, style_targets, views_coverage
+from .engine import (StyleJob, check_mesh, job_report, original_or_stand_in, painting_bands, run_steps, style_targets,
+                     views_coverage)
 from .finishing import finish_texture, uv_island_mask
 from .losses import StyleMemory, channel_objective, content_loss, gram_style
 from .parameterization import SequenceTexture, make_texture_parameter
@@ -240,6 +241,7 @@ def stylize_sequence(
         raise StyleTexError(f"unwrap {settings.unwrap} is for single textures: sequences keep the mesh's UVs")
     check_mesh(mesh)
     started = time.perf_counter()
+    original_texture, stand_in = original_or_stand_in(original_texture, settings, needs_own=from_original)
     job = SequenceJob(mesh, style_from, style_to, settings, original_texture, pick_device(settings.device), frames,
                       from_original, objective_to, independent)
     history, cancelled, loop_seconds = run_steps(job, progress, cancel, started)
@@ -248,7 +250,7 @@ def stylize_sequence(
     tail = [entry["frames"] for entry in history[-max(1, len(history) // 10):]]
     differences = consecutive_differences(textures, island)
     report.update({
-        "frames": frames, "mode": job.mode, "independent": independent,
+        "frames": frames, "mode": job.mode, "independent": independent, "original_stand_in": stand_in,
         "frame_times": job.times,
         "final_losses": np.mean(tail, axis=0).tolist() if tail else [],
         "consecutive_difference": differences,

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from backend.style.losses import (StyleMemory, channel_objective, content_loss, gram, resize_mask, select_columns,
+from backend.style.losses import (StyleMemory, channel_objective, content_loss, covered_rows, gram, resize_mask, select_columns,
                                   style_loss)
 
 
@@ -359,6 +359,20 @@ def test_select_columns_is_index_select_along_the_last_axis_values_and_gradient(
     (reference,) = torch.autograd.grad((expected * weights).sum(), columns)
     assert torch.equal(grad, reference)
     assert grad[:, :, 1].abs().sum() == 0 and grad[:, :, 17].abs().sum() > 0
+
+
+@pytest.mark.parametrize("layout", [torch.contiguous_format, torch.channels_last])
+def test_covered_rows_are_the_features_at_the_positions_values_and_gradient(layout):
+    f = torch.rand(2, 5, 6, 7, dtype=torch.float64).contiguous(memory_format=layout).requires_grad_()
+    index = torch.tensor([40, 0, 17, 41, 8])
+    picked = covered_rows(f, index)
+    expected = f.detach().reshape(2, 5, -1)[:, :, index].transpose(1, 2)
+    assert picked.shape == (2, 5, 5) and torch.equal(picked, expected)
+    weights = torch.rand(2, 5, 5, dtype=torch.float64)
+    (grad,) = torch.autograd.grad((picked * weights).sum(), f)
+    reference = torch.zeros(2, 5, 42, dtype=torch.float64)
+    reference[:, :, index] = weights.transpose(1, 2)
+    assert torch.equal(grad, reference.view(2, 5, 6, 7))
 
 
 def test_remembered_style_loss_is_style_loss_through_the_memory_value_and_gradient():

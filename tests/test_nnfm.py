@@ -60,6 +60,22 @@ def test_only_covered_positions_count():
     assert float(nnfm_loss({"a": learned}, targets, {"a": 1.0})) == pytest.approx(0.5, abs=1e-6)
 
 
+def test_channels_last_features_give_the_same_loss_and_gradient():
+    gen = torch.Generator().manual_seed(2)
+    painting = torch.randn(1, 6, 7, 7, generator=gen, dtype=torch.float64)
+    targets = {"a": feature_rows(painting)}
+    features = torch.randn(2, 6, 8, 9, generator=gen, dtype=torch.float64)
+    mask = Coverage((torch.rand(2, 1, 8, 9, generator=gen, dtype=torch.float64) > 0.4).double())
+    results = []
+    for layout in (torch.contiguous_format, torch.channels_last):
+        learned = features.contiguous(memory_format=layout).requires_grad_()
+        loss = nnfm_loss({"a": learned}, targets, {"a": 1.0}, mask)
+        results.append((loss.detach(), torch.autograd.grad(loss, learned)[0]))
+    torch.testing.assert_close(results[0][0], results[1][0], rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(results[0][1], results[1][1], rtol=1e-12, atol=1e-12)
+    assert results[0][1].abs().sum() > 0
+
+
 def test_layers_of_stride_four_or_more():
     weights = {"stem": 0.5, "block2_expand": 1.0, "block7_expand": 2.0}
     assert nnfm_layers(weights, {"stem": 128, "block2_expand": 64, "block7_expand": 16}, 256) == \

@@ -95,6 +95,17 @@ def select_columns(columns: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
     return torch.gather(columns, 2, index.expand(b, c, -1))
 
 
+def covered_rows(features: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+    """(B, C, h, w) features at the flat positions `index` (n,) -> (B, n, C). Channels-last maps (what the CPU's
+    convolutions return for the renders) are read as (B, N, C) rows without a copy, where selecting rows is ten
+    times faster than columns of (B, C, N); other maps are gathered as columns and seen transposed (so a product
+    with them reads the gathered memory as it lies)."""
+    b, c = features.shape[:2]
+    if features.is_contiguous(memory_format=torch.channels_last) and not features.is_contiguous():
+        return select_rows(features.permute(0, 2, 3, 1).reshape(b, -1, c), index)
+    return select_columns(features.reshape(b, c, -1), index).transpose(1, 2)
+
+
 def gram(features: torch.Tensor, mask: torch.Tensor | Coverage | None = None) -> torch.Tensor:
     """(B, C, h, w) -> (B, C, C) = sum_p m_p f_p f_p^T / sum_p m_p.
 
@@ -102,18 +113,13 @@ def gram(features: torch.Tensor, mask: torch.Tensor | Coverage | None = None) ->
     dominate the statistics of every view and teach the texture nothing.
     """
     b, c = features.shape[:2]
-    # Channels-last maps (what the CPU's convolutions return for the renders) are read as (B, N, C)
-    # rows without a copy; selecting rows there is ten times faster than columns of (B, C, N).
-    rows = features.dim() == 4 and features.is_contiguous(memory_format=torch.channels_last) and not features.is_contiguous()
-    flat = features.permute(0, 2, 3, 1).reshape(b, -1, c) if rows else features.reshape(b, c, -1)
     if mask is None:
-        return _SelfProduct.apply(flat.transpose(1, 2) if rows else flat) / (flat.shape[1] if rows else flat.shape[-1])
+        flat = features.reshape(b, c, -1)
+        return _SelfProduct.apply(flat) / flat.shape[-1]
     _, covered, root, total = _coverage(mask).at(features)
     # Only positions some view covers contribute, so the product runs over those alone: a mesh
     # fills a third to a half of a typical view, and the products are the loss's largest cost.
-    if rows:
-        return _SelfProduct.apply((select_rows(flat, covered) * root.transpose(1, 2)).transpose(1, 2)) / total
-    return _SelfProduct.apply(select_columns(flat, covered) * root) / total
+    return _SelfProduct.apply((covered_rows(features, covered) * root.transpose(1, 2)).transpose(1, 2)) / total
 
 
 class _SelfProduct(torch.autograd.Function):
@@ -272,14 +278,8 @@ def tile_grams(features: torch.Tensor, mask: Coverage, tiles: int) -> tuple[torc
     Only covered positions enter the products, as in gram(), each cell's its own product over its run of them: so
     the cells' products together cost what the whole view's does (cells padded to the fullest one's count, as one
     batched product, did half as much work again on Spot's views)."""
-    b, c = features.shape[:2]
     index, bounds, root, total = mask.cells(features, tiles)
-    rows = features.is_contiguous(memory_format=torch.channels_last) and not features.is_contiguous()
-    if rows:  # (B, N, C) rows without a copy, as in gram()
-        picked = select_rows(features.permute(0, 2, 3, 1).reshape(b, -1, c), index)
-    else:
-        picked = select_columns(features.reshape(b, c, -1), index).transpose(1, 2)
-    return _CellProducts.apply(picked * root[..., None], bounds), total
+    return _CellProducts.apply(covered_rows(features, index) * root[..., None], bounds), total
 
 
 class _CellProducts(torch.autograd.Function):

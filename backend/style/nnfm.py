@@ -15,7 +15,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from .losses import Coverage, _coverage, select_columns
+from .losses import Coverage, _coverage, covered_rows
 
 NEAREST_BYTES = 32 * 2**20
 MIN_STRIDE = 4  # NNFM runs on style layers of stride 4 or more: finer maps cost the most and carry pixels
@@ -49,14 +49,13 @@ def nnfm_loss(features: dict[str, torch.Tensor], targets: dict[str, torch.Tensor
     loss = 0.0
     for name, weight in weights.items():
         layer = features[name]
-        b, c = layer.shape[:2]
-        flat = layer.reshape(b, c, -1) if layer.is_contiguous() else layer.permute(0, 2, 3, 1).reshape(b, -1, c).transpose(1, 2)
+        c = layer.shape[1]
         if mask is None:
-            rows = flat.transpose(1, 2).reshape(-1, c)
+            rows = layer.permute(0, 2, 3, 1).reshape(-1, c)
             share = torch.ones(len(rows), device=layer.device, dtype=layer.dtype)
         else:
             _, covered, root, _ = _coverage(mask).at(layer)
-            rows = select_columns(flat, covered).transpose(1, 2).reshape(-1, c)  # (B n, C)
+            rows = covered_rows(layer, covered).reshape(-1, c)  # (B n, C)
             share = root.square().reshape(-1)
         rows = F.normalize(rows, dim=1)
         match = targets[name][nearest(rows, targets[name])]

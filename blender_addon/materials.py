@@ -1,9 +1,10 @@
 """The textures of all of an object's materials, for one job (bpy-facing; the packing is atlas.py's).
 
 Every image feeding a Base Color of the object's materials is restyled in the same run. With one image
-for all faces nothing changes: the job's texture is that image. Otherwise the images (and a flat cell of
-base colour for each material without an image) are packed into an atlas, the UVs moved into their
-cells, and the faces of materials without an image marked not editable, so they render as they are.
+for all faces nothing changes: the job's texture is that image; with none, the one plain colour the faces
+show (when they show one). Otherwise the images (and a flat cell of base colour for each material without
+an image) are packed into an atlas, the UVs moved into their cells, and the faces of materials without an
+image marked not editable, so they render as they are.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from .atlas import AtlasLayout, pack, plan_atlas, remap_uvs
 
 @dataclass
 class ObjectTextures:
-    texture: np.ndarray | None  # (S, S, 3) sRGB values, row 0 at the top: the image, or the atlas
+    texture: np.ndarray | None  # (S, S, 3) sRGB values, row 0 at the top: the image, the atlas, or a plain colour
     uvs: np.ndarray  # (F, 3, 2), moved into the atlas's cells when there is one
     editable: np.ndarray | None  # (F,) bool, or None when every face may change
     images: list  # the original images, in cell order (the first is the active material's when it has one)
@@ -44,6 +45,32 @@ def base_color(material) -> np.ndarray:
     return linear_to_srgb(np.full(3, 0.8))
 
 
+def plain_colour(material) -> np.ndarray | None:
+    """The one sRGB colour a material without an image shows everywhere, or None where its Base Color comes from
+    a node we do not read (a procedural texture, a colour ramp)."""
+    from .compat import uses_nodes
+
+    if material is not None and uses_nodes(material):
+        for node in material.node_tree.nodes:
+            if node.type == "BSDF_PRINCIPLED" and node.inputs["Base Color"].is_linked:
+                return None
+    return base_color(material)
+
+
+def shown_colour(slots: list, material_index: np.ndarray) -> np.ndarray | None:
+    """(4, 4, 3): the texture an object without images shows, when its faces' materials all show one plain colour
+    (what it looks like in Blender, so the job holds it as it holds a texture, and Preserve Colors keeps it); None
+    without any material (the backend's grey stands in) or where the faces show several colours or one we cannot
+    read."""
+    used = [slots[int(s)] for s in np.unique(material_index)] or slots
+    if all(material is None for material in used):
+        return None
+    colours = [plain_colour(material) for material in used]
+    if any(colour is None for colour in colours) or np.ptp(np.stack(colours), axis=0).max() > 0.5 / 255:
+        return None
+    return np.broadcast_to(colours[0], (4, 4, 3)).copy()
+
+
 def object_textures(obj, material_index: np.ndarray, uvs: np.ndarray, editable: np.ndarray | None,
                     cell_size: int, pixels) -> ObjectTextures:
     """Which texture each triangle reads. material_index (F,) are the triangles' slot indices; `pixels`
@@ -68,7 +95,7 @@ def object_textures(obj, material_index: np.ndarray, uvs: np.ndarray, editable: 
     cell_of_face = np.asarray(cell_of_slot)[material_index]
     without = cell_of_face < 0
     if len(images) <= 1 and (not images or not without.any()):
-        texture = pixels(images[0]) if images else None
+        texture = pixels(images[0]) if images else shown_colour(slots, material_index)
         return ObjectTextures(texture, uvs, editable, images, None)
     # An atlas: images first, then one flat cell per material without an image.
     flat_slots = sorted({int(s) for s in material_index[without]})

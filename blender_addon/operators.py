@@ -199,8 +199,8 @@ class STYLETEX_OT_stylize(JobControls, bpy.types.Operator):
         if self.even_uvs and self.keep_own_uvs and self.animate:
             raise ExtractError("Animate restyles in the UVs it shows the frames in: turn off Keep Own UVs")
         if self.selected_only:  # the other texels are kept bit for bit: the result must have the images' own size
-            if payload.texture is None:
-                raise ExtractError("Selected Faces Only keeps the other faces' texels, and this object has no texture")
+            if not payload.images:
+                raise ExtractError("Selected Faces Only keeps the other faces' texels, and this object has no image texture")
             side = payload.layout.cell if payload.layout is not None else payload.texture.shape[0]
             odd = [i for i in payload.images if tuple(i.size) != (side, side)]
             if odd:
@@ -219,7 +219,8 @@ class STYLETEX_OT_stylize(JobControls, bpy.types.Operator):
         if not any(weight > 0 for _, weight in chosen):
             raise ExtractError("every painting has weight 0: give at least one a weight")
         if self.preserve_colors and payload.texture is None:
-            raise ExtractError("Preserve Colors keeps the texture's colours, and this object has no texture")
+            raise ExtractError("Preserve Colors keeps the texture's colours, and this object has no image texture "
+                               "nor one plain material colour")
         sequence, style_to = self._animation(payload) if self.animate else (None, None)
         raw = (self.style_weight, self.content_weight) if self.advanced_weights else None
         settings = {"steps": self.steps, "texture_size": texture_size, "render_size": self.render_size,

@@ -15,6 +15,7 @@ ORIGINAL_KEY = "styletex_original"  # node property: name of the image the node 
 UV_MAP_KEY = "styletex_uv_map"  # image property: the UV map a styled image is laid out in (absent: the original's)
 VECTOR_KEY = "styletex_vector"  # node property: "<node>\t<socket>" that fed its Vector input before ("": nothing)
 UV_NODE_PREFIX = "StyleTex UV "  # + the image node's name: the UV Map node that feeds it a styled image's map
+CREATED_KEY = "styletex_created"  # node property of an image node we added: "<node>\t<socket>" that fed Base Color
 
 
 def styled_image_name(obj: "bpy.types.Object", original: "bpy.types.Image | None") -> str:
@@ -63,6 +64,12 @@ def _image_node(obj: "bpy.types.Object") -> "bpy.types.Node":
             obj.data.materials[obj.active_material_index] = material
         else:
             obj.data.materials.append(material)
+    return _new_image_node(material)
+
+
+def _new_image_node(material: "bpy.types.Material") -> "bpy.types.Node":
+    """An Image Texture node of ours feeding the material's Base Color, remembering what fed it before (revert
+    removes the node and puts that back: a plain colour shows again)."""
     enable_nodes(material)
     tree = material.node_tree
     bsdf = next((n for n in tree.nodes if n.type == "BSDF_PRINCIPLED"), None)
@@ -72,8 +79,23 @@ def _image_node(obj: "bpy.types.Object") -> "bpy.types.Node":
         tree.links.new(bsdf.outputs["BSDF"], output.inputs["Surface"])
     node = tree.nodes.new("ShaderNodeTexImage")
     node.location = (bsdf.location.x - 300, bsdf.location.y)
+    links = bsdf.inputs["Base Color"].links
+    node[CREATED_KEY] = f"{links[0].from_node.name}\t{links[0].from_socket.identifier}" if links else ""
     tree.links.new(node.outputs["Color"], bsdf.inputs["Base Color"])
     return node
+
+
+def _remove_created(node: "bpy.types.Node") -> None:
+    """Removes an image node of ours (_new_image_node), relinking what fed Base Color before."""
+    tree = node.id_data
+    source, _, socket = node[CREATED_KEY].partition("\t")
+    before = tree.nodes.get(source) if source else None
+    output = next((o for o in before.outputs if o.identifier == socket), None) if before is not None else None
+    targets = [link.to_socket for link in node.outputs["Color"].links]
+    tree.nodes.remove(node)
+    if output is not None:
+        for target in targets:
+            tree.links.new(output, target)
 
 
 def _base_color_nodes(obj: "bpy.types.Object") -> list:
@@ -125,10 +147,16 @@ def _route_uvs(node: "bpy.types.Node", uv_map: str) -> None:
 def show_styled(obj: "bpy.types.Object", image: "bpy.types.Image") -> None:
     """Wires `image` into the active material's Base Color, remembering what was there, and into
     every other material of the object that shows the same original image (one texture atlas
-    shared by several materials is common)."""
+    shared by several materials is common). An object that showed no image was restyled whole: every
+    material of it shows the result."""
     node = _image_node(obj)
     original = node.image if node.image != image else bpy.data.images.get(node.get(ORIGINAL_KEY, ""))
     siblings = [n for n in _base_color_nodes(obj) if original is not None and n.image == original and n != node]
+    if original is None:
+        from .extract import base_color_node
+
+        materials = {slot.material.name: slot.material for slot in obj.material_slots if slot.material is not None}
+        siblings = [base_color_node(m) or _new_image_node(m) for m in materials.values() if m != obj.active_material]
     for target in (node, *siblings):
         _swap(target, image)
 
@@ -143,7 +171,8 @@ def show_styled_for(obj: "bpy.types.Object", original: "bpy.types.Image", image:
 
 def revert(obj: "bpy.types.Object") -> bool:
     """Puts the original images back in all the object's materials, read through the UV maps they were read through,
-    and removes Even UV Room's map; False when there is nothing to revert."""
+    removes the image nodes it added to materials that showed none, and Even UV Room's map; False when there is
+    nothing to revert."""
     from .extract import EVEN_NAME
 
     reverted = False
@@ -155,6 +184,9 @@ def revert(obj: "bpy.types.Object") -> bool:
             reverted = True
         if VECTOR_KEY in node:
             _route_uvs(node, "")
+            reverted = True
+        if CREATED_KEY in node:  # the material showed no image: its plain colour (or what fed it) shows again
+            _remove_created(node)
             reverted = True
     layers = obj.data.uv_layers if obj.type == "MESH" else None
     if layers is not None and EVEN_NAME in layers:  # also when a job failed before its first preview

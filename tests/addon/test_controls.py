@@ -97,15 +97,41 @@ def test_preserved_colors_keep_every_texels_chroma(bpy_clean, backend):
     assert base_color_node(obj).image == original  # reverted
 
 
+def plain_material(bpy, name: str, linear_rgb):
+    material = bpy.data.materials.new(name)
+    if bpy.app.version < (5, 0, 0):  # 5.0+: always node-based
+        material.use_nodes = True
+    bsdf = next(n for n in material.node_tree.nodes if n.type == "BSDF_PRINCIPLED")
+    bsdf.inputs["Base Color"].default_value = (*linear_rgb, 1.0)
+    return material
+
+
+def test_preserved_colors_keep_a_plain_materials_colour(bpy_clean, backend):
+    """An object without an image sends the plain colour its material shows, so Preserve Colors keeps it."""
+    from blender_addon.materials import linear_to_srgb
+
+    bpy = bpy_clean
+    obj = add_sphere("Red")
+    obj.data.materials.append(plain_material(bpy, "Red", (0.6, 0.05, 0.02)))
+    red = linear_to_srgb(np.array([0.6, 0.05, 0.02]))
+    chroma = lambda rgb: rgb / np.clip(rgb.sum(axis=-1, keepdims=True), 1e-6, None)  # noqa: E731
+    shifts = {}
+    for preserve in (True, False):
+        assert bpy.ops.styletex.stylize(steps=3, address=backend.address, style_path=str(STYLE),
+                                        preserve_colors=preserve, **JOB) == {"FINISHED"}
+        styled = image_rgba(bpy.data.images["StyleTex_Red"])[..., :3].reshape(-1, 3)
+        inside = texel_centres_in_faces(obj, 32, 32).reshape(-1) & (styled @ YIQ[0] > 0.05)
+        shifts[preserve] = np.abs(chroma(styled[inside]) - chroma(red)).max(axis=1).mean()
+        bpy.data.images.remove(bpy.data.images["StyleTex_Red"])
+    assert shifts[True] < 0.02  # every texel keeps red's chromaticity
+    assert shifts[False] > 5 * shifts[True]  # without it the painting's colours come in
+
+
 def test_control_errors_are_one_line_and_change_nothing(bpy_clean, backend):
     bpy = bpy_clean
-    obj = add_sphere("Plain")  # a material without an image: no texture to keep the colours of
-    mat = bpy.data.materials.new("NoImage")
-    if bpy.app.version < (5, 0, 0):  # 5.0+: always node-based
-        mat.use_nodes = True
-    obj.data.materials.append(mat)
+    add_sphere("Plain")  # no material: no image, nor a plain colour to keep
     cases = (
-        (dict(style_path=str(STYLE), preserve_colors=True), "no texture"),
+        (dict(style_path=str(STYLE), preserve_colors=True), "no image texture"),
         (dict(style_path=str(STYLE), paintings=[{"name": str(REPO / "missing.jpg"), "weight": 1.0}]),
          "painting 2 not found"),
         (dict(style_path=str(STYLE), blend_weight=0.0), "weight 0"),

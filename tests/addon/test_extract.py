@@ -70,6 +70,42 @@ def test_modified_transformed_mesh_round_trips(bpy_clean):
     assert payload.image is None and payload.texture is None
 
 
+def test_an_object_without_images_sends_the_one_plain_colour_its_faces_show(bpy_clean):
+    from blender_addon.extract import extract_active
+    from blender_addon.materials import linear_to_srgb
+
+    bpy = bpy_clean
+    obj = add_sphere()
+
+    def material(name, linear_rgb):
+        made = bpy.data.materials.new(name)
+        if bpy.app.version < (5, 0, 0):
+            made.use_nodes = True
+        bsdf = next(n for n in made.node_tree.nodes if n.type == "BSDF_PRINCIPLED")
+        bsdf.inputs["Base Color"].default_value = (*linear_rgb, 1.0)
+        return made, bsdf
+
+    red, bsdf = material("Red", (0.5, 0.1, 0.05))
+    obj.data.materials.append(red)
+    payload = extract_active(bpy.context)
+    assert payload.image is None and payload.images == []
+    assert payload.texture.shape == (4, 4, 3)
+    np.testing.assert_allclose(payload.texture, np.broadcast_to(linear_to_srgb(np.array([0.5, 0.1, 0.05])), (4, 4, 3)))
+    # A second material of the same colour on some faces: still one colour.
+    obj.data.materials.append(material("AlsoRed", (0.5, 0.1, 0.05))[0])
+    obj.data.polygons[0].material_index = 1
+    assert extract_active(bpy.context).texture is not None
+    # Of another colour: the faces show two, and no texture is sent (the backend's grey stands in).
+    blue = next(n for n in obj.data.materials[1].node_tree.nodes if n.type == "BSDF_PRINCIPLED")
+    blue.inputs["Base Color"].default_value = (0.0, 0.0, 1.0, 1.0)
+    assert extract_active(bpy.context).texture is None
+    # One material whose Base Color comes from a procedural texture: a colour we do not read.
+    obj.data.polygons[0].material_index = 0
+    noise = red.node_tree.nodes.new("ShaderNodeTexNoise")
+    red.node_tree.links.new(noise.outputs["Color"], bsdf.inputs["Base Color"])
+    assert extract_active(bpy.context).texture is None
+
+
 def test_image_pixels_are_read_top_row_first(bpy_clean):
     from blender_addon.extract import extract_active
 

@@ -36,6 +36,10 @@ def two_material_cube(bpy, plain: bool = False):
     return obj, wood, metal
 
 
+def principled(material):
+    return next(n for n in material.node_tree.nodes if n.type == "BSDF_PRINCIPLED")
+
+
 def nodes_showing(obj) -> list[str]:
     out = []
     for slot in obj.material_slots:
@@ -72,6 +76,36 @@ def test_a_material_without_an_image_keeps_its_colour_and_gets_no_copy(bpy_clean
     bsdf = next(n for n in paint.node_tree.nodes if n.type == "BSDF_PRINCIPLED")
     assert not bsdf.inputs["Base Color"].links and tuple(bsdf.inputs["Base Color"].default_value)[:3] == \
         tuple(np.float32([0.8, 0.1, 0.1]))
+
+
+def test_an_object_without_images_is_restyled_whole_and_reverts_to_its_colours(bpy_clean, backend):
+    """Several materials, none with an image: the result shows on every material's faces, and revert removes the
+    image nodes it added (a Base Color fed by a procedural texture gets that texture back)."""
+    bpy = bpy_clean
+    bpy.ops.mesh.primitive_uv_sphere_add(segments=8, ring_count=6)
+    obj = bpy.context.active_object
+    obj.name = "Toy"
+    colours = {"Paint": (0.8, 0.1, 0.1), "Rubber": (0.02, 0.02, 0.02), "Marble": (0.5, 0.5, 0.5)}
+    for name, colour in colours.items():
+        material = bpy.data.materials.new(name)
+        if bpy.app.version < (5, 0, 0):
+            material.use_nodes = True
+        principled(material).inputs["Base Color"].default_value = (*colour, 1.0)
+        obj.data.materials.append(material)
+    marble = obj.material_slots[2].material.node_tree
+    noise = marble.nodes.new("ShaderNodeTexNoise")
+    marble.links.new(noise.outputs["Color"], principled(obj.material_slots[2].material).inputs["Base Color"])
+    obj.data.polygons.foreach_set("material_index", np.arange(len(obj.data.polygons)) % 3)
+    obj.data.update()
+    result = bpy.ops.styletex.stylize(style_path=str(STYLE), steps=3, address=backend.address, **JOB)
+    assert result == {"FINISHED"}
+    assert nodes_showing(obj) == ["StyleTex_Toy"] * 3
+    assert bpy.ops.styletex.revert() == {"FINISHED"}
+    assert nodes_showing(obj) == []
+    for slot, (name, colour) in zip(obj.material_slots, colours.items()):
+        socket = principled(slot.material).inputs["Base Color"]
+        assert tuple(socket.default_value)[:3] == tuple(np.float32(colour))
+        assert [link.from_node.name for link in socket.links] == (["Noise Texture"] if name == "Marble" else [])
 
 
 def test_the_extracted_atlas_holds_each_image_and_base_colour_in_its_cell(bpy_clean):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -108,6 +109,10 @@ def runs(tmp_path_factory):
         "vgg19_without_weights": [*good, "--features", "vgg19"],
         "efficientnet_damaged_weights": [*good, "--features", "efficientnet_lite0", "--weights", str(damaged)],
         "efficientnet_unknown_layer": [*good, "--features", "efficientnet_lite0", "--content-layer", "block99"],
+        # Outputs that cannot be written are refused before the job runs (so no err_*.png either).
+        "report_under_a_file": [*good, "--report", str(texture / "r.json")],
+        "out_mesh_under_a_file": [*good, "--unwrap", "even", "--out-mesh", str(texture / "m.obj")],
+        "previews_into_a_file": [*good, "--previews", str(texture)],
         # No --features: the default, auto, must pick the pretrained EfficientNet on the CPU.
         "default_features": [str(mesh), "--style", str(STYLE), "--texture", str(texture), "--out",
                              str(root / "default.png"), "--steps", "2", "--device", "cpu", "--texture-size", str(SIZE),
@@ -223,6 +228,9 @@ ERRORS = {
     "vgg19_without_weights": "--weights",
     "efficientnet_damaged_weights": "SHA-256",
     "efficientnet_unknown_layer": "block99",
+    "report_under_a_file": "--report",
+    "out_mesh_under_a_file": "is a file, not a folder",
+    "previews_into_a_file": "--previews",
 }
 
 
@@ -270,3 +278,20 @@ def test_missing_style_and_objective_in_process(tmp_path, capsys):
     err = capsys.readouterr().err
     assert code == 2 and err.count("\n") == 1 and "--style" in err
     assert not (tmp_path / "o.png").exists()
+
+
+def test_output_paths_are_checked_before_a_job(tmp_path):
+    from backend.commands.outputs import check_output
+    from backend.errors import StyleTexError
+
+    a_file = tmp_path / "a.png"
+    a_file.write_bytes(b"")
+    check_output(tmp_path / "new" / "deeper" / "out.png", "--out")  # folders below an existing one are made
+    check_output(a_file, "--out")  # an existing file is overwritten
+    check_output(tmp_path, "--previews", folder=True)
+    check_output(tmp_path / "frames", "--out", folder=True)
+    for path, folder, message in ((tmp_path, False, "--out " + str(tmp_path) + ": is a folder"),
+                                  (a_file, True, "not a folder"),
+                                  (a_file / "x" / "r.json", False, f"{a_file} is a file, not a folder")):
+        with pytest.raises(StyleTexError, match=re.escape(message)):
+            check_output(path, "--out", folder)

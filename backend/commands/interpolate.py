@@ -12,6 +12,7 @@ from ..formats.images import load_image, save_image
 from ..style.sequence import stylize_sequence
 from .arguments import positive_int
 from .job import ProgressBar, add_job_arguments, interruptible, job_settings, job_notes, read_job_inputs, write_report
+from .outputs import check_output
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -41,8 +42,7 @@ def run(args: argparse.Namespace) -> int:
     if not args.objective and not args.style:
         raise StyleTexError("--style IMAGE is required (or --objective channel:LAYER:INDEX with --objective-to)")
     out = Path(args.out)
-    if out.exists() and not out.is_dir():
-        raise StyleTexError(f"--out {out}: not a folder")
+    check_output(out, "--out", folder=True)
     mesh, style, original = read_job_inputs(args, settings)
     if args.from_original and original is None:
         raise StyleTexError("--from-original morphs from the original texture: give it with --texture")

@@ -15,6 +15,7 @@ from ..mesh import make_mesh
 from ..style.engine import stylize
 from .arguments import positive_int
 from .job import ProgressBar, add_job_arguments, interruptible, job_settings, job_notes, read_job_inputs, write_report
+from .outputs import check_output
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -53,6 +54,12 @@ def run(args: argparse.Namespace) -> int:
         raise StyleTexError("--out-mesh writes the new UVs of --unwrap even; without it the mesh is unchanged")
     if args.out_mesh and not args.out_mesh.lower().endswith(".obj"):
         raise StyleTexError(f"--out-mesh writes an OBJ: give it a .obj name, not {args.out_mesh!r}")
+    for path, option in ((args.out, "--out"), (args.out_mesh, "--out-mesh"), (args.out_model, "--out-model"),
+                         (args.report, "--report")):
+        if path:
+            check_output(path, option)
+    if args.previews:
+        check_output(args.previews, "--previews", folder=True)
     mesh, style, original = read_job_inputs(args, settings)
     previews = Path(args.previews) if args.previews else None
     bar = ProgressBar(args.quiet, previews, job_notes(settings, mesh, original))

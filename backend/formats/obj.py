@@ -103,4 +103,8 @@ def write_obj(path: str | Path, mesh: Mesh) -> None:
     for i, (a, b, c) in enumerate(mesh.faces + 1):
         t = 3 * i + 1
         lines.append(f"f {a}/{t} {b}/{t + 1} {c}/{t + 2}")
-    Path(path).write_text("\n".join(lines) + "\n", encoding="utf-8")
+    try:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        Path(path).write_text("\n".join(lines) + "\n", encoding="utf-8")
+    except OSError as exc:
+        raise MeshError(f"{path}: cannot write the mesh ({exc.strerror or exc})") from None

@@ -19,7 +19,7 @@ from ..formats.gltf import read_model
 from ..formats.images import load_image, save_image
 from ..mesh import Mesh
 from ..mesh.uv_room import uv_room
-from ..style.engine import STAND_IN_GREY, original_or_stand_in
+from ..style.engine import stand_in_note
 from ..style.parameterization import PARAMETERIZATIONS
 from ..style.progress import Progress
 from ..style.settings import StyleSettings, parse_blend
@@ -218,7 +218,6 @@ def job_notes(settings: StyleSettings, mesh: Mesh, original: np.ndarray | None =
     notes = ["--features random is for tests; it is not a quality mode"] if settings.features == "random" else []
     if uv := uv_room(mesh, settings.texture_size).note():
         notes.append(uv)
-    if original_or_stand_in(original, settings)[1]:
-        notes.append(f"no original texture: a uniform grey of {STAND_IN_GREY:g} stands in for it, as an untextured "
-                     "object shows (give one with --texture)")
+    if grey := stand_in_note(original, settings):
+        notes.append(f"{grey} (give one with --texture)")
     return "\n".join(f"note: {note}" for note in notes)

@@ -29,7 +29,7 @@ from .. import __version__
 from ..errors import StyleTexError
 from ..features.network import KINDS
 from ..mesh.uv_room import uv_room
-from ..style.engine import stylize
+from ..style.engine import stand_in_note, stylize
 from ..style.sequence import SequenceResult, stylize_sequence
 from ..style.progress import Progress, StyleResult
 from ..texture.transfer import transfer_texture
@@ -235,8 +235,10 @@ class Server:
             self.jobs.put(job)
             log.info("job %s from %s: %d faces, %d steps, accepted at queue position %d",
                      job.id, client.hex(), len(request.mesh.faces), request.settings.steps, position)
-            # Said on acceptance, so a user can fix the UVs before waiting for the result.
-            note = uv_room(request.mesh, request.settings.texture_size, request.editable).note()
+            # Said on acceptance, so a user can fix the UVs (or send a texture) before waiting for the result.
+            notes = (uv_room(request.mesh, request.settings.texture_size, request.editable).note(),
+                     stand_in_note(request.texture, request.settings))
+            note = " ".join(f"{n[0].upper()}{n[1:]}." for n in notes if n)
             self._send(client, encode("accepted", {"job": job.id, "position": position, "note": note}))
         elif message.type == "cancel":
             self._cancel(client, message.fields.get("job"))

@@ -555,6 +555,13 @@ def original_or_stand_in(original_texture: np.ndarray | None, settings: StyleSet
     return np.full((8, 8, 3), STAND_IN_GREY, np.float32), True
 
 
+def stand_in_note(original_texture: np.ndarray | None, settings: StyleSettings) -> str:
+    """What a user is told where a grey stands in for a missing original (original_or_stand_in), else ""."""
+    if not original_or_stand_in(original_texture, settings)[1]:
+        return ""
+    return f"no original texture: a uniform grey of {STAND_IN_GREY:g} stands in for it, as an untextured object shows"
+
+
 def stylize(
     mesh: Mesh,
     style_image: np.ndarray | Sequence[np.ndarray] | None,

@@ -180,3 +180,7 @@ def test_no_image_starts_from_a_neutral_texture(bpy_clean, backend, material):
     pixels = image_rgba(image)
     assert pixels[..., :3].mean() > 0.1 and pixels[..., :3].std() > 0.001  # painted (a new image is black)
     assert bpy.context.scene.styletex.status.startswith("done: 2 steps")
+    # Without a material the object shows Blender's default surface and no colour is sent: the backend says that its
+    # grey stands in; a plain material's colour is the original, and nothing is said.
+    note = bpy.context.scene.styletex.note
+    assert ("grey of 0.8 stands in" in note) if material == "none" else note == "", note

@@ -82,7 +82,10 @@ def test_job_round_trip(main, fmt, max_size, size, preview_size):
         job = submit(client, {"every": 2, "max_size": max_size, "format": fmt}, steps=steps, texture_size=size,
                      render_size=32, seed=4)
         assert isinstance(job, str) and job
-        assert client.accepted["job"] == job and client.accepted["note"] == ""  # the mesh has UV room everywhere
+        assert client.accepted["job"] == job
+        # The mesh has UV room everywhere; no texture was sent, so the grey standing in is said.
+        assert client.accepted["note"] == ("No original texture: a uniform grey of 0.8 stands in for it, as an "
+                                           "untextured object shows.")
         events = finish(client, job)
     assert all(e.fields["job"] == job for e in events)
     progress, result = events[:-1], events[-1]
@@ -159,6 +162,7 @@ def test_server_and_command_line_give_the_same_texture(world, main):
     with main.client() as client:
         job = client.submit(MESH.positions, MESH.faces, MESH.uvs, STYLE_BYTES, job_settings(**EQUIVALENCE),
                             texture=texture)
+        assert client.accepted["note"] == ""  # a texture, and UV room everywhere: nothing to say
         events = finish(client, job)
     assert events[-1].type == "result", events[-1].fields
     served = events[-1].arrays["texture"]

@@ -36,10 +36,10 @@ def step_and_network(job: StyleJob, device: torch.device, repeats: int) -> tuple
     Each sample is a whole refresh cycle of the view pool (view_reuse steps, one of which renders a
     fresh view and runs the network over its content render), divided by its length: a median of
     single steps would mostly miss the fresh views' cost. The network's side runs the content forward
-    once a cycle too, as the step does (once a step would credit the step with network work it skips). The random images are laid out as the step's
-    renders are, (H, W, C) rows seen as (1, C, H, W): channels-last, on which the CPU's convolutions run
-    faster (14.1 against 15.6 ms forward and backward for EfficientNet-Lite0 at 256^2), so the network
-    alone is timed as the step runs it."""
+    once a cycle too, as the step does (once a step would credit the step with network work it skips).
+    The random images are laid out as the step's renders are, (H, W, C) rows seen as (1, C, H, W):
+    channels-last, on which the CPU's convolutions run faster (14.1 against 15.6 ms forward and backward
+    for EfficientNet-Lite0 at 256^2), so the network alone is timed as the step runs it."""
     size = job.settings.render_size
     cycle = job.settings.view_reuse
     pixels = torch.rand(1, size, size, 3, device=device, requires_grad=True)

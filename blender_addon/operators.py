@@ -219,8 +219,8 @@ class STYLETEX_OT_stylize(JobControls, bpy.types.Operator):
         if not any(weight > 0 for _, weight in chosen):
             raise ExtractError("every painting has weight 0: give at least one a weight")
         if self.preserve_colors and payload.texture is None:
-            raise ExtractError("Preserve Colors keeps the texture's colours, and this object has no image texture "
-                               "nor one plain material colour")
+            raise ExtractError("Preserve Colors keeps the texture's colours, and this object has neither an image "
+                               "texture nor one plain material colour")
         sequence, style_to = self._animation(payload) if self.animate else (None, None)
         raw = (self.style_weight, self.content_weight) if self.advanced_weights else None
         settings = {"steps": self.steps, "texture_size": texture_size, "render_size": self.render_size,

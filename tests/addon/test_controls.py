@@ -131,7 +131,7 @@ def test_control_errors_are_one_line_and_change_nothing(bpy_clean, backend):
     bpy = bpy_clean
     add_sphere("Plain")  # no material: no image, nor a plain colour to keep
     cases = (
-        (dict(style_path=str(STYLE), preserve_colors=True), "no image texture"),
+        (dict(style_path=str(STYLE), preserve_colors=True), "neither an image texture"),
         (dict(style_path=str(STYLE), paintings=[{"name": str(REPO / "missing.jpg"), "weight": 1.0}]),
          "painting 2 not found"),
         (dict(style_path=str(STYLE), blend_weight=0.0), "weight 0"),

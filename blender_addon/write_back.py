@@ -15,6 +15,7 @@ ORIGINAL_KEY = "styletex_original"  # node property: name of the image the node 
 UV_MAP_KEY = "styletex_uv_map"  # image property: the UV map a styled image is laid out in (absent: the original's)
 VECTOR_KEY = "styletex_vector"  # node property: "<node>\t<socket>" that fed its Vector input before ("": nothing)
 UV_NODE_PREFIX = "StyleTex UV "  # + the image node's name: the UV Map node that feeds it a styled image's map
+SHARED_KEY = "styletex_shared"  # material property of our copy of a material other objects use: the original's name
 CREATED_KEY = "styletex_created"  # node property of an image node we added: "<node>\t<socket>" that fed Base Color
 
 
@@ -102,8 +103,7 @@ def _base_color_nodes(obj: "bpy.types.Object") -> list:
     """The Base Color image nodes of all the object's materials, each material once."""
     from .extract import base_color_node
 
-    materials = {slot.material.name: slot.material for slot in obj.material_slots if slot.material is not None}
-    return [node for node in map(base_color_node, materials.values()) if node is not None]
+    return [node for node in map(base_color_node, _materials(obj)) if node is not None]
 
 
 def _swap(node: "bpy.types.Node", image: "bpy.types.Image") -> None:
@@ -144,19 +144,44 @@ def _route_uvs(node: "bpy.types.Node", uv_map: str) -> None:
         del node[VECTOR_KEY]
 
 
+def _materials(obj: "bpy.types.Object") -> list:
+    """The object's materials, each once, in slot order."""
+    return list({slot.material.name: slot.material for slot in obj.material_slots if slot.material is not None}.values())
+
+
+def _own(obj: "bpy.types.Object", material: "bpy.types.Material") -> "bpy.types.Material":
+    """`material`, or where other objects' data use it too, a copy of it in this object's slots: a styled texture is
+    laid out in this object's UVs, and would show on the others as noise (revert puts the shared one back)."""
+    if material.users - material.use_fake_user <= 1:
+        return material
+    users = bpy.data.user_map(subset={material}).get(material, set())
+    if all(user == obj.data or user == obj for user in users):
+        return material
+    copy = material.copy()
+    copy[SHARED_KEY] = material.name
+    for slot in obj.material_slots:
+        if slot.material == material:
+            slot.material = copy
+    return copy
+
+
 def show_styled(obj: "bpy.types.Object", image: "bpy.types.Image") -> None:
     """Wires `image` into the active material's Base Color, remembering what was there, and into
     every other material of the object that shows the same original image (one texture atlas
     shared by several materials is common). An object that showed no image was restyled whole: every
-    material of it shows the result."""
+    material of it shows the result. Materials other objects use too are copied first (_own)."""
+    from .extract import base_color_node
+
+    if obj.active_material is not None:
+        _own(obj, obj.active_material)
     node = _image_node(obj)
     original = node.image if node.image != image else bpy.data.images.get(node.get(ORIGINAL_KEY, ""))
-    siblings = [n for n in _base_color_nodes(obj) if original is not None and n.image == original and n != node]
+    others = [m for m in _materials(obj) if m != obj.active_material]
     if original is None:
-        from .extract import base_color_node
-
-        materials = {slot.material.name: slot.material for slot in obj.material_slots if slot.material is not None}
-        siblings = [base_color_node(m) or _new_image_node(m) for m in materials.values() if m != obj.active_material]
+        siblings = [base_color_node(m) or _new_image_node(m) for m in (_own(obj, m) for m in others)]
+    else:
+        showing = [m for m in others if (n := base_color_node(m)) is not None and n.image == original]
+        siblings = [base_color_node(_own(obj, m)) for m in showing]
     for target in (node, *siblings):
         _swap(target, image)
 
@@ -164,18 +189,30 @@ def show_styled(obj: "bpy.types.Object", image: "bpy.types.Image") -> None:
 def show_styled_for(obj: "bpy.types.Object", original: "bpy.types.Image", image: "bpy.types.Image") -> None:
     """Wires `image` into every Base Color node of the object's materials that shows `original` (or showed it
     before an earlier preview of this job): one image of an object with several."""
-    for node in _base_color_nodes(obj):
-        if node.image == original or (node.image == image and node.get(ORIGINAL_KEY) == original.name):
-            _swap(node, image)
+    from .extract import base_color_node
+
+    for material in _materials(obj):
+        node = base_color_node(material)
+        if node is not None and (node.image == original or
+                                 (node.image == image and node.get(ORIGINAL_KEY) == original.name)):
+            _swap(base_color_node(_own(obj, material)), image)
 
 
 def revert(obj: "bpy.types.Object") -> bool:
     """Puts the original images back in all the object's materials, read through the UV maps they were read through,
-    removes the image nodes it added to materials that showed none, and Even UV Room's map; False when there is
-    nothing to revert."""
+    the materials it copied back in their slots, removes the image nodes it added to materials that showed none, and
+    Even UV Room's map; False when there is nothing to revert."""
     from .extract import EVEN_NAME
 
     reverted = False
+    for slot in obj.material_slots:  # our copies of shared materials: the shared ones come back, untouched
+        copy = slot.material
+        shared = bpy.data.materials.get(copy[SHARED_KEY]) if copy is not None and SHARED_KEY in copy else None
+        if shared is not None:
+            slot.material = shared
+            if copy.users == 0:
+                bpy.data.materials.remove(copy)
+            reverted = True
     for node in _base_color_nodes(obj):
         original = bpy.data.images.get(node[ORIGINAL_KEY]) if ORIGINAL_KEY in node else None
         if original is not None:
@@ -235,6 +272,8 @@ def show_sequence(obj: "bpy.types.Object", frames: np.ndarray, name: str, frame_
     image.filepath = bpy.path.relpath(paths[0])
     if uv_map:
         image[UV_MAP_KEY] = uv_map
+    if obj.active_material is not None:
+        _own(obj, obj.active_material)
     node = _image_node(obj)
     _swap(node, image)
     user = node.image_user

@@ -43,6 +43,8 @@ def principled(material):
 def nodes_showing(obj) -> list[str]:
     out = []
     for slot in obj.material_slots:
+        if slot.material.node_tree is None:  # a material without nodes (before Blender 5.0) shows no image
+            continue
         for node in slot.material.node_tree.nodes:
             if node.type == "TEX_IMAGE":
                 out.append(node.image.name)
@@ -106,6 +108,38 @@ def test_an_object_without_images_is_restyled_whole_and_reverts_to_its_colours(b
         socket = principled(slot.material).inputs["Base Color"]
         assert tuple(socket.default_value)[:3] == tuple(np.float32(colour))
         assert [link.from_node.name for link in socket.links] == (["Noise Texture"] if name == "Marble" else [])
+
+
+def test_a_material_other_objects_share_is_copied_for_the_restyled_one_and_revert_puts_it_back(bpy_clean, backend):
+    """The styled texture is laid out in this object's UVs: another object with the same material keeps the
+    original (textured), or its plain colour (untextured); a linked duplicate (same mesh) shows the result."""
+    bpy = bpy_clean
+    wood = make_image("Wood")
+    for textured in (True, False):
+        bpy.ops.mesh.primitive_uv_sphere_add(segments=8, ring_count=6)
+        other = bpy.context.active_object
+        bpy.ops.mesh.primitive_uv_sphere_add(segments=8, ring_count=6, location=(3, 0, 0))
+        obj = bpy.context.active_object
+        if textured:
+            textured_material(obj, wood, "Shared")
+        else:
+            obj.data.materials.append(bpy.data.materials.new("Plain"))
+        shared = obj.data.materials[0]
+        other.data.materials.append(shared)
+        twin = obj.copy()  # a linked duplicate: the same mesh, so the same UVs
+        bpy.context.collection.objects.link(twin)
+        bpy.context.view_layer.objects.active = obj
+        result = bpy.ops.styletex.stylize(style_path=str(STYLE), steps=2, address=backend.address, **JOB)
+        assert result == {"FINISHED"}
+        styled = "Wood_styled" if textured else f"StyleTex_{obj.name}"
+        mine = obj.material_slots[0].material
+        assert mine != shared and nodes_showing(obj) == [styled] and nodes_showing(twin) == [styled]
+        assert other.material_slots[0].material == shared
+        assert nodes_showing(other) == (["Wood"] if textured else [])
+        copy = mine.name
+        assert bpy.ops.styletex.revert() == {"FINISHED"}
+        assert obj.material_slots[0].material == shared and copy not in bpy.data.materials
+        assert nodes_showing(obj) == nodes_showing(other) == (["Wood"] if textured else [])
 
 
 def test_the_extracted_atlas_holds_each_image_and_base_colour_in_its_cell(bpy_clean):

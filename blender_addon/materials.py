@@ -1,8 +1,8 @@
 """The textures of all of an object's materials, for one job (bpy-facing; the packing is atlas.py's).
 
 Every image feeding a Base Color of the object's materials is restyled in the same run. With one image
-for all faces nothing changes: the job's texture is that image; with none, the one plain colour the faces
-show (when they show one). Otherwise the images (and a flat cell of base colour for each material without
+for all faces nothing changes: the job's texture is that image; with none, the plain colours the faces
+show, painted into their UVs. Otherwise the images (and a flat cell of base colour for each material without
 an image) are packed into an atlas, the UVs moved into their cells, and the faces of materials without an
 image marked not editable, so they render as they are.
 """
@@ -14,11 +14,12 @@ from dataclasses import dataclass
 import numpy as np
 
 from .atlas import AtlasLayout, pack, plan_atlas, remap_uvs
+from .uv_texels import face_colour_texture
 
 
 @dataclass
 class ObjectTextures:
-    texture: np.ndarray | None  # (S, S, 3) sRGB values, row 0 at the top: the image, the atlas, or a plain colour
+    texture: np.ndarray | None  # (S, S, 3) sRGB values, row 0 at the top: the image, the atlas, or plain colours
     uvs: np.ndarray  # (F, 3, 2), moved into the atlas's cells when there is one
     editable: np.ndarray | None  # (F,) bool, or None when every face may change
     images: list  # the original images, in cell order (the first is the active material's when it has one)
@@ -57,18 +58,25 @@ def plain_colour(material) -> np.ndarray | None:
     return base_color(material)
 
 
-def shown_colour(slots: list, material_index: np.ndarray) -> np.ndarray | None:
-    """(4, 4, 3): the texture an object without images shows, when its faces' materials all show one plain colour
-    (what it looks like in Blender, so the job holds it as it holds a texture, and Preserve Colors keeps it); None
-    without any material (the backend's grey stands in) or where the faces show several colours or one we cannot
-    read."""
-    used = [slots[int(s)] for s in np.unique(material_index)] or slots
-    if all(material is None for material in used):
+PLAIN_SIZE = 512  # the side of the texture painted with the plain colours of several materials
+
+
+def plain_texture(slots: list, material_index: np.ndarray, uvs: np.ndarray) -> np.ndarray | None:
+    """What an object without images shows, as a texture, where its faces' materials show plain colours (so the job
+    holds it as it holds a texture, and Preserve Colors keeps each part's colour): one colour as (4, 4, 3), several
+    painted face by face into its UVs (PLAIN_SIZE^2). None without any material (the backend's grey stands in) or
+    where a material's colour comes from a node we do not read."""
+    used = np.unique(material_index)
+    if all(slots[int(s)] is None for s in used):
         return None
-    colours = [plain_colour(material) for material in used]
-    if any(colour is None for colour in colours) or np.ptp(np.stack(colours), axis=0).max() > 0.5 / 255:
+    colours = {int(s): plain_colour(slots[int(s)]) for s in used}
+    if any(colour is None for colour in colours.values()):
         return None
-    return np.broadcast_to(colours[0], (4, 4, 3)).copy()
+    stacked = np.stack(list(colours.values()))
+    if np.ptp(stacked, axis=0).max() <= 0.5 / 255:
+        return np.broadcast_to(stacked[0], (4, 4, 3)).copy()
+    per_face = np.stack([colours[int(s)] for s in material_index])
+    return face_colour_texture(uvs, per_face, PLAIN_SIZE)
 
 
 def object_textures(obj, material_index: np.ndarray, uvs: np.ndarray, editable: np.ndarray | None,
@@ -95,7 +103,7 @@ def object_textures(obj, material_index: np.ndarray, uvs: np.ndarray, editable: 
     cell_of_face = np.asarray(cell_of_slot)[material_index]
     without = cell_of_face < 0
     if len(images) <= 1 and (not images or not without.any()):
-        texture = pixels(images[0]) if images else shown_colour(slots, material_index)
+        texture = pixels(images[0]) if images else plain_texture(slots, material_index, uvs)
         return ObjectTextures(texture, uvs, editable, images, None)
     # An atlas: images first, then one flat cell per material without an image.
     flat_slots = sorted({int(s) for s in material_index[without]})

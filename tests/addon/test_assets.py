@@ -175,6 +175,20 @@ def test_even_uv_room_restyles_in_a_map_of_its_own_and_revert_puts_the_original_
     assert bpy.ops.styletex.revert() == {"CANCELLED"}
 
 
+def test_face_colours_are_painted_into_their_uvs_with_a_gutter():
+    from blender_addon.uv_texels import face_colour_texture
+
+    # Two triangles over the lower-left half square: red below the diagonal, blue above it; nothing above v = 0.5.
+    uvs = np.array([[[0, 0], [0.5, 0], [0.5, 0.5]], [[0, 0], [0.5, 0.5], [0, 0.5]]], np.float64)
+    red, blue = (1.0, 0.0, 0.0), (0.0, 0.0, 1.0)
+    texture = face_colour_texture(uvs, np.array([red, blue]), size=64, gutter=3)
+    assert texture.shape == (64, 64, 3) and texture.dtype == np.float32
+    lower = texture[::-1]  # row 0 at v = 0
+    assert np.allclose(lower[4, 20], red) and np.allclose(lower[20, 4], blue)
+    assert np.allclose(lower[33, 10], blue) and np.allclose(lower[10, 33], red)  # the gutter continues each side
+    assert np.allclose(lower[50, 50], (0.5, 0.0, 0.5))  # far from every triangle: the mean colour
+
+
 def test_overlapping_share_counts_texels_two_triangles_both_cover():
     from blender_addon.uv_overlap import overlapping_share
 

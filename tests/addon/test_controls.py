@@ -127,6 +127,43 @@ def test_preserved_colors_keep_a_plain_materials_colour(bpy_clean, backend):
     assert shifts[False] > 5 * shifts[True]  # without it the painting's colours come in
 
 
+def test_preserved_colors_keep_each_plain_materials_colour(bpy_clean, backend):
+    """Two plain materials (a red top, a blue bottom), no image: their colours are painted into the UVs and sent
+    as the original, so Preserve Colors keeps each half's."""
+    from blender_addon.compat import corner_uvs
+    from blender_addon.materials import linear_to_srgb
+    from blender_addon.uv_texels import covered_texels
+
+    bpy = bpy_clean
+    obj = add_sphere("Duo", segments=16, rings=8)
+    linear = {0: (0.6, 0.05, 0.02), 1: (0.02, 0.05, 0.6)}
+    for slot, colour in linear.items():
+        obj.data.materials.append(plain_material(bpy, f"Paint{slot}", colour))
+    centres = np.array([tuple(p.center) for p in obj.data.polygons])
+    obj.data.polygons.foreach_set("material_index", (centres[:, 2] < 0).astype(np.int32))
+    obj.data.update()
+    mesh = obj.data
+    mesh.calc_loop_triangles()
+    loops = np.zeros(len(mesh.loop_triangles) * 3, np.int32)
+    mesh.loop_triangles.foreach_get("loops", loops)
+    slots = np.zeros(len(mesh.loop_triangles), np.int32)
+    mesh.loop_triangles.foreach_get("material_index", slots)
+    cells, faces = covered_texels(corner_uvs(mesh).reshape(-1, 2)[loops].reshape(-1, 3, 2), 32)  # row 0 at v = 0
+    chroma = lambda rgb: rgb / np.clip(rgb.sum(axis=-1, keepdims=True), 1e-6, None)  # noqa: E731
+    expected = chroma(np.stack([linear_to_srgb(np.array(linear[int(s)])) for s in slots[faces]]))
+    shifts = {}
+    for preserve in (True, False):
+        assert bpy.ops.styletex.stylize(steps=3, address=backend.address, style_path=str(STYLE),
+                                        preserve_colors=preserve, **JOB) == {"FINISHED"}
+        styled = image_rgba(bpy.data.images["StyleTex_Duo"])[..., :3].reshape(-1, 3)[cells]  # Blender's rows: bottom first
+        lit = styled @ YIQ[0] > 0.05
+        shifts[preserve] = np.abs(chroma(styled) - expected).max(axis=1)[lit].mean()
+        assert bpy.ops.styletex.revert() == {"FINISHED"}
+        bpy.data.images.remove(bpy.data.images["StyleTex_Duo"])
+    assert shifts[True] < 0.03  # each half keeps its own material's chromaticity
+    assert shifts[False] > 4 * shifts[True]
+
+
 def test_control_errors_are_one_line_and_change_nothing(bpy_clean, backend):
     bpy = bpy_clean
     add_sphere("Plain")  # no material: no image, nor a plain colour to keep

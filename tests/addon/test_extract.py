@@ -95,10 +95,18 @@ def test_an_object_without_images_sends_the_one_plain_colour_its_faces_show(bpy_
     obj.data.materials.append(material("AlsoRed", (0.5, 0.1, 0.05))[0])
     obj.data.polygons[0].material_index = 1
     assert extract_active(bpy.context).texture is not None
-    # Of another colour: the faces show two, and no texture is sent (the backend's grey stands in).
+    # Of another colour: the faces show two, painted into their UVs (face 0's corners and centre read blue).
     blue = next(n for n in obj.data.materials[1].node_tree.nodes if n.type == "BSDF_PRINCIPLED")
     blue.inputs["Base Color"].default_value = (0.0, 0.0, 1.0, 1.0)
-    assert extract_active(bpy.context).texture is None
+    payload = extract_active(bpy.context)
+    painted, size = payload.texture, payload.texture.shape[0]
+    face = obj.data.polygons[0]
+    loops = list(face.loop_indices)
+    centre = np.mean([tuple(obj.data.uv_layers.active.data[i].uv) for i in loops], axis=0)
+    row, column = int((1 - centre[1]) * size), int(centre[0] * size)
+    np.testing.assert_allclose(painted[row, column], linear_to_srgb(np.array([0.0, 0.0, 1.0])), atol=1e-6)
+    red_share = np.all(np.abs(painted - linear_to_srgb(np.array([0.5, 0.1, 0.05]))) < 1e-6, axis=-1).mean()
+    assert 0.3 < red_share < 0.99  # most of the UV map: all faces but one
     # One material whose Base Color comes from a procedural texture: a colour we do not read.
     obj.data.polygons[0].material_index = 0
     noise = red.node_tree.nodes.new("ShaderNodeTexNoise")

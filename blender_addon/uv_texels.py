@@ -31,7 +31,7 @@ def face_colour_texture(uvs: np.ndarray, colours: np.ndarray, size: int = 256, g
     """(size, size, 3) float32, row 0 at the top: each triangle of `uvs` (F, 3, 2) painted with its colour (F, 3),
     what an object whose materials show plain colours looks like in its UVs. Texels no triangle covers take the
     colour of a covered neighbour up to `gutter` texels away (so lookups along the triangles' edges read their own
-    colour), the rest the mean colour. Where triangles overlap in UV space, the later one's colour holds."""
+    colour), the rest the mean colour. Where triangles overlap in UV space, one of them gives the colour."""
     colours = np.asarray(colours, np.float32)
     cells, faces = covered_texels(uvs, size)
     for k in range(3):  # each corner's texel too: a sliver narrower than a texel covers no centre

@@ -13,10 +13,10 @@ from .compat import enable_nodes, srgb_name
 
 ORIGINAL_KEY = "styletex_original"  # node property: name of the image the node showed before
 UV_MAP_KEY = "styletex_uv_map"  # image property: the UV map a styled image is laid out in (absent: the original's)
-VECTOR_KEY = "styletex_vector"  # node property: "<node>\t<socket>" that fed its Vector input before ("": nothing)
+VECTOR_KEY = "styletex_vector"  # node property: what fed its Vector input before (_feeder)
 UV_NODE_PREFIX = "StyleTex UV "  # + the image node's name: the UV Map node that feeds it a styled image's map
 SHARED_KEY = "styletex_shared"  # material property of our copy of a material other objects use: the original's name
-CREATED_KEY = "styletex_created"  # node property of an image node we added: "<node>\t<socket>" that fed Base Color
+CREATED_KEY = "styletex_created"  # node property of an image node we added: what fed Base Color (_feeder)
 
 
 def styled_image_name(obj: "bpy.types.Object", original: "bpy.types.Image | None") -> str:
@@ -52,9 +52,12 @@ def write_pixels(image: "bpy.types.Image", pixels: np.ndarray) -> None:
 
 
 def _image_node(obj: "bpy.types.Object") -> "bpy.types.Node":
-    """The Image Texture node feeding Base Color, creating material and nodes when missing."""
+    """The Image Texture node feeding the active material's Base Color, creating material and nodes when missing (in
+    a copy of its own where other objects use the material: _own)."""
     from .extract import base_color_image
 
+    if obj.active_material is not None:
+        _own(obj, obj.active_material)
     node = base_color_image(obj)
     if node is not None:
         return node
@@ -80,23 +83,33 @@ def _new_image_node(material: "bpy.types.Material") -> "bpy.types.Node":
         tree.links.new(bsdf.outputs["BSDF"], output.inputs["Surface"])
     node = tree.nodes.new("ShaderNodeTexImage")
     node.location = (bsdf.location.x - 300, bsdf.location.y)
-    links = bsdf.inputs["Base Color"].links
-    node[CREATED_KEY] = f"{links[0].from_node.name}\t{links[0].from_socket.identifier}" if links else ""
+    node[CREATED_KEY] = _feeder(bsdf.inputs["Base Color"])
     tree.links.new(node.outputs["Color"], bsdf.inputs["Base Color"])
     return node
 
 
 def _remove_created(node: "bpy.types.Node") -> None:
     """Removes an image node of ours (_new_image_node), relinking what fed Base Color before."""
-    tree = node.id_data
-    source, _, socket = node[CREATED_KEY].partition("\t")
-    before = tree.nodes.get(source) if source else None
-    output = next((o for o in before.outputs if o.identifier == socket), None) if before is not None else None
+    tree, feeder = node.id_data, node[CREATED_KEY]
     targets = [link.to_socket for link in node.outputs["Color"].links]
     tree.nodes.remove(node)
+    for target in targets:
+        _relink(tree, feeder, target)
+
+
+def _feeder(socket: "bpy.types.NodeSocket") -> str:
+    """What feeds an input socket, as "<node>\t<output socket>" ("": nothing), for _relink to put back."""
+    link = socket.links[0] if socket.links else None
+    return f"{link.from_node.name}\t{link.from_socket.identifier}" if link is not None else ""
+
+
+def _relink(tree: "bpy.types.NodeTree", feeder: str, socket: "bpy.types.NodeSocket") -> None:
+    """Links the output `feeder` (_feeder's record) into `socket` again, where that node is still there."""
+    source, _, identifier = feeder.partition("\t")
+    before = tree.nodes.get(source) if source else None
+    output = next((o for o in before.outputs if o.identifier == identifier), None) if before is not None else None
     if output is not None:
-        for target in targets:
-            tree.links.new(output, target)
+        tree.links.new(output, socket)
 
 
 def _base_color_nodes(obj: "bpy.types.Object") -> list:
@@ -124,8 +137,7 @@ def _route_uvs(node: "bpy.types.Node", uv_map: str) -> None:
     vector = node.inputs["Vector"]
     if uv_map:
         if VECTOR_KEY not in node:
-            link = vector.links[0] if vector.links else None
-            node[VECTOR_KEY] = f"{link.from_node.name}\t{link.from_socket.identifier}" if link is not None else ""
+            node[VECTOR_KEY] = _feeder(vector)
         if ours is None:
             ours = tree.nodes.new("ShaderNodeUVMap")
             ours.name = ours.label = UV_NODE_PREFIX + node.name
@@ -136,11 +148,7 @@ def _route_uvs(node: "bpy.types.Node", uv_map: str) -> None:
     if ours is not None:
         tree.nodes.remove(ours)
     if VECTOR_KEY in node:
-        source, _, socket = node[VECTOR_KEY].partition("\t")
-        before = tree.nodes.get(source) if source else None
-        output = next((o for o in before.outputs if o.identifier == socket), None) if before is not None else None
-        if output is not None:
-            tree.links.new(output, vector)
+        _relink(tree, node[VECTOR_KEY], vector)
         del node[VECTOR_KEY]
 
 
@@ -172,8 +180,6 @@ def show_styled(obj: "bpy.types.Object", image: "bpy.types.Image") -> None:
     material of it shows the result. Materials other objects use too are copied first (_own)."""
     from .extract import base_color_node
 
-    if obj.active_material is not None:
-        _own(obj, obj.active_material)
     node = _image_node(obj)
     original = node.image if node.image != image else bpy.data.images.get(node.get(ORIGINAL_KEY, ""))
     others = [m for m in _materials(obj) if m != obj.active_material]
@@ -272,8 +278,6 @@ def show_sequence(obj: "bpy.types.Object", frames: np.ndarray, name: str, frame_
     image.filepath = bpy.path.relpath(paths[0])
     if uv_map:
         image[UV_MAP_KEY] = uv_map
-    if obj.active_material is not None:
-        _own(obj, obj.active_material)
     node = _image_node(obj)
     _swap(node, image)
     user = node.image_user

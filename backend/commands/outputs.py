@@ -20,7 +20,7 @@ def check_output(path: str | Path, option: str, folder: bool = False) -> None:
         raise StyleTexError(f"{option} {target}: is a folder; give a file name")
     if target.exists() and not os.access(target, os.W_OK):
         raise StyleTexError(f"{option} {target}: cannot write it (no permission)")
-    above = target.parent if not target.exists() or not folder else target
+    above = target if folder and target.exists() else target.parent
     while not above.exists() and above != above.parent:
         above = above.parent
     if not above.is_dir():

@@ -16,6 +16,7 @@ import torch
 from backend.formats.images import load_image
 from backend.mesh.primitives import uv_sphere
 from backend.style.parameterization import SequenceTexture, make_texture_parameter
+from backend.style.plain_original import PLAIN_SHARE
 from backend.style.sequence import ORIGINAL_END, ORIGINAL_HOLD, SequenceJob, consecutive_differences, frame_times, stylize_sequence
 from backend.style.settings import StyleSettings
 
@@ -69,7 +70,9 @@ def test_frame_objectives_move_from_the_first_to_the_last():
     job = SequenceJob(mesh, style, load_image(WAVE), StyleSettings(**TINY), original, torch.device("cpu"), 3)
     a, b = job.targets(32), job.targets_to(32)
     assert all(not torch.allclose(a[n], b[n]) for n in a)
-    assert job.frame_weights(0.5) == (job.settings.style_weight, content)
+    # Its plain original earns a share of the content weight (plain_original.py); the morph above held it all.
+    assert job.content_weight == pytest.approx(content * PLAIN_SHARE)
+    assert job.frame_weights(0.5) == (job.settings.style_weight, job.content_weight)
 
 
 @pytest.mark.parametrize("kwargs, message", [

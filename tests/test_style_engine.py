@@ -23,6 +23,7 @@ from backend.mesh.primitives import uv_sphere
 from backend.render import MeshTensors, render
 from backend.style.engine import STAND_IN_GREY, StyleJob, resize_square, stylize
 from backend.style.finishing import uv_island_mask
+from backend.style.plain_original import PLAIN_SHARE
 from backend.style.settings import StyleSettings
 from tests.helpers import tiny
 from backend.views import ring_cameras
@@ -179,7 +180,8 @@ def test_a_grey_stands_in_for_a_missing_original(sphere, starry):
     np.testing.assert_array_equal(bare.texture, with_grey.texture)
     loss = bare.report["loss"][-1]
     assert loss["content"] > 0 and loss["balance"] > 0  # a random start is no uniform grey
-    assert loss["total"] == pytest.approx(loss["style"] + settings.content_weight * loss["content"] + settings.seam_weight
+    assert bare.report["content_weight"] == pytest.approx(settings.content_weight * PLAIN_SHARE)  # plain_original.py
+    assert loss["total"] == pytest.approx(loss["style"] + bare.report["content_weight"] * loss["content"] + settings.seam_weight
                                           * loss["seam"] + loss["detail"] + loss["balance"] + loss["layout"], rel=1e-5)
     objective = stylize(sphere, None, tiny(steps=1, objective="channel:rand3:5"))
     assert objective.report["original_stand_in"] is False and objective.report["loss"][0]["content"] == 0

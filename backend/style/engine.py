@@ -40,6 +40,7 @@ from .losses import (Coverage, StyleMemory, channel_objective, colour_layout, co
                      layout_loss)
 from .nnfm import feature_rows, nnfm_layers, nnfm_loss
 from .parameterization import make_texture_parameter
+from .plain_original import content_share, surface_spread
 from .progress import Progress, StyleResult
 from .round_trip import BackToOwnUVs, auto_unwrap, polish_steps
 from .seam_loss import SeamTerm
@@ -237,7 +238,10 @@ class StyleJob:
         self.steps_done = 0
         self.render_size_before: int | None = None  # the last step's render size
         self.layer_weights = chosen or dict(zip(self.net.style_layers, self.net.style_weights))
-        self.content_weight = settings.content_weight if self.original_pyramid is not None else 0.0
+        self.content_weight = 0.0
+        if self.original_pyramid is not None and settings.content_weight > 0:  # as much as it has markings to keep
+            spread = surface_spread(mesh, original_texture, settings.boundary)
+            self.content_weight = settings.content_weight * content_share(spread)
         self.memory_by_scale: dict[float, StyleMemory] = {}  # one per enlargement: their Grams average different targets
         # The balance term's patches of the surface and the paintings' luminance spread (balance.py).
         self.regions, self.painting_spread = None, 1.0
@@ -730,6 +734,7 @@ def job_report(job: StyleJob, history: list[dict], cancelled: bool, started: flo
         "coverage": coverage,
         "spectrum_size": list(job.working_shape),  # (rows, columns)
         "filter": job.filter,
+        "content_weight": job.content_weight,  # the setting's share that the original's markings earn (plain_original.py)
         "views_rendered": job.pool.made,
         "uv_room": room.to_dict(),
         "uv_note": room.note(),  # "" unless part of the surface has too little texture room for strokes

@@ -89,6 +89,8 @@ class SequenceJob(StyleJob):
                          extra_layers=(self.objective_to[0],) if self.objective_to else ())
         if self.objective_to is not None:
             self.check_channel(self.objective_to, objective_to)
+        if self.mode == "from_original":  # its first frames hold the original, plain or not
+            self.content_weight = settings.content_weight
         self.frames, self.times, self.independent = frames, frame_times(frames), independent
         style_to = list(style_to) if isinstance(style_to, (list, tuple)) else [style_to] if style_to is not None else []
         self.paintings_to = [matched_grey_painting(p, original_texture) for p in style_to] \

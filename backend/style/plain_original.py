@@ -1,0 +1,46 @@
+"""How much of the content weight an original earns: as much as it has markings to keep.
+
+The content term keeps the original's features (eyes, patches, markings) in the result. A plain original (an
+untextured object's colour, or the grey that stands in for a missing texture) has none: against it the term keeps
+nothing of the object and only pulls the renders towards a flat colour, which fades the strokes. So the job
+weighs the term by the original's colour spread over the surface: the bundled models' textures (spread 0.39-0.48)
+keep the full weight, a plain one keeps PLAIN_SHARE of it, and a faint pattern lies in between.
+PLAIN_SHARE is not 0: the term also calms the texture where the style term leaves it free, across UV seams
+most of all (docs/BENCHMARKS.md).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from ..mesh import Mesh
+from ..texture.sample import sample
+
+FULL_SPREAD = 0.1  # RMS distance of the surface's colours from their mean (sRGB values in [0, 1]) that earns it all
+PLAIN_SHARE = 1 / 3  # of the content weight, for a plain original
+SAMPLES = 8192
+
+
+def surface_spread(mesh: Mesh, texture: np.ndarray, boundary: str = "wrap", count: int = SAMPLES, seed: int = 0
+                   ) -> float:
+    """RMS distance from their mean of the colours of `texture` (H, W, >= 3) at `count` points spread evenly (by
+    area) over the surface of `mesh`: what the surface shows, not the unused texels between its UV islands."""
+    corners = mesh.positions[mesh.faces]
+    area = 0.5 * np.linalg.norm(np.cross(corners[:, 1] - corners[:, 0], corners[:, 2] - corners[:, 0]), axis=1)
+    if not area.sum() > 0:
+        return 0.0
+    rng = np.random.default_rng(seed)
+    faces = rng.choice(len(area), count, p=area / area.sum())
+    root, t = np.sqrt(rng.uniform(size=count)), rng.uniform(size=count)  # uniform over each triangle
+    bary = np.stack([1 - root, root * (1 - t), root * t], axis=1)
+    uv = (bary[..., None] * mesh.uvs[faces]).sum(axis=1)
+    colours = sample(torch.from_numpy(np.ascontiguousarray(texture[..., :3], np.float64)), torch.from_numpy(uv),
+                     filter="linear", boundary=boundary).numpy()
+    return float(np.sqrt(((colours - colours.mean(axis=0)) ** 2).sum(axis=1).mean()))
+
+
+def content_share(spread: float) -> float:
+    """The share of the content weight for an original of colour `spread` (surface_spread): PLAIN_SHARE for a plain
+    one, rising linearly to 1 at FULL_SPREAD."""
+    return PLAIN_SHARE + (1 - PLAIN_SHARE) * min(1.0, max(0.0, spread) / FULL_SPREAD)

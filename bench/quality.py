@@ -13,8 +13,8 @@ On the surface (surface_scores.py): the seam step ratio (about 1 when no seam sh
 painting's luminance spread; the pasted painting's beside it), the local
 contrast of the renders against the painting's at the same scale (1 = strokes as vivid as the painting's) and
 the dense islands' contrast over the rest's (`dense`: islands packed more densely than the rest come out
-calmer; "-" where the mesh has none). `vsp_cy`, `con_cy`: vs_pasted and the local contrast again on
-Blender Cycles' renders from the same views (cycles_check.py: no mip blur; the pasted painting's contrast there as
+calmer; "-" where the mesh has none). `vsp_cy`, `con_cy`, `sea_cy`: vs_pasted, the local contrast and the seam step
+ratio again on Blender Cycles' renders from the same views (cycles_check.py: no mip blur; the pasted painting's contrast there as
 `contrast_cycles_pasted` in the JSON; "-" where bpy does not import, or with --no-cycles).
 
 Meshes: the bundled Spot, Bob and Blub, and procedural ones that the bundled three do not cover (a sphere
@@ -163,6 +163,9 @@ def run_pair(name: str, obj: Path | None, texture: Path | None, painting_path: P
         row["vs_pasted_cycles"] = distance["result"] / distance["pasted"]
         row["contrast_cycles"] = local_contrast(*seen["result"]) / painting_contrast
         row["contrast_cycles_pasted"] = local_contrast(*seen["pasted"]) / painting_contrast
+        # The same cameras give the same pixels: our views' seam pairs hold for Cycles' too.
+        row["seam_ratio_cycles"] = seam_step_ratio(seen["result"][0].to(scorer.device), pairs)
+        row["seam_ratio_cycles_pasted"] = seam_step_ratio(seen["pasted"][0].to(scorer.device), pairs)
     dense = dense_islands(mesh, labels)
     row["dense_contrast"] = (dense_island_contrast(views["result"], fragments, torch.from_numpy(dense).to(scorer.device))
                              if dense is not None else None)
@@ -191,8 +194,8 @@ def print_row(row: dict) -> None:
     original = f"{row['style_original']:8.3f}" if "style_original" in row else f"{'-':>8s}"
     balance_original = f"{row['balance_original']:6.3f}" if "balance_original" in row else f"{'-':>6s}"
     dense = f"{row['dense_contrast']:5.2f}" if row.get("dense_contrast") is not None else "-"
-    cycles = (f"{row['vs_pasted_cycles']:6.3f} {row['contrast_cycles']:6.2f}" if "contrast_cycles" in row
-              else f"{'-':>6s} {'-':>6s}")
+    cycles = (f"{row['vs_pasted_cycles']:6.3f} {row['contrast_cycles']:6.2f} {row['seam_ratio_cycles']:6.2f}"
+              if "contrast_cycles" in row else f"{'-':>6s} {'-':>6s} {'-':>6s}")
     rows, columns = row["spectrum_size"]
     spectrum = str(rows) if rows == columns else f"{rows}x{columns}"
     print(f"{row['mesh']:<8s} {row['painting']:<14s} {row['seed']:4d} {original} {row['style_pasted']:8.3f} "
@@ -242,7 +245,7 @@ def main(argv: list[str] | None = None) -> int:
               f"features {settings.features}; scored by EfficientNet-Lite1 over 8 fixed views")
         print(f"{'mesh':<8s} {'painting':<14s} {'seed':>4s} {'original':>8s} {'pasted':>8s} {'result':>8s} {'vs_pasted':>9s} "
               f"{'struct':>9s} {'struct_p':>9s} {'speckle':>7s} {'seams':>6s} {'balance':>7s} {'bal_o':>6s} {'split':>6s} "
-              f"{'split_p':>7s} {'contrast':>8s} {'vsp_cy':>6s} {'con_cy':>6s} {'dense':>5s} {'spectrum':>8s} {'seconds':>7s}")
+              f"{'split_p':>7s} {'contrast':>8s} {'vsp_cy':>6s} {'con_cy':>6s} {'sea_cy':>6s} {'dense':>5s} {'spectrum':>8s} {'seconds':>7s}")
         rows = []
         for name, (obj, tex) in meshes.items():
             for painting in paintings:

@@ -10,8 +10,8 @@ free (the painting decides those); what the fit leaves is a region that took ano
 than its neighbours, and that residual is the loss. With a uniform original the fit is a constant: the
 patches are asked to be equally light on the whole, however their strokes vary inside.
 
-The patch means are over 1/64 of a view or more (MIN_SHARE), so strokes, which are much smaller, are not what
-it sees.
+The patch means are over 1/256 of a view or more (MIN_SHARE), a few strokes at the least, so single strokes are not
+what it sees.
 """
 
 from __future__ import annotations
@@ -22,11 +22,11 @@ import torch
 
 from .colors import luminance
 
-# A patch shown by fewer than this share of a view's pixels (32 x 32 at 256^2) is left out of that view's fit: its
-# mean is a few strokes' colour, not a region's (the painting's strokes span about 8-16 pixels at the renders'
-# scale), or a sliver at a silhouette. So a part too thin for strokes in full views (the procedural tube, about
-# 500 pixels a patch) keeps the large-scale variation that is all it can show of the painting.
-MIN_SHARE = 1 / 64
+# A patch shown by fewer than this share of a view's pixels (16 x 16 at 256^2) is left out of that view's fit: its
+# mean is a stroke's colour, not a region's (the painting's strokes span about 8-16 pixels at the renders' scale), or
+# a sliver at a silhouette. A thin part's patches are above it (the procedural tube's, about 500 pixels): at 1/64
+# they were left out, and the tube's two ends came out light and its middle dark (docs/BENCHMARKS.md).
+MIN_SHARE = 1 / 256
 
 
 @dataclass(frozen=True)

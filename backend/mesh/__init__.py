@@ -34,6 +34,11 @@ class Mesh:
         lo, hi = self.bounds
         return (lo + hi) / 2
 
+    def face_areas(self) -> np.ndarray:
+        """(F,) each triangle's area on the surface."""
+        corners = self.positions[self.faces]
+        return 0.5 * np.linalg.norm(np.cross(corners[:, 1] - corners[:, 0], corners[:, 2] - corners[:, 0]), axis=1)
+
     @property
     def radius(self) -> float:
         """Radius of the sphere around the bounding-box centre that holds every used vertex."""

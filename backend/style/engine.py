@@ -157,9 +157,7 @@ def views_coverage(views: list[PooledView]) -> Coverage:
 
 
 def check_mesh(mesh: Mesh) -> None:
-    p = mesh.positions[mesh.faces]
-    area = np.linalg.norm(np.cross(p[:, 1] - p[:, 0], p[:, 2] - p[:, 0]), axis=1).sum() / 2
-    if not area > 0:
+    if not mesh.face_areas().sum() > 0:
         raise StyleTexError("the mesh has zero surface area: nothing can be rendered")
 
 

@@ -26,8 +26,7 @@ def surface_spread(mesh: Mesh, texture: np.ndarray, boundary: str = "wrap", coun
                    ) -> float:
     """RMS distance from their mean of the colours of `texture` (H, W, >= 3) at `count` points spread evenly (by
     area) over the surface of `mesh`: what the surface shows, not the unused texels between its UV islands."""
-    corners = mesh.positions[mesh.faces]
-    area = 0.5 * np.linalg.norm(np.cross(corners[:, 1] - corners[:, 0], corners[:, 2] - corners[:, 0]), axis=1)
+    area = mesh.face_areas()
     if not area.sum() > 0:
         return 0.0
     rng = np.random.default_rng(seed)

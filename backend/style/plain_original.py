@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from ..mesh import Mesh
-from ..texture.sample import sample
+from ..texture.sample import plan_level
 
 FULL_SPREAD = 0.1  # RMS distance of the surface's colours from their mean (sRGB values in [0, 1]) that earns it all
 PLAIN_SHARE = 1 / 3  # of the content weight, for a plain original
@@ -34,8 +34,13 @@ def surface_spread(mesh: Mesh, texture: np.ndarray, boundary: str = "wrap", coun
     root, t = np.sqrt(rng.uniform(size=count)), rng.uniform(size=count)  # uniform over each triangle
     bary = np.stack([1 - root, root * (1 - t), root * t], axis=1)
     uv = (bary[..., None] * mesh.uvs[faces]).sum(axis=1)
-    colours = sample(torch.from_numpy(np.ascontiguousarray(texture[..., :3], np.float64)), torch.from_numpy(uv),
-                     filter="linear", boundary=boundary).numpy()
+    # Only the sampled texels are read, in float64, so a plain texture's spread is 0 exactly and the job makes no
+    # float64 copy of a large original (some 3 GB at 8192^2).
+    height, width = texture.shape[:2]
+    plan = plan_level(torch.tensor([[height, width]]), torch.zeros(1, dtype=torch.int64), torch.from_numpy(uv), 0,
+                      boundary)
+    taps = texture.reshape(height * width, -1)[plan.index.numpy(), :3].astype(np.float64)
+    colours = (plan.weight.numpy()[..., None] * taps).sum(axis=-2)
     return float(np.sqrt(((colours - colours.mean(axis=0)) ** 2).sum(axis=1).mean()))
 
 

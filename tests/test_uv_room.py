@@ -6,25 +6,30 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from backend.formats.obj import read_obj
 from backend.mesh import make_mesh
-from backend.mesh.primitives import many_island_sphere, stretched_tube, two_island_sphere
-from backend.mesh.uv_room import starved_faces, uv_axes, uv_room
+from backend.mesh.primitives import many_island_sphere, stretched_tube, two_island_sphere, uv_sphere
+from backend.mesh.unwrap import even_layout
+from backend.mesh.uv_room import shared_share, starved_faces, uv_axes, uv_room
+from backend.texture.uv_layout import shared_texels
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def squares(uv_heights: list[float]):
+def squares(uv_heights: list[float], columns: list[int] | None = None):
     """Unit squares side by side along X (two triangles each, tilted out of the XY plane so the frame is not
-    the world's), square i mapped to a UV column 1/n wide and uv_heights[i] high."""
+    the world's), square i mapped to a UV column 1/n wide (column `columns[i]`, by default i) and uv_heights[i]
+    high."""
     n = len(uv_heights)
     positions, faces, uvs = [], [], []
     tilt = np.array([[1, 0, 0], [0, 0.6, 0.8], [0, -0.8, 0.6]])  # a rotation: lengths and areas are kept
     for i, height in enumerate(uv_heights):
         base = len(positions)
         positions += [tilt @ np.array(p, float) for p in ((i, 0, 0), (i + 1, 0, 0), (i + 1, 1, 0), (i, 1, 0))]
-        u0, u1 = i / n, (i + 1) / n
+        column = i if columns is None else columns[i]
+        u0, u1 = column / n, (column + 1) / n
         corners = [(u0, 0), (u1, 0), (u1, height), (u0, height)]
         for a, b, c in ((0, 1, 2), (0, 2, 3)):
             faces.append((base + a, base + b, base + c))
@@ -68,12 +73,12 @@ def test_starved_share_counts_the_thin_faces_area_and_names_it_in_the_note():
 def test_the_bundled_and_procedural_meshes():
     """Blub's fins and tail get a fifth of its surface's room at most and are named; the others have room."""
     blub = uv_room(read_obj(ROOT / "data" / "blub" / "blub_triangulated.obj"), 1024)
-    assert 0.1 < blub.starved_share < 0.3 and blub.note()
+    assert 0.1 < blub.starved_share < 0.3 and blub.note() and blub.shared_share == 0
     for mesh in (read_obj(ROOT / "data" / "spot" / "spot_triangulated.obj"),
                  read_obj(ROOT / "data" / "bob" / "bob_tri.obj"),
                  two_island_sphere(), stretched_tube(), many_island_sphere()):
         room = uv_room(mesh, 1024)
-        assert room.note() == "" and room.starved_share < 0.01, room
+        assert room.note() == "" and room.starved_share < 0.01 and room.shared_share == 0, room
 
 
 def test_a_selection_is_judged_on_its_own_faces():
@@ -81,3 +86,38 @@ def test_a_selection_is_judged_on_its_own_faces():
     thin = np.arange(len(mesh.faces)) >= 8  # the fifth square's two triangles
     assert uv_room(mesh, 512, faces=~thin).starved_share == 0 and uv_room(mesh, 512, faces=~thin).note() == ""
     assert uv_room(mesh, 512, faces=thin | (np.arange(10) < 4)).starved_share == pytest.approx(1 / 3)
+
+
+def test_shared_texels_are_those_two_faces_cover():
+    # Four squares in UV columns of 1/4 x 1/2: the first two on one column, the last two on their own.
+    mesh = squares([0.5, 0.5, 0.5, 0.5], columns=[0, 0, 2, 3])
+    shared = shared_texels(torch.from_numpy(mesh.uvs), 64).numpy()
+    expected = np.zeros((64, 64), bool)
+    expected[32:, :16] = True  # column 0, v in [0, 1/2): the image's lower half
+    np.testing.assert_array_equal(shared, expected)
+    # Neighbouring faces of one island share edges, not texels.
+    alone = squares([0.5, 0.5, 0.5, 0.5])
+    assert not shared_texels(torch.from_numpy(alone.uvs), 64).any()
+
+
+def test_overlapping_uvs_are_named_with_their_share_of_the_surface():
+    mesh = squares([0.5, 0.5, 0.5, 0.5], columns=[0, 0, 2, 3])
+    room = uv_room(mesh, 512)
+    assert room.shared_share == pytest.approx(0.5, abs=0.03) and room.starved_share == 0
+    assert "50" in room.note().split("%")[0] and "shares its texels" in room.note() and "--unwrap even" in room.note()
+    assert room.to_dict()["shared_share"] == room.shared_share
+    # a selection is judged on its own faces: the squares alone in their columns share nothing
+    apart = np.arange(len(mesh.faces)) >= 4
+    assert shared_share(mesh, apart) == 0 and uv_room(mesh, 512, faces=apart).note() == ""
+    assert shared_share(mesh, ~apart) == 1
+
+
+def test_mirrored_halves_are_named_and_even_uv_room_parts_them():
+    """A sphere whose two halves read one half of the texture, mirrored (a common way to save texture room)."""
+    sphere = uv_sphere(24, 48)
+    uvs = sphere.uvs.copy()
+    uvs[..., 0] = 1 - np.abs(2 * uvs[..., 0] - 1)
+    mirrored = make_mesh(sphere.positions, sphere.faces, uvs, "mirrored")
+    assert uv_room(mirrored, 1024).shared_share > 0.95 and "shares its texels" in uv_room(mirrored, 1024).note()
+    assert uv_room(sphere, 1024).shared_share == 0
+    assert uv_room(even_layout(mirrored, 1024), 1024).shared_share == 0

@@ -39,6 +39,18 @@ class Mesh:
         corners = self.positions[self.faces]
         return 0.5 * np.linalg.norm(np.cross(corners[:, 1] - corners[:, 0], corners[:, 2] - corners[:, 0]), axis=1)
 
+    def surface_samples(self, count: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+        """`count` points spread evenly (by area) over the surface: their faces (count,) and UVs (count, 2).
+        A mesh without surface area has none."""
+        area = self.face_areas()
+        if not area.sum() > 0:
+            return np.zeros(0, np.int64), np.zeros((0, 2))
+        rng = np.random.default_rng(seed)
+        faces = rng.choice(len(area), count, p=area / area.sum())
+        root, t = np.sqrt(rng.uniform(size=count)), rng.uniform(size=count)  # uniform over each triangle
+        bary = np.stack([1 - root, root * (1 - t), root * t], axis=1)
+        return faces, (bary[..., None] * self.uvs[faces]).sum(axis=1)
+
     @property
     def radius(self) -> float:
         """Radius of the sphere around the bounding-box centre that holds every used vertex."""

@@ -7,6 +7,10 @@ cannot be narrower than one texel there: it comes out as a streak drawn along th
 the views or the filter (Blub's tail and fins: 45 times fewer texels along their thin axis than the median
 face). No setting of the engine cures that; a UV layout that gives those faces more room does, so the
 user is told which share of the surface is affected.
+
+Parts of the surface whose UVs overlap (mirrored halves, faces stacked on one another) read the same texels, so
+they show the same strokes, mirrored or turned as their UVs are; the user is told that too, and the same cure
+gives them strokes of their own.
 """
 
 from __future__ import annotations
@@ -14,13 +18,18 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import torch
 
+from ..texture.uv_layout import shared_texels
 from . import Mesh
 
 STARVED = 8.0  # a face whose thin axis gets fewer than 1/STARVED of the median density's texels is starved
 NOTE_SHARE = 0.01  # share of the surface above which the note is given
 DENSE = 1.5  # an island's median density over the surface's, above which it counts as dense
 DENSE_SHARE = 0.05  # of the surface area, at least, in dense islands and in the rest for them to count
+SHARED_GRID = 512  # texels across the UV raster on which overlaps are found (islands under 1/512 are not seen)
+SHARED_SAMPLES = 4096  # points on the surface at which the shared share is measured
+CURE = "new UVs: Even UV Room in the add-on, --unwrap even on the command line"
 
 
 @dataclass(frozen=True)
@@ -30,18 +39,24 @@ class UVRoom:
     starved_share: float  # thin axis below median_density / STARVED
     stretched_share: float  # UV map stretched more than STARVED : 1 between its two axes
     median_density: float  # area-weighted median texels per unit of surface (geometric mean of the axes)
+    shared_share: float = 0.0  # reads texels that another part of the surface reads too (overlapping UVs)
 
     def note(self) -> str:
-        """A one-line note for the user, or "" when the UVs give every part of the surface room enough."""
-        if self.starved_share < NOTE_SHARE:
-            return ""
-        return (f"{100 * self.starved_share:.1f} % of the surface has too little UV room for strokes (under "
-                f"1/{STARVED:g} of the typical texel density along one direction): they come out as streaks "
-                f"there; give those faces more UV room (new UVs: Even UV Room in the add-on, --unwrap even on the command line)")
+        """A one-line note for the user, or "" when the UVs give every part of the surface room of its own."""
+        notes = []
+        if self.starved_share >= NOTE_SHARE:
+            notes.append(f"{100 * self.starved_share:.1f} % of the surface has too little UV room for strokes (under "
+                         f"1/{STARVED:g} of the typical texel density along one direction): they come out as streaks "
+                         f"there; give those faces more UV room ({CURE})")
+        if self.shared_share >= NOTE_SHARE:
+            notes.append(f"{100 * self.shared_share:.1f} % of the surface shares its texels with other parts (overlapping "
+                         f"or mirrored UVs): those parts show the same strokes; for strokes of their own give them UV "
+                         f"room of their own ({CURE})")
+        return "; ".join(notes)
 
     def to_dict(self) -> dict[str, float]:
         return {"starved_share": self.starved_share, "stretched_share": self.stretched_share,
-                "median_density": self.median_density}
+                "median_density": self.median_density, "shared_share": self.shared_share}
 
 
 def uv_axes(mesh: Mesh) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -103,7 +118,24 @@ def uv_room(mesh: Mesh, texture_size: int, faces: np.ndarray | None = None) -> U
         return UVRoom(0.0, 0.0, 0.0)
     starved, median = _starved(area, major, minor, texture_size)
     stretched = major > STARVED * minor
-    return UVRoom(float(area[starved].sum() / total), float(area[stretched].sum() / total), median)
+    return UVRoom(float(area[starved].sum() / total), float(area[stretched].sum() / total), median,
+                  shared_share(mesh, faces))
+
+
+def shared_share(mesh: Mesh, faces: np.ndarray | None = None) -> float:
+    """The share of the surface (of `faces`' area, (F,) bool, where given) whose texels some other part of the
+    surface reads too: measured at SHARED_SAMPLES points spread by area, on a SHARED_GRID^2 raster of the layout
+    (UVs outside [0, 1], a texture tiled by wrapping, are not counted)."""
+    at, uv = mesh.surface_samples(SHARED_SAMPLES)
+    if faces is not None:
+        uv = uv[np.asarray(faces, dtype=bool)[at]]
+    if len(uv) == 0:
+        return 0.0
+    shared = shared_texels(torch.from_numpy(mesh.uvs), SHARED_GRID).numpy()
+    inside = ((uv >= 0) & (uv < 1)).all(axis=1)
+    column = np.clip((uv[:, 0] * SHARED_GRID).astype(np.int64), 0, SHARED_GRID - 1)
+    row = np.clip(((1 - uv[:, 1]) * SHARED_GRID).astype(np.int64), 0, SHARED_GRID - 1)  # row 0 at v = 1
+    return float((shared[row, column] & inside).mean())
 
 
 def dense_islands(mesh: Mesh, island: np.ndarray) -> np.ndarray | None:

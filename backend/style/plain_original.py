@@ -26,14 +26,9 @@ def surface_spread(mesh: Mesh, texture: np.ndarray, boundary: str = "wrap", coun
                    ) -> float:
     """RMS distance from their mean of the colours of `texture` (H, W, >= 3) at `count` points spread evenly (by
     area) over the surface of `mesh`: what the surface shows, not the unused texels between its UV islands."""
-    area = mesh.face_areas()
-    if not area.sum() > 0:
+    uv = mesh.surface_samples(count, seed)[1]
+    if len(uv) == 0:
         return 0.0
-    rng = np.random.default_rng(seed)
-    faces = rng.choice(len(area), count, p=area / area.sum())
-    root, t = np.sqrt(rng.uniform(size=count)), rng.uniform(size=count)  # uniform over each triangle
-    bary = np.stack([1 - root, root * (1 - t), root * t], axis=1)
-    uv = (bary[..., None] * mesh.uvs[faces]).sum(axis=1)
     # Only the sampled texels are read, in float64, so a plain texture's spread is 0 exactly and the job makes no
     # float64 copy of a large original (some 3 GB at 8192^2).
     height, width = texture.shape[:2]

@@ -23,6 +23,15 @@ def uv_fragments(uvs: torch.Tensor, size: int) -> Fragments:
     return rasterize(uv_clip(uvs.reshape(-1, 2)), faces, size)
 
 
+def shared_texels(uvs: torch.Tensor, size: int) -> torch.Tensor:
+    """(size, size) bool, image layout: texels whose centre lies in the UV footprints of two or more faces
+    (overlapping or mirrored UVs). All faces tie in depth in UV space, where the rasterizer keeps the lowest face
+    index, so the layout drawn in face order and in reverse order names different faces exactly there."""
+    first = uv_fragments(uvs, size).face_ids
+    last = len(uvs) - 1 - uv_fragments(uvs.flip(0), size).face_ids
+    return ((first >= 0) & (first != last)).view(size, size)
+
+
 def grow(texture: torch.Tensor, valid: torch.Tensor, rings: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Extends valid texels outwards ring by ring: each new texel is the mean of its valid 3x3
     neighbours. texture (H, W, C), valid (H, W) bool; rings=None grows until nothing is left.

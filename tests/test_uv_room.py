@@ -121,3 +121,14 @@ def test_mirrored_halves_are_named_and_even_uv_room_parts_them():
     assert uv_room(mirrored, 1024).shared_share > 0.95 and "shares its texels" in uv_room(mirrored, 1024).note()
     assert uv_room(sphere, 1024).shared_share == 0
     assert uv_room(even_layout(mirrored, 1024), 1024).shared_share == 0
+
+
+def test_a_texture_tiled_over_the_surface_is_shared_by_its_tiles():
+    # Four squares on UV columns 0-3 of a layout four tiles wide: each reads the whole texture (wrapped).
+    tiled = squares([1.0, 1.0, 1.0, 1.0])
+    tiled = make_mesh(tiled.positions, tiled.faces, tiled.uvs * np.float32([4, 1]), "tiled")
+    assert shared_share(tiled) == 1
+    # One island moved a whole tile away reads the texels it read before, and no other part reads them.
+    moved = squares([0.5, 0.5, 0.5, 0.5])
+    moved = make_mesh(moved.positions, moved.faces, moved.uvs + np.float32([1, -2]), "moved")
+    assert shared_share(moved) == 0

@@ -124,14 +124,18 @@ def uv_room(mesh: Mesh, texture_size: int, faces: np.ndarray | None = None) -> U
 
 def shared_share(mesh: Mesh, faces: np.ndarray | None = None) -> float:
     """The share of the surface (of `faces`' area, (F,) bool, where given) whose texels some other part of the
-    surface reads too: measured at SHARED_SAMPLES points spread by area, on a SHARED_GRID^2 raster of the layout
-    (UVs outside [0, 1], a texture tiled by wrapping, are not counted)."""
+    surface reads too: measured at SHARED_SAMPLES points spread by area, on a SHARED_GRID^2 raster of the layout.
+    The texture wraps, so each face is first moved by whole tiles to the one its UVs' centre lies in: a texture
+    tiled over the surface is shared by its tiles (a face's part across a tile's edge is not counted)."""
     at, uv = mesh.surface_samples(SHARED_SAMPLES)
     if faces is not None:
-        uv = uv[np.asarray(faces, dtype=bool)[at]]
+        keep = np.asarray(faces, dtype=bool)[at]
+        at, uv = at[keep], uv[keep]
     if len(uv) == 0:
         return 0.0
-    shared = shared_texels(torch.from_numpy(mesh.uvs), SHARED_GRID).numpy()
+    tile = np.floor(mesh.uvs.mean(axis=1))  # (F, 2)
+    shared = shared_texels(torch.from_numpy(mesh.uvs - tile[:, None]), SHARED_GRID).numpy()
+    uv = uv - tile[at]
     inside = ((uv >= 0) & (uv < 1)).all(axis=1)
     column = np.clip((uv[:, 0] * SHARED_GRID).astype(np.int64), 0, SHARED_GRID - 1)
     row = np.clip(((1 - uv[:, 1]) * SHARED_GRID).astype(np.int64), 0, SHARED_GRID - 1)  # row 0 at v = 1

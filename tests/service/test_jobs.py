@@ -124,7 +124,8 @@ def test_job_round_trip(main, fmt, max_size, size, preview_size):
     assert report["settings"]["preview_every"] == 2
     assert report["features"] == "random" and report["device"] == "cpu"
     assert 0 < report["coverage"] <= 1 and report["seconds"] > 0 and report["seconds_per_step"] > 0
-    assert report["uv_note"] == "" and set(report["uv_room"]) == {"starved_share", "stretched_share", "median_density"}
+    assert report["uv_note"] == "" and set(report["uv_room"]) == {"starved_share", "stretched_share", "median_density",
+                                                                  "shared_share"}
 
 
 def test_a_job_that_names_no_network_gets_auto_and_the_pretrained_efficientnet(main):

@@ -20,7 +20,8 @@ ratio again on Blender Cycles' renders from the same views (cycles_check.py: no 
 Meshes: the bundled Spot, Bob and Blub, and procedural ones that the bundled three do not cover (a sphere
 whose hemispheres are two UV islands, a thin tube with stretched UVs, a sphere cut into many small
 islands, a sphere whose northern cap is an island packed twice as densely as the rest, a torus whose one island
-wraps both ways with texels stretched 2.9 times along the ring), each with a uniform light original.
+wraps both ways with texels stretched 2.9 times along the ring, a cube whose six faces each take the whole texture:
+overlapping UVs), each with a uniform light original.
 `--mesh OBJ[:TEXTURE]` and `--style IMAGE` score others.
 `--set NAME=VALUE` overrides any engine setting (for tuning); `--seeds N` runs N seeds from the settings' one.
 """
@@ -44,7 +45,8 @@ from backend.errors import StyleTexError
 from backend.formats.images import contact_sheet, load_image, save_image
 from backend.mesh import Mesh, make_mesh
 from backend.formats.obj import read_obj
-from backend.mesh.primitives import dense_cap_sphere, many_island_sphere, stretched_tube, torus, two_island_sphere
+from backend.mesh.primitives import (cube, dense_cap_sphere, many_island_sphere, stretched_tube, torus,
+                                     two_island_sphere)
 from backend.mesh.seams import find_seams
 from backend.mesh.uv_room import dense_islands
 from backend.render import MeshTensors
@@ -65,7 +67,7 @@ MESHES = {
     "blub": (DATA / "blub" / "blub_triangulated.obj", DATA / "blub" / "blub_texture.png"),
 }
 PROCEDURAL = {"sphere2": two_island_sphere, "tube": stretched_tube, "islands": many_island_sphere, "cap": dense_cap_sphere,
-              "torus": torus}
+              "torus": torus, "cube": cube}
 LIGHT = (0.86, 0.83, 0.76)  # the procedural meshes' original: a uniform light colour
 PAINTINGS = [DATA / "styles" / name for name in ("starry_night.jpg", "wave.jpg", "shipwreck.jpg")]
 

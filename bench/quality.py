@@ -142,7 +142,7 @@ def run_pair(name: str, obj: Path | None, texture: Path | None, painting_path: P
     row["speckle"] = laplacian_energy(views["result"], masks) / scorer.painting_speckle(painting)
     labels = find_seams(mesh, settings.boundary == "wrap").island
     island = torch.from_numpy(labels).to(scorer.device)
-    pairs = [view_pairs(mesh_t, f, island) for f in fragments]
+    pairs = [view_pairs(mesh_t, f, island, settings.boundary == "wrap") for f in fragments]
     painting_image = resize_longer_side(painting, scorer.render_size, scorer.device)
     spread = colour_spread(painting_image)
     row["seam_ratio"] = seam_step_ratio(views["result"], pairs)

@@ -1,7 +1,9 @@
 """What a person sees on the surface, as numbers: seams, halves in different colours, faint strokes.
 
 - seam step ratio: the mean colour step |c(p) - c(q)| between neighbouring pixels p, q that show two
-  different UV islands next to each other on the surface (a seam runs between them), over the mean
+  different UV islands next to each other on the surface (a seam runs between them), or one island whose UVs
+  jump between them (a seam inside an island: a wrapped texture joins islands whose edges meet a whole tile
+  apart, as a cube's faces that each take the whole texture), over the mean
   step of their controls: the neighbour pairs just before and after them in the same direction, inside
   one island (the same place and foreshortening, so that a seam seen at a grazing angle is not blamed
   for the larger steps all grazing pixels have). A texture continuous on the surface scores about 1; a
@@ -38,11 +40,14 @@ import torch.nn.functional as F
 from backend.mesh.regions import surface_regions as cut_regions
 from backend.raster import Fragments
 from backend.render import MeshTensors, surface_points
+from backend.texture import interpolate
 from backend.style.balance import affine_residual
 from backend.style.colors import luminance
 from backend.texture.uv_layout import grow, uv_fragments
 
 CONTIGUOUS = 3.0
+MIN_PAIRS = 20  # seam pairs over all views, at least, for a seam step ratio
+JUMP = 4.0  # a neighbour pair's UV step over the larger of the steps just before and after it, above which UVs jump
 BAND = 12  # pixels at 256^2 renders, scaled with the render size
 WINDOW = 9
 REGIONS = 8
@@ -60,18 +65,25 @@ class ViewPairs:
     labels: torch.Tensor  # (H, W) island of each pixel, -1 on background
 
 
-def view_pairs(mesh: MeshTensors, fragments: Fragments, island: torch.Tensor) -> ViewPairs:
-    """Neighbour pairs of a view (`island`: (F,) label of every face)."""
+def view_pairs(mesh: MeshTensors, fragments: Fragments, island: torch.Tensor, wrap: bool = True) -> ViewPairs:
+    """Neighbour pairs of a view (`island`: (F,) label of every face; `wrap`: the texture wraps, so UVs a whole
+    tile apart are the same place)."""
     h, w = fragments.face_ids.shape
     labels = torch.where(fragments.mask, island[fragments.face_ids.clamp(min=0)], torch.full_like(fragments.face_ids, -1))
     points = surface_points(mesh, fragments)
+    uv = interpolate(mesh.uvs, fragments)
     index = torch.arange(h * w, device=labels.device).view(h, w)
     found: dict[str, list[torch.Tensor]] = {"seam_p": [], "seam_q": [], "control_p": [], "control_q": []}
     for transpose in (False, True):  # horizontal pairs, then vertical ones (as rows of the transposed grid)
-        lab, pts, idx = (labels.T, points.transpose(0, 1), index.T) if transpose else (labels, points, index)
+        lab, pts, idx, tex = ((labels.T, points.transpose(0, 1), index.T, uv.transpose(0, 1)) if transpose
+                              else (labels, points, index, uv))
         covered = (lab[:, :-1] >= 0) & (lab[:, 1:] >= 0)
         distance = (pts[:, :-1] - pts[:, 1:]).norm(dim=-1)
-        same = covered & (lab[:, :-1] == lab[:, 1:])
+        step = tex[:, :-1] - tex[:, 1:]
+        step = (step - step.round() if wrap else step).norm(dim=-1)
+        jumps = torch.zeros_like(covered)  # against both neighbouring steps, so a crease's change of scale is no jump
+        jumps[:, 1:-1] = step[:, 1:-1] > JUMP * torch.maximum(step[:, :-2], step[:, 2:])
+        same = covered & (lab[:, :-1] == lab[:, 1:]) & ~jumps
         typical = distance[same].median() if bool(same.any()) else distance[covered].median()
         near = covered & (distance < CONTIGUOUS * typical)
         seam, inside = near & ~same, near & same
@@ -97,10 +109,11 @@ def _steps(image: torch.Tensor, pairs: tuple[torch.Tensor, torch.Tensor]) -> tor
 
 def seam_step_ratio(images: torch.Tensor, pairs: list[ViewPairs]) -> float:
     """Mean colour step across seams over the mean step inside islands, pooled over the views (V, 3, H, W);
-    NaN where no view shows a seam."""
+    NaN where the views show fewer than MIN_PAIRS seam pairs (a handful says nothing: a thin tube's open end seen
+    end-on gives four pairs whose UVs jump from its outer wall to its inner one)."""
     seam = torch.cat([_steps(image, p.seam) for image, p in zip(images, pairs)])
     control = torch.cat([_steps(image, p.control) for image, p in zip(images, pairs)])
-    if seam.numel() == 0:
+    if seam.numel() < MIN_PAIRS:
         return float("nan")
     return float(seam.mean() / control.mean().clamp(min=1e-6))
 
@@ -123,6 +136,8 @@ def seam_balance(images: torch.Tensor, pairs: list[ViewPairs], spread: float) ->
         for pair in torch.unique(key):
             chosen = key == pair
             first, second = int(torch.minimum(a, b)[chosen][0]), int(torch.maximum(a, b)[chosen][0])
+            if first == second:  # a seam inside one island: its two sides have no labels to tell them apart
+                continue
             seam_pixels = torch.zeros(h * w, device=image.device)
             seam_pixels[p.seam[0][chosen]] = 1
             seam_pixels[p.seam[1][chosen]] = 1

@@ -9,7 +9,8 @@ import numpy as np
 import torch
 
 from backend.formats.images import load_image
-from backend.mesh.primitives import many_island_sphere, two_island_sphere, uv_sphere
+from backend.formats.obj import read_obj
+from backend.mesh.primitives import cube, many_island_sphere, two_island_sphere, uv_sphere
 from backend.render import MeshTensors, rasterize_view, shade
 from backend.mesh.seams import find_seams
 from backend.mesh.uv_room import dense_islands
@@ -58,6 +59,30 @@ def test_a_painting_cut_at_the_seam_scores_far_above_a_texture_continued_across_
     continued, _ = finish_texture(baked, island, island, None, 16, seams, tensors.uvs)
     continuous = seam_step_ratio(renders(tensors, fragments, continued), pairs)
     assert pasted > 3 and continuous < 1.3
+
+
+def test_a_seam_inside_one_island_is_found_where_the_uvs_jump():
+    """A cube whose faces each take the whole texture: it wraps, so faces meeting a whole tile apart join into one
+    island, and its six other edges are seams inside that island. Spot's UVs jump only between his islands."""
+    mesh = cube()
+    seams = find_seams(mesh)
+    assert len(np.unique(seams.island)) == 1
+    tensors, fragments, pairs = views(mesh, torch.from_numpy(seams.island))
+    assert sum(len(p.seam[0]) for p in pairs) > 100
+    assert seam_step_ratio(renders(tensors, fragments, resize_square(load_image(STARRY), 256)), pairs) > 2
+    # the balance compares two islands' bands: one island's seams have no sides to tell apart
+    assert np.isnan(seam_balance(renders(tensors, fragments, np.full((64, 64, 3), 0.6, np.float32)), pairs, 0.25))
+    bob = read_obj(Path(__file__).resolve().parent.parent / "data" / "bob" / "bob_tri.obj")
+    seams = find_seams(bob)
+    _, fragments, bob_pairs = views(bob, torch.from_numpy(seams.island))
+    inside = [(f.face_ids.reshape(-1)[p.seam[0]], f.face_ids.reshape(-1)[p.seam[1]], p.islands[0] == p.islands[1])
+              for f, p in zip(fragments, bob_pairs)]
+    found = [(int(a), int(b)) for one, other, same in inside for a, b in zip(one[same], other[same])]
+    assert len(found) > 100  # Bob's islands hold cuts that do not part them
+    # each pair's faces touch a seam edge's faces (a pair may span a few faces at 128^2)
+    near_seam = np.zeros(len(bob.positions), bool)
+    near_seam[bob.faces[seams.faces.reshape(-1)].reshape(-1)] = True
+    assert all(near_seam[bob.faces[a]].any() and near_seam[bob.faces[b]].any() for a, b in found)
 
 
 def test_halves_in_different_colours_unbalance_the_seam():

@@ -40,9 +40,9 @@ import torch.nn.functional as F
 from backend.mesh.regions import surface_regions as cut_regions
 from backend.raster import Fragments
 from backend.render import MeshTensors, surface_points
-from backend.texture import interpolate
 from backend.style.balance import affine_residual
 from backend.style.colors import luminance
+from backend.texture import interpolate
 from backend.texture.uv_layout import grow, uv_fragments
 
 CONTIGUOUS = 3.0

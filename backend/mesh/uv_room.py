@@ -39,7 +39,7 @@ class UVRoom:
     starved_share: float  # thin axis below median_density / STARVED
     stretched_share: float  # UV map stretched more than STARVED : 1 between its two axes
     median_density: float  # area-weighted median texels per unit of surface (geometric mean of the axes)
-    shared_share: float = 0.0  # reads texels that another part of the surface reads too (overlapping UVs)
+    shared_share: float  # reads texels that another part of the surface reads too (overlapping UVs)
 
     def note(self) -> str:
         """A one-line note for the user, or "" when the UVs give every part of the surface room of its own."""
@@ -115,7 +115,7 @@ def uv_room(mesh: Mesh, texture_size: int, faces: np.ndarray | None = None) -> U
         area = np.where(np.asarray(faces, dtype=bool), area, 0.0)
     total = float(area.sum())
     if total <= 0:
-        return UVRoom(0.0, 0.0, 0.0)
+        return UVRoom(0.0, 0.0, 0.0, 0.0)
     starved, median = _starved(area, major, minor, texture_size)
     stretched = major > STARVED * minor
     return UVRoom(float(area[starved].sum() / total), float(area[stretched].sum() / total), median,

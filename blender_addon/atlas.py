@@ -71,11 +71,14 @@ def _resize_axis(values: np.ndarray, length: int, size: int) -> np.ndarray:
 
 
 def pack(textures: list[np.ndarray], layout: AtlasLayout) -> np.ndarray:
-    """The atlas (size, size, 3): cell k holds textures[k] resized to the cell (row 0 at the top)."""
-    atlas = np.zeros((layout.size, layout.size, 3), np.float32)
+    """The atlas (size, size, 3): cell k holds textures[k] resized to the cell (row 0 at the top); (size, size, 4)
+    where some texture has an alpha, the others' opaque."""
+    channels = max(texture.shape[-1] for texture in textures) if textures else 3
+    atlas = np.ones((layout.size, layout.size, channels), np.float32)
+    atlas[..., :3] = 0
     for index, texture in enumerate(textures):
         row, column = layout.corner(index)
-        atlas[row : row + layout.cell, column : column + layout.cell] = resize(texture[..., :3], layout.cell)
+        atlas[row : row + layout.cell, column : column + layout.cell, : texture.shape[-1]] = resize(texture, layout.cell)
     return atlas
 
 

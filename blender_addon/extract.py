@@ -13,6 +13,8 @@ from .compat import corner_uvs, uses_nodes
 from .materials import linear_to_srgb, object_textures
 from .uv_overlap import overlapping_share
 
+OPAQUE = 1 - 0.5 / 255  # an alpha at or above this is 255 in 8 bits: the texel is opaque
+
 
 class ExtractError(Exception):
     """A user-facing problem with the selection, in one line."""
@@ -134,17 +136,21 @@ def add_uv_map(obj: "bpy.types.Object", name: str = UNWRAP_NAME, active: bool = 
 
 
 def image_pixels(image: "bpy.types.Image") -> np.ndarray:
-    """(H, W, 3) float32 sRGB-encoded values, row 0 at the top (Blender stores the bottom row first)."""
+    """(H, W, 3) float32 sRGB-encoded values, row 0 at the top (Blender stores the bottom row first); (H, W, 4) with
+    the alpha where some texel is see-through (a cutout's: the backend keeps it, and the styled image carries it)."""
     width, height = image.size
     if width == 0 or height == 0:
         raise ExtractError(f"image '{image.name}' has no pixels (is its file missing?)")
     flat = np.empty(width * height * image.channels, dtype=np.float32)
     image.pixels.foreach_get(flat)
-    pixels = flat.reshape(height, width, image.channels)[::-1, :, :3]
+    stored = flat.reshape(height, width, image.channels)[::-1]
+    pixels = stored[..., :3]
     if pixels.shape[2] < 3:
         pixels = np.repeat(pixels[..., :1], 3, axis=2)
     if image.is_float and image.colorspace_settings.name != "sRGB":
         pixels = linear_to_srgb(pixels)  # float buffers hold linear values
+    if image.channels == 4 and image.alpha_mode != "NONE" and bool((stored[..., 3] < OPAQUE).any()):
+        pixels = np.concatenate([pixels, stored[..., 3:]], axis=-1)
     return np.ascontiguousarray(pixels, dtype=np.float32)
 
 

@@ -147,6 +147,18 @@ def test_the_restyled_model_round_trips(tmp_path):
         write_gltf_with_texture(tmp_path / "spot.glb", tmp_path / "styled.gltf", texture)
 
 
+def test_a_textures_alpha_is_read_and_written_back(tmp_path):
+    """A cutout's base colour image keeps its alpha through reading and writing (a job keeps it: test_alpha.py); an
+    opaque one reads as RGB."""
+    spot_gltf(tmp_path / "spot.glb")
+    assert read_gltf(tmp_path / "spot.glb")[1].shape[-1] == 3
+    texture = np.random.default_rng(3).random((64, 64, 4)).astype(np.float32)
+    texture[..., 3] = np.where(np.arange(64) < 20, 0.0, 1.0)[None, :]
+    write_gltf_with_texture(tmp_path / "spot.glb", tmp_path / "cutout.glb", texture)
+    read_back = read_gltf(tmp_path / "cutout.glb")[1]
+    assert read_back.shape == (64, 64, 4) and np.abs(read_back - texture).max() <= 0.5 / 255 + 1e-6
+
+
 def test_bad_models_give_one_line_naming_file_and_reason(tmp_path):
     spot_gltf(tmp_path / "draco.glb")
     gltf = pygltflib.GLTF2().load(str(tmp_path / "draco.glb"))

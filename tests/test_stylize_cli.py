@@ -80,6 +80,10 @@ def runs(tmp_path_factory):
     write_obj(squeezed, make_mesh(sphere.positions, sphere.faces, uvs))
     texture = root / "texture.png"
     Image.fromarray(np.random.default_rng(0).integers(0, 256, (20, 20, 3), dtype=np.uint8)).save(texture)
+    cutout = root / "cutout.png"  # the left half see-through, as a leaf's card is
+    rgba = np.random.default_rng(1).integers(0, 256, (SIZE, SIZE, 4), dtype=np.uint8)
+    rgba[..., 3] = np.where(np.arange(SIZE) < SIZE // 2, 0, 255)[None, :]
+    Image.fromarray(rgba, "RGBA").save(cutout)
     not_an_image = root / "x.jpg"
     not_an_image.write_text("this is not a JPEG\n")
     no_uvs = root / "no_uvs.obj"
@@ -113,6 +117,10 @@ def runs(tmp_path_factory):
         "report_under_a_file": [*good, "--report", str(texture / "r.json")],
         "out_mesh_under_a_file": [*good, "--unwrap", "even", "--out-mesh", str(texture / "m.obj")],
         "previews_into_a_file": [*good, "--previews", str(texture)],
+        "cutout": [str(mesh), "--style", str(STYLE), "--texture", str(cutout), "--out", str(root / "cutout_out.png"),
+                   "--steps", "2", *tiny, "--unwrap", "keep"],
+        "cutout_jpeg": [str(mesh), "--style", str(STYLE), "--texture", str(cutout), "--out",
+                        str(root / "cutout_out.jpg"), "--steps", "2", *tiny, "--unwrap", "keep"],
         # No --features: the default, auto, must pick the pretrained EfficientNet on the CPU.
         "default_features": [str(mesh), "--style", str(STYLE), "--texture", str(texture), "--out",
                              str(root / "default.png"), "--steps", "2", "--device", "cpu", "--texture-size", str(SIZE),
@@ -121,7 +129,7 @@ def runs(tmp_path_factory):
     # argparse keeps the last occurrence of a repeated option, so appending overrides `good`; each
     # failing case gets its own --out, so a case that wrongly succeeds shows up alone.
     for name, args in commands.items():
-        if name not in ("ok", "default_features", "squeezed_uvs"):
+        if name not in ("ok", "default_features", "squeezed_uvs", "cutout", "cutout_jpeg"):
             args += ["--out", str(root / f"err_{name}.png")]
     with ThreadPoolExecutor(max_workers=max(2, os.cpu_count() or 2)) as pool:
         futures = {name: pool.submit(run_cli, args, root) for name, args in commands.items()}
@@ -150,6 +158,20 @@ def test_writes_the_texture(runs):
     assert lines[0] == "network: random (asked for: --features random)"  # what runs, first
     assert lines[1].startswith("note:") and "not a quality mode" in lines[1]
     assert "wrote" in lines[-1] and "4 steps" in lines[-1] and "coverage" in lines[-1]
+
+
+def test_a_cutouts_alpha_is_kept_where_the_format_holds_one(runs):
+    for name in ("cutout", "cutout_jpeg"):
+        assert runs[name].returncode == 0 and "Traceback" not in runs[name].stderr, runs[name].stderr
+    with Image.open(runs["root"] / "cutout.png") as image:
+        original = np.asarray(image)
+    with Image.open(runs["root"] / "cutout_out.png") as image:
+        assert image.mode == "RGBA" and image.size == (SIZE, SIZE)
+        styled = np.asarray(image)
+    assert np.array_equal(styled[..., 3], original[..., 3])  # same size: the alpha byte for byte
+    assert np.abs(styled[..., :3].astype(int) - original[..., :3]).mean() > 10  # the colours restyled
+    with Image.open(runs["root"] / "cutout_out.jpg") as image:  # JPEG holds no alpha: the colours alone
+        assert image.mode == "RGB" and image.size == (SIZE, SIZE)
 
 
 def test_a_mesh_without_uv_room_is_named_before_the_steps_and_in_the_report(runs):

@@ -10,7 +10,7 @@ import numpy as np
 
 from ..errors import StyleTexError
 from ..formats.gltf import read_model
-from ..formats.images import load_image
+from ..formats.images import load_image, load_texture
 from ..mesh import make_mesh
 from ..style.engine import stylize
 from ..style.settings import StyleSettings
@@ -20,7 +20,7 @@ from .manifest import BatchJob
 def read_inputs(job: BatchJob) -> dict:
     """The job's files as arrays (raises StyleTexError naming the file when one is broken)."""
     mesh, embedded = read_model(job.mesh)
-    texture = load_image(job.texture) if job.texture is not None else embedded
+    texture = load_texture(job.texture) if job.texture is not None else embedded
     return {"name": job.name, "positions": mesh.positions, "faces": mesh.faces, "uvs": mesh.uvs,
             "texture": texture, "styles": [load_image(path) for path in job.styles], "settings": job.settings}
 

@@ -16,7 +16,7 @@ import numpy as np
 from ..errors import StyleTexError
 from ..features.network import KINDS
 from ..formats.gltf import read_model
-from ..formats.images import load_image, save_image
+from ..formats.images import load_image, load_texture, save_image
 from ..mesh import Mesh
 from ..mesh.uv_room import uv_room
 from ..style.engine import stand_in_note
@@ -176,7 +176,7 @@ def read_job_inputs(args: argparse.Namespace, settings: StyleSettings):
     """(mesh, paintings or None, original texture or None) of the job arguments, checked."""
     mesh, embedded = read_model(args.mesh, args.obj_up)
     style = [load_image(path) for path in args.style] if args.style else None
-    original = load_image(args.texture) if args.texture else embedded
+    original = load_texture(args.texture) if args.texture else embedded
     if settings.preserve_colors and original is None:
         raise StyleTexError("--preserve-colors keeps the original texture's colours: give it with --texture")
     if style is not None:

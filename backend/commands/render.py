@@ -47,7 +47,7 @@ def run(args: argparse.Namespace) -> int:
     mesh, embedded = read_model(args.mesh, args.obj_up)
     target = args.target if args.target is not None else tuple(float(c) for c in mesh.center)
     camera = Camera(args.eye, target, args.up, args.fov, args.near, args.far)
-    texture = load_image(args.texture) if args.texture else embedded if embedded is not None else uv_checker()
+    texture = load_image(args.texture) if args.texture else embedded[..., :3] if embedded is not None else uv_checker()
     device = pick_device(args.device)
     mesh_t = MeshTensors.from_mesh(mesh, device)
     texture_t = torch.from_numpy(texture).to(device)

@@ -115,7 +115,7 @@ def _base_color_source(gltf, material: int | None) -> int | None:
 
 
 def base_color_image(gltf, path: Path, material: int | None) -> tuple[int, np.ndarray] | None:
-    """(image index, (H, W, 3) float32 sRGB values) of a material's baseColorTexture, or None."""
+    """(image index, (H, W, 3 or 4) float32 sRGB values) of a material's baseColorTexture, or None."""
     source = _base_color_source(gltf, material)
     if source is None:
         return None
@@ -131,8 +131,9 @@ def base_color_image(gltf, path: Path, material: int | None) -> tuple[int, np.nd
         except OSError as exc:
             raise MeshError(f"{path}: image {image.uri!r} cannot be read ({exc.strerror or exc})") from None
     try:
-        with Image.open(io.BytesIO(blob)) as opened:
-            return source, np.asarray(opened.convert("RGB"), np.float32) / 255.0
+        with Image.open(io.BytesIO(blob)) as opened:  # with its alpha where it has one: a job keeps it
+            return source, np.asarray(opened.convert("RGBA" if opened.has_transparency_data else "RGB"),
+                                      np.float32) / 255.0
     except Exception as exc:
         raise MeshError(f"{path}: image {source} cannot be decoded ({type(exc).__name__})") from None
 
@@ -182,7 +183,7 @@ def read_gltf(path: str | Path) -> tuple[Mesh, np.ndarray | None]:
 
 def write_gltf_with_texture(source: str | Path, out: str | Path, texture: np.ndarray) -> None:
     """Writes `source` again as a .glb at `out`, with the base colour image of the textured primitives
-    replaced by `texture` ((S, S, 3) in [0, 1], sRGB), embedded as PNG. Everything else is kept."""
+    replaced by `texture` ((S, S, 3 or 4) in [0, 1], sRGB), embedded as PNG. Everything else is kept."""
     import pygltflib
 
     source, out = Path(source), Path(out)

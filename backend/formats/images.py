@@ -33,11 +33,27 @@ def load_image(path: str | Path, channels: int = 3) -> np.ndarray:
     return data.reshape(data.shape[0], data.shape[1], channels)
 
 
+def load_texture(path: str | Path) -> np.ndarray:
+    """An original texture: float32 (H, W, 3), or (H, W, 4) where the file holds transparency (an alpha band or a
+    transparent palette entry), which a job keeps (texture/alpha.py)."""
+    try:
+        with Image.open(path) as image:
+            see_through = image.has_transparency_data
+    except FileNotFoundError:
+        raise StyleTexError(f"{path}: no such image file") from None
+    except (UnidentifiedImageError, OSError, ValueError) as exc:
+        raise StyleTexError(f"{path}: cannot read the image ({exc})") from None
+    return load_image(path, 4 if see_through else 3)
+
+
 def save_image(path: str | Path, pixels: np.ndarray) -> None:
-    """Writes float (H, W, C) values in [0, 1] as an 8-bit PNG (or any format Pillow knows by suffix)."""
+    """Writes float (H, W, C) values in [0, 1] as an 8-bit PNG (or any format Pillow knows by suffix); a JPEG, which
+    stores no alpha, gets the colours of an (H, W, 4) image."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     data = np.clip(np.asarray(pixels, dtype=np.float32), 0, 1)
+    if data.ndim == 3 and data.shape[2] == 4 and path.suffix.lower() in (".jpg", ".jpeg"):
+        data = data[..., :3]
     data = (data * 255 + 0.5).astype(np.uint8)
     if data.ndim == 3 and data.shape[2] == 1:
         data = data[..., 0]

@@ -61,7 +61,7 @@ class SequenceRequest:
 class JobRequest:
     mesh: Mesh
     style: list[np.ndarray] | None  # paintings (H, W, 3) float32 in [0, 1], in the order style_blend weighs them
-    texture: np.ndarray | None
+    texture: np.ndarray | None  # (H, W, 3 or 4: an alpha is kept) float32 in [0, 1]
     settings: StyleSettings
     preview: PreviewOptions
     editable: np.ndarray | None = None  # (F,) bool: only these faces are restyled (see stylize)
@@ -71,8 +71,9 @@ class JobRequest:
     texture_uvs: np.ndarray | None = None
 
 
-def _image(message: Message, name: str, limits: ServiceLimits) -> np.ndarray | None:
-    """An image array (H, W, 3|4) uint8/uint16/float, or encoded file bytes (1-D uint8), -> float32 RGB."""
+def _image(message: Message, name: str, limits: ServiceLimits, keep_alpha: bool = False) -> np.ndarray | None:
+    """An image array (H, W, 3|4) uint8/uint16/float, or encoded file bytes (1-D uint8), -> float32 RGB, or RGBA where
+    `keep_alpha` and the image has an alpha (the original texture's: a job keeps it)."""
     if name not in message.arrays:
         return None
     data = message.arrays[name]
@@ -83,7 +84,7 @@ def _image(message: Message, name: str, limits: ServiceLimits) -> np.ndarray | N
             with Image.open(io.BytesIO(data.tobytes())) as image:
                 if max(image.size) > limits.max_image_side:
                     raise ProtocolError("too_large", f"{name}: image side {max(image.size)} exceeds {limits.max_image_side}")
-                data = np.asarray(image.convert("RGB"))
+                data = np.asarray(image.convert("RGBA" if keep_alpha and image.has_transparency_data else "RGB"))
         except ProtocolError:  # too_large above (a ValueError: it must not become bad_image)
             raise
         except Exception as exc:  # Pillow raises many kinds on crafted files (SyntaxError, IndexError, ...)
@@ -93,7 +94,7 @@ def _image(message: Message, name: str, limits: ServiceLimits) -> np.ndarray | N
     if max(data.shape[:2]) > limits.max_image_side:
         raise ProtocolError("too_large", f"{name}: image side {max(data.shape[:2])} exceeds {limits.max_image_side}")
     scale = {np.dtype(np.uint8): 255.0, np.dtype(np.uint16): 65535.0}.get(data.dtype, 1.0)
-    image = data[..., :3].astype(np.float32) / scale
+    image = data[..., : 4 if keep_alpha else 3].astype(np.float32) / scale
     if not np.isfinite(image).all():
         raise ProtocolError("bad_image", f"{name}: image contains NaN or Inf")
     return np.clip(image, 0.0, 1.0)
@@ -148,7 +149,7 @@ def parse_submit(message: Message, limits: ServiceLimits = ServiceLimits()) -> J
     style = _paintings(message, limits)
     if style is None and settings.objective is None:
         raise ProtocolError("bad_image", "submit needs a 'style' image (or an objective setting)")
-    texture = _image(message, "texture", limits)
+    texture = _image(message, "texture", limits, keep_alpha=True)
     if settings.preserve_colors and texture is None:
         raise ProtocolError("bad_settings", "preserve_colors keeps the original texture's colours: send a 'texture'")
     if style is not None:

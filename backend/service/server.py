@@ -60,12 +60,13 @@ def _finite(value):
 
 
 def preview_array(texture: np.ndarray, max_size: int, fmt: str) -> np.ndarray:
-    """(S, S, 3) float texture -> RGBA preview, downscaled to max_size, as uint8 or float16/32."""
+    """(S, S, 3 or 4) float texture -> RGBA preview (opaque where it has no alpha), downscaled to max_size, as uint8 or
+    float16/32."""
     image = texture
     if max_size and max(image.shape[:2]) > max_size:
         tensor = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1)[None]
         image = F.interpolate(tensor, size=(max_size, max_size), mode="area")[0].permute(1, 2, 0).numpy()
-    rgba = np.concatenate([image, np.ones_like(image[..., :1])], axis=-1)
+    rgba = image if image.shape[-1] == 4 else np.concatenate([image, np.ones_like(image[..., :1])], axis=-1)
     if fmt == "uint8":
         return (np.clip(rgba, 0, 1) * 255 + 0.5).astype(np.uint8)
     return rgba.astype(fmt)
@@ -358,7 +359,7 @@ class Server:
 
 
 def _result_arrays(result: StyleResult | SequenceResult) -> dict[str, np.ndarray]:
-    """A texture as float32; a sequence's frames as one (N, S, S, 3) float16 array (half the bytes, still
+    """A texture as float32; a sequence's frames as one (N, S, S, 3 or 4) float16 array (half the bytes, still
     finer than the 8-bit images they become) and its last frame as the texture."""
     if isinstance(result, SequenceResult):
         return {"frames": np.stack(result.frames).astype(np.float16), "texture": result.frames[-1].astype(np.float32)}

@@ -26,6 +26,7 @@ from ..mesh.seams import find_seams
 from ..mesh.unwrap import even_layout
 from ..mesh.uv_room import starved_faces, uv_room
 from ..texture import build_pyramid, pyramid_layout
+from ..texture.alpha import AlphaCarry, split_alpha
 from ..texture.mipmap import packed_rows
 from ..texture.transfer import transfer_texture
 from ..texture.sample import gather_all, with_transpose
@@ -577,13 +578,14 @@ def stylize(
 
     style_image: (H, W, 3) float in [0, 1], or a list of paintings whose styles settings.style_blend mixes
     (not needed with a channel objective).
-    original_texture: (H, W, 3) float in [0, 1] or None; it gives the content renders, the start
+    original_texture: (H, W, 3 or 4) float in [0, 1] or None; it gives the content renders, the start
     (init 'original') and the texels no view saw. None: a uniform grey stands in (original_or_stand_in; the report's
-    "original_stand_in").
+    "original_stand_in"). Its alpha, where some texel is not opaque, is not styled: the result and the previews
+    carry it as a fourth channel, in their own layout (texture/alpha.py).
     editable: (F,) bool or None: restyle only these faces. The others render with the original texture (so the
     style fits their surroundings) and their texels keep the original's values exactly; the result blends in
     over EDIT_FEATHER texels inside the editable faces' UV islands. Needs the original texture.
-    Returns the finished texture (texture_size^2, image layout, values as in the original: sRGB) and
+    Returns the finished texture (texture_size^2, 3 or 4 channels, image layout, values as in the original: sRGB) and
     a report. A cancelled job stops before its next step and returns what it has, finished. With
     settings.unwrap "even" the mesh is restyled in new UVs (mesh/unwrap.py), the original texture moved into
     them, and the result carries those UVs; with "round-trip" it is restyled in them and the texture handed back
@@ -593,6 +595,10 @@ def stylize(
     settings.validate()
     check_mesh(mesh)
     started = time.perf_counter()
+    original_texture, alpha = split_alpha(original_texture)
+    keep_alpha = AlphaCarry(alpha, settings.texture_size)  # previews and the result show the original's alpha
+    if alpha is not None and progress is not None:
+        progress = alpha_previews(progress, keep_alpha)
     original_texture, stand_in = original_or_stand_in(original_texture, settings, needs_own=editable is not None)
     unwrap, layout, reason = settings.unwrap, None, ""
     if unwrap == "auto":
@@ -611,15 +617,25 @@ def stylize(
     else:
         new_uvs = None
         if unwrap == "even":
+            own_uvs = mesh.uvs
             mesh, original_texture = _in_even_uvs(mesh, original_texture, settings.texture_size)
             new_uvs = mesh.uvs
+            keep_alpha.move(own_uvs, new_uvs)
         job = StyleJob(mesh, style_image, settings, original_texture, pick_device(settings.device), editable)
         history, cancelled, loop_seconds = run_steps(job, progress, cancel, started)
         texture, coverage = job.finish()
         report = job_report(job, history, cancelled, started, loop_seconds, coverage)
         result = StyleResult(texture, report, cancelled, new_uvs)
     result.report.update(unwrap=unwrap, unwrap_reason=reason, original_stand_in=stand_in)
+    result.texture = keep_alpha(result.texture)
     return result
+
+
+def alpha_previews(progress: Callable[[Progress], None], keep_alpha: AlphaCarry) -> Callable[[Progress], None]:
+    """`progress` with the original's alpha (keep_alpha) attached to every preview's texture."""
+    def shown(state: Progress) -> None:
+        progress(state if state.texture is None else replace(state, texture=keep_alpha(state.texture)))
+    return shown
 
 
 def _in_even_uvs(mesh: Mesh, original_texture: np.ndarray | None, size: int, unwrapped: Mesh | None = None

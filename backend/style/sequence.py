@@ -31,10 +31,11 @@ from ..devices import pick_device
 from ..errors import StyleTexError
 from ..mesh import Mesh
 from ..texture import build_pyramid
+from ..texture.alpha import AlphaCarry, split_alpha
 from .colors import grey, keep_colors, matched_grey_painting
 from .detail import detail_loss
-from .engine import (StyleJob, check_mesh, job_report, original_or_stand_in, painting_bands, run_steps, style_targets,
-                     views_coverage)
+from .engine import (StyleJob, alpha_previews, check_mesh, job_report, original_or_stand_in, painting_bands, run_steps,
+                     style_targets, views_coverage)
 from .finishing import finish_texture, uv_island_mask
 from .losses import StyleMemory, channel_objective, content_loss, gram_style
 from .parameterization import SequenceTexture, make_texture_parameter
@@ -52,7 +53,7 @@ def frame_times(frames: int) -> list[float]:
 
 @dataclass
 class SequenceResult:
-    frames: list[np.ndarray]  # N textures (S, S, 3) float32 in [0, 1], image layout, sRGB-encoded values
+    frames: list[np.ndarray]  # N textures (S, S, 3, or 4 with the original's alpha) float32 in [0, 1], image layout, sRGB
     report: dict = field(default_factory=dict)
     cancelled: bool = False
 
@@ -243,6 +244,10 @@ def stylize_sequence(
         raise StyleTexError(f"unwrap {settings.unwrap} is for single textures: sequences keep the mesh's UVs")
     check_mesh(mesh)
     started = time.perf_counter()
+    original_texture, alpha = split_alpha(original_texture)
+    keep_alpha = AlphaCarry(alpha, settings.texture_size)  # every frame shows the original's alpha
+    if alpha is not None and progress is not None:
+        progress = alpha_previews(progress, keep_alpha)
     original_texture, stand_in = original_or_stand_in(original_texture, settings, needs_own=from_original)
     job = SequenceJob(mesh, style_from, style_to, settings, original_texture, pick_device(settings.device), frames,
                       from_original, objective_to, independent)
@@ -258,4 +263,4 @@ def stylize_sequence(
         "consecutive_difference": differences,
         "mean_consecutive_difference": float(np.mean(differences)),
     })
-    return SequenceResult(textures, report, cancelled)
+    return SequenceResult([keep_alpha(texture) for texture in textures], report, cancelled)

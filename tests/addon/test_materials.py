@@ -168,3 +168,22 @@ def test_the_extracted_atlas_holds_each_image_and_base_colour_in_its_cell(bpy_cl
         uv = payload.uvs[triangle_slot == slot].reshape(-1, 2)
         assert (uv[:, 0] >= column / 2).all() and (uv[:, 0] <= (column + 1) / 2).all()
         assert (uv[:, 1] >= 1 - (row + 1) / 2).all() and (uv[:, 1] <= 1 - row / 2).all()
+
+
+def test_an_atlas_with_one_cutout_carries_its_alpha_and_the_others_are_opaque(bpy_clean):
+    from blender_addon.atlas import unpack
+    from blender_addon.extract import extract_active
+
+    bpy = bpy_clean
+    obj, wood, metal = two_material_cube(bpy, plain=True)
+    rgba = image_rgba(metal).copy()
+    rgba[..., 3] = np.where(np.arange(32) < 10, 0.0, 1.0)[:, None]  # Blender's bottom ten rows see-through
+    metal.pixels.foreach_set(rgba.ravel())
+    metal.update()
+    payload = extract_active(bpy.context, texture_size=32)
+    assert payload.texture.shape == (64, 64, 4)
+    cells = unpack(payload.texture, payload.layout, 3)
+    for index, image in enumerate(payload.images):
+        expected = image_rgba(image)[::-1, :, 3]  # row 0 at the top, as the payload holds it
+        np.testing.assert_array_equal(cells[index][..., 3], expected)
+    assert (cells[2][..., 3] == 1).all() and (cells[payload.images.index(wood)][..., 3] == 1).all()

@@ -64,6 +64,29 @@ def test_operator_end_to_end_save_reload_revert(bpy_clean, backend, tmp_path):
     assert bpy.ops.styletex.revert() == {"CANCELLED"}  # nothing left to revert (a warning, not an error)
 
 
+def test_a_cutouts_alpha_stays_and_the_material_still_reads_it(bpy_clean, backend):
+    """An image whose left half is see-through, its Alpha wired into the shader (a leaf's card): the styled image
+    keeps that alpha texel for texel and the node's Alpha link stays, so the cutout is still cut."""
+    bpy = bpy_clean
+    obj, original = painted_sphere()
+    rgba = image_rgba(original).copy()
+    rgba[..., 3] = np.where(np.arange(32) < 16, 0.0, 1.0)[None, :]
+    original.pixels.foreach_set(rgba.ravel())
+    original.update()
+    tree = obj.active_material.node_tree
+    bsdf = next(n for n in tree.nodes if n.type == "BSDF_PRINCIPLED")
+    tree.links.new(base_color_node(obj).outputs["Alpha"], bsdf.inputs["Alpha"])
+
+    assert bpy.ops.styletex.stylize(style_path=str(STYLE), steps=2, address=backend.address, **JOB) == {"FINISHED"}
+
+    styled = bpy.data.images["Original_styled"]
+    node = base_color_node(obj)
+    assert node.image == styled and bsdf.inputs["Alpha"].links[0].from_node == node
+    pixels = image_rgba(styled)
+    np.testing.assert_allclose(pixels[..., 3], rgba[..., 3], atol=BYTE)
+    assert np.abs(pixels[..., :3] - rgba[..., :3]).mean() > 0.05  # the colours restyled
+
+
 def test_materials_sharing_the_original_all_get_the_result_and_all_revert(bpy_clean, backend):
     bpy = bpy_clean
     obj, original = painted_sphere()  # material 'Painted' (active, slot 0) shows 'Original'

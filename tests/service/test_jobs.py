@@ -457,6 +457,28 @@ def test_several_paintings_blend_and_the_controls_are_checked(main):
         assert info.value.code == "bad_image" and "without gaps" in str(info.value)
 
 
+def test_a_textures_alpha_comes_back_in_the_result_and_every_preview(main):
+    """An original with transparency (as the add-on sends a cutout's image): its alpha is not styled, it is moved
+    into the job's UVs with the colours, and the result and previews carry it."""
+    from backend.texture.transfer import transfer_texture
+
+    texture = np.random.default_rng(6).integers(0, 256, (32, 32, 4), dtype=np.uint8)
+    texture[..., 3] = np.where(np.arange(32) < 16, 0, 255)[None, :]  # the left half see-through
+    mirrored = MESH.uvs.copy()
+    mirrored[..., 0] = 1 - mirrored[..., 0]
+    moved = transfer_texture(texture[..., 3:] / 255.0, MESH.uvs, mirrored, 32)[..., 0]
+    with main.client() as client:
+        job = client.submit(MESH.positions, MESH.faces, mirrored, STYLE_BYTES, job_settings(), texture=texture,
+                            texture_uvs=MESH.uvs, preview={"every": 1, "max_size": 32, "format": "float32"})
+        events = finish(client, job)
+    assert events[-1].type == "result", events[-1].fields
+    served = np.asarray(events[-1].arrays["texture"])
+    assert served.shape == (32, 32, 4) and np.abs(served[..., 3] - moved).max() < 1e-5
+    assert served[:, :12, 3].min() > 0.99 and served[:, 20:, 3].max() < 0.01  # mirrored: the right half see-through now
+    previews = [np.asarray(e.arrays["preview"]) for e in events if e.type == "progress" and "preview" in e.arrays]
+    assert previews and all(np.abs(p[..., 3] - moved).max() < 1e-5 for p in previews)
+
+
 def test_a_texture_laid_out_in_other_uvs_is_moved_into_the_jobs(main):
     """texture_uvs: the texture lies in the mesh's old UVs, the job runs in new ones (here mirrored), and the
     backend moves it across first: a job that barely leaves the original returns the moved texture."""

@@ -12,10 +12,13 @@ import torch.nn.functional as F
 
 from backend.formats.images import load_image
 from backend.formats.obj import read_obj
-from backend.style.engine import resize_square, stylize
+from backend.render import rasterize_view, shade
+from backend.style.engine import StyleJob, resize_square, stylize
 from backend.style.settings import StyleSettings
+from backend.texture import build_pyramid
 from backend.texture.alpha import split_alpha
 from backend.texture.sample import sample
+from backend.views import orbit_camera
 
 REPO = Path(__file__).resolve().parent.parent
 SETTINGS = dict(steps=3, texture_size=128, render_size=64, features="random", device="cpu", seed=2)
@@ -58,9 +61,40 @@ def test_the_result_and_previews_carry_the_original_alpha_resized(spot, unwrap):
     assert (result.texture[:, :40, 3] == 0).all() and (result.texture[:, 60:, 3] == 1).all()
     shown = [p for p in previews if p is not None]
     assert shown and all(p.shape[-1] == 4 and np.abs(p[..., 3] - expected).max() < 1e-5 for p in shown)
-    # the colours are styled as without an alpha (same seed, same job)
     plain = stylize(mesh, style, StyleSettings(**SETTINGS, unwrap=unwrap), original[..., :3]).texture
-    assert np.array_equal(result.texture[..., :3], plain)
+    assert np.abs(result.texture[..., 60:, :3] - original_colours(original, 128)[:, 60:]).mean() > 0.05  # restyled
+    assert not np.array_equal(result.texture[..., :3], plain)  # learned from renders that see through
+
+
+def original_colours(original: np.ndarray, size: int) -> np.ndarray:
+    return resize_square(original[..., :3], size)
+
+
+def test_views_show_the_background_through_see_through_texels(spot):
+    """Each pixel is as opaque as the alpha at its surface point (the texture's u, found with a ramp texture of
+    its own), the learned render shows the background through it and the losses weigh it by it."""
+    mesh, original, style = spot
+    job = StyleJob(mesh, style, StyleSettings(**SETTINGS, unwrap="keep"), original[..., :3], torch.device("cpu"),
+                   see_through=original[..., 3:])
+    ramp = torch.from_numpy(((np.arange(96) + 0.5) / 96).astype(np.float32))[None, :, None].expand(96, 96, 1)
+    for direction in ((1, 0, 0), (-1, 0.3, 0), (0, 1, 0.5), (0.2, -1, -0.3)):
+        camera = orbit_camera(mesh.center, mesh.radius, np.asarray(direction) / np.linalg.norm(direction))
+        fragments = rasterize_view(job.mesh_t, camera, 64)
+        u = shade(fragments, job.mesh_t.uvs, ramp.contiguous(), "linear", "clamp")[..., 0]
+        opacity = job.opacity(fragments)[..., 0]
+        hidden, solid = fragments.mask & (u < 0.25), fragments.mask & (u > 0.5) & (u < 0.95)
+        assert hidden.any() and solid.any()
+        assert (opacity[~fragments.mask] == 0).all()
+        # all but the odd pixel whose mip footprint reaches over a UV island's edge
+        assert (opacity[hidden] < 0.1).float().mean() > 0.98 and (opacity[solid] > 0.9).float().mean() > 0.98
+    job.step()
+    view = job.pool.views[0]
+    image = job.shade_views(build_pyramid(job.parameter(job.working_shape)).texels, [view])[0][0]
+    clear = view.opacity[..., 0] == 0
+    assert torch.equal(image[clear], view.background.expand_as(image[clear]))
+    assert (view.coverage.mask[0, 0][clear] == 0).all() and (view.coverage.mask[0, 0] > 0).any()
+    partial = (view.opacity[..., 0] > 0) & (view.opacity[..., 0] < 1)
+    assert torch.allclose(view.coverage.mask[0, 0][partial], view.opacity[..., 0][partial])
 
 
 def test_new_uvs_carry_the_alpha_to_where_each_face_now_lies(spot):

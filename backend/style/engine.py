@@ -166,9 +166,11 @@ class StyleJob:
     """The state of one stylization run; `step()` performs one optimization step."""
 
     def __init__(self, mesh: Mesh, style_image, settings: StyleSettings, original_texture, device: torch.device,
-                 editable: np.ndarray | None = None, extra_layers: tuple[str, ...] = ()):
+                 editable: np.ndarray | None = None, extra_layers: tuple[str, ...] = (),
+                 see_through: np.ndarray | None = None):
         """style_image: one painting (H, W, 3) or a list of them; editable: see stylize(); extra_layers: network
-        layers the caller reads besides the style and content layers."""
+        layers the caller reads besides the style and content layers; see_through: the original's alpha (H, W, 1) in
+        this job's UVs, where some texel is not opaque (texture/alpha.py): the renders show the background through."""
         self.settings, self.device, self.mesh = settings, device, mesh
         self.objective = parse_objective(settings.objective) if settings.objective else None
         paintings = [] if style_image is None else list(style_image) if isinstance(style_image, (list, tuple)) else [style_image]
@@ -217,6 +219,12 @@ class StyleJob:
         self.table_rows = packed_rows(*self.layout)
         # fused: one kernel for Adam's update of the spectrum (5.7 -> 2.4 ms a step for 3.2 M values on 2 cores)
         self.optimizer = torch.optim.Adam(self.parameter.parameters(), lr=settings.learning_rate, fused=True)
+        # The original's alpha, looked up as the original is: each pixel of a view shows the mesh as much as it is
+        # opaque and the background through the rest, in both renders, and counts as much in every loss.
+        self.opacity_pyramid = None
+        if see_through is not None:
+            alpha = torch.from_numpy(np.ascontiguousarray(see_through, dtype=np.float32)).to(device)
+            self.opacity_pyramid = build_pyramid(alpha, kernel=settings.mip_kernel)
         self.original_pyramid = None
         if original_texture is not None:
             texture = torch.from_numpy(np.ascontiguousarray(original_texture, dtype=np.float32)).to(device)
@@ -361,20 +369,24 @@ class StyleJob:
         plan = plan_shading(fragments, self.mesh_t.uvs, *self.layout, self.filter, s.boundary)
         plan = replace(plan, samples=with_transpose(plan.samples, self.table_rows))  # shown view_reuse times on average
         content, fixed, layout, regions = None, None, None, None
+        opacity = self.opacity(fragments)
+        shown = fragments.mask if opacity is None else fragments.mask & (opacity[..., 0] >= 0.5)  # mostly the mesh
         wants_layout = self.settings.layout_weight > 0 and self.recolour is not None
         if self.content_weight > 0 or self.editable is not None or wants_layout or self.regions is not None:
             with torch.no_grad():
                 original = shade(fragments, self.mesh_t.uvs, self.original_pyramid, self.filter, s.boundary, background)
+                if opacity is not None:
+                    original = torch.lerp(background, original, opacity)
                 image = original.permute(2, 0, 1)[None]
                 if self.recolour is not None:
                     matrix, offset = self.recolour
                     recoloured = (torch.einsum("ij,bjhw->bihw", matrix, image) + offset.view(1, 3, 1, 1)).clamp(0, 1)
                     if wants_layout:
-                        layout = colour_layout(recoloured, fragments.mask.to(torch.float32)[None, None])
+                        layout = colour_layout(recoloured, shown.to(torch.float32)[None, None])
                     if self.settings.style_loss != "gram":  # NNFM's content is the recoloured render
                         image = recoloured
                 if self.regions is not None:
-                    regions = ViewRegions.of(fragments.face_ids, fragments.mask, self.regions, s.balance_regions, original)
+                    regions = ViewRegions.of(fragments.face_ids, shown, self.regions, s.balance_regions, original)
                 if self.content_weight > 0:
                     content = self.net.content(grey(image) if self.preserve_colors else image)
                 if self.editable is not None:  # faces that may not change show the original texture
@@ -385,7 +397,17 @@ class StyleJob:
         weight = fragments.mask.to(torch.float32)
         if s.angle_weighting:  # a pixel counts as much as it sees its surface head-on (StyleMesh's cos weighting)
             weight = facing(self.mesh_t, fragments, camera.eye).to(torch.float32)
-        return PooledView(plan, Coverage(weight[None, None]), background, content, fixed, layout, scale, regions)
+        if opacity is not None:
+            weight = weight * opacity[..., 0]
+        return PooledView(plan, Coverage(weight[None, None]), background, content, fixed, layout, scale, regions,
+                          opacity)
+
+    def opacity(self, fragments: Fragments) -> torch.Tensor | None:
+        """How opaque the original's alpha makes each pixel of a view (H, W, 1), 0 off the mesh; None without one."""
+        if self.opacity_pyramid is None:
+            return None
+        with torch.no_grad():
+            return shade(fragments, self.mesh_t.uvs, self.opacity_pyramid, self.filter, self.settings.boundary, 0.0)
 
     def step(self) -> dict[str, float]:
         size = self.render_size()
@@ -497,7 +519,10 @@ class StyleJob:
 
     @staticmethod
     def _shown(view: PooledView, image: torch.Tensor) -> torch.Tensor:
-        """The learned render (H, W, C) as shown: the pixels of faces that may not change keep the original's."""
+        """The learned render (H, W, C) as shown: the background through the original's see-through texels, and the
+        pixels of faces that may not change keep the original's."""
+        if view.opacity is not None:
+            image = torch.lerp(view.background, image, view.opacity)
         if view.fixed is None:
             return image
         pixels, colors = view.fixed
@@ -613,7 +638,7 @@ def stylize(
         raise StyleTexError(f"unwrap {unwrap} restyles the whole mesh in new UVs: it cannot keep "
                             "unselected faces' texels")
     if unwrap == "round-trip":
-        result = _round_trip(mesh, style_image, settings, original_texture, progress, cancel, started, layout)
+        result = _round_trip(mesh, style_image, settings, original_texture, progress, cancel, started, layout, alpha)
     else:
         new_uvs = None
         if unwrap == "even":
@@ -621,7 +646,8 @@ def stylize(
             mesh, original_texture = _in_even_uvs(mesh, original_texture, settings.texture_size)
             new_uvs = mesh.uvs
             keep_alpha.move(own_uvs, new_uvs)
-        job = StyleJob(mesh, style_image, settings, original_texture, pick_device(settings.device), editable)
+        job = StyleJob(mesh, style_image, settings, original_texture, pick_device(settings.device), editable,
+                       see_through=keep_alpha.shown())
         history, cancelled, loop_seconds = run_steps(job, progress, cancel, started)
         texture, coverage = job.finish()
         report = job_report(job, history, cancelled, started, loop_seconds, coverage)
@@ -651,13 +677,15 @@ def _in_even_uvs(mesh: Mesh, original_texture: np.ndarray | None, size: int, unw
 
 def _round_trip(mesh: Mesh, style_image, settings: StyleSettings, original_texture: np.ndarray | None,
                 progress: Callable[[Progress], None] | None, cancel: threading.Event | None, started: float,
-                layout: Mesh | None = None) -> StyleResult:
+                layout: Mesh | None = None, alpha: np.ndarray | None = None) -> StyleResult:
     """unwrap round-trip (round_trip.py): the job in UVs of even density, its texture carried back into the mesh's
     own UVs, then polished there for the last POLISH of the steps (faces with too little room in them kept as
     carried). Previews come in the own UVs throughout; the report is the whole job's. `layout`: the mesh in the UVs
-    to restyle in, where already chosen."""
+    to restyle in, where already chosen; `alpha`: the original's (H, W, 1), where it has one (both jobs' renders
+    see through it)."""
     device = pick_device(settings.device)
     unwrapped, moved = _in_even_uvs(mesh, original_texture, settings.texture_size, layout)
+    moved_alpha = None if alpha is None else transfer_texture(alpha, mesh.uvs, unwrapped.uvs, settings.texture_size)
     own_original = (resize_square(np.asarray(original_texture)[..., :3], settings.texture_size)
                     if original_texture is not None else None)
     carry = BackToOwnUVs(unwrapped.uvs, mesh, own_original, settings)
@@ -670,7 +698,7 @@ def _round_trip(mesh: Mesh, style_image, settings: StyleSettings, original_textu
     from_original = settings.init == "original" and moved is not None  # the spectrum is then the texture's (StyleJob)
     spectrum = settings.spectrum_size if from_original else round_trip_spectrum(mesh, unwrapped, settings, device)
     job = StyleJob(unwrapped, style_image, replace(settings, steps=settings.steps - polish, spectrum_size=spectrum),
-                   moved, device)
+                   moved, device, see_through=moved_alpha)
     history, cancelled, loop_seconds = run_steps(job, carried if progress is not None else None, cancel, started,
                                                  total=settings.steps)
     texture, coverage = job.finish()
@@ -683,7 +711,7 @@ def _round_trip(mesh: Mesh, style_image, settings: StyleSettings, original_textu
         # sharpened away. A spectrum of the texture's size starts from it exactly.
         polisher = StyleJob(mesh, style_image, replace(settings, unwrap="keep", steps=polish, init="original",
                                                        spectrum_size=settings.texture_size),
-                            texture, device, None if roomy.all() else roomy)
+                            texture, device, None if roomy.all() else roomy, see_through=alpha)
         more, cancelled, seconds = run_steps(polisher, progress, cancel, started, done=len(history),
                                              total=settings.steps)
         texture = polisher.finish()[0]

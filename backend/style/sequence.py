@@ -63,7 +63,7 @@ class SequenceJob(StyleJob):
 
     def __init__(self, mesh: Mesh, style_from, style_to, settings: StyleSettings, original_texture,
                  device: torch.device, frames: int, from_original: bool = False, objective_to: str = "",
-                 independent: bool = False):
+                 independent: bool = False, see_through: np.ndarray | None = None):
         if frames < 2:
             raise StyleTexError(f"an interpolation needs at least 2 frames, got {frames}")
         if settings.param != "fourier":
@@ -87,7 +87,7 @@ class SequenceJob(StyleJob):
         if from_original:  # frame 0 is the original texture: every frame starts there
             settings = replace(settings, init="original")
         super().__init__(mesh, style_from, settings, original_texture, device,
-                         extra_layers=(self.objective_to[0],) if self.objective_to else ())
+                         extra_layers=(self.objective_to[0],) if self.objective_to else (), see_through=see_through)
         if self.objective_to is not None:
             self.check_channel(self.objective_to, objective_to)
         if self.mode == "from_original":  # its first frames hold the original, plain or not
@@ -250,7 +250,7 @@ def stylize_sequence(
         progress = alpha_previews(progress, keep_alpha)
     original_texture, stand_in = original_or_stand_in(original_texture, settings, needs_own=from_original)
     job = SequenceJob(mesh, style_from, style_to, settings, original_texture, pick_device(settings.device), frames,
-                      from_original, objective_to, independent)
+                      from_original, objective_to, independent, keep_alpha.shown())
     history, cancelled, loop_seconds = run_steps(job, progress, cancel, started)
     textures, coverage, island = job.finish_frames()
     report = job_report(job, history, cancelled, started, loop_seconds, coverage)

@@ -57,6 +57,9 @@ class PooledView:
     layout: tuple[torch.Tensor, torch.Tensor] | None = None
     scale: float = 1.0  # the painting's enlargement for this view's style targets (a close-up's zoom, closeups.py)
     regions: ViewRegions | None = None  # the balance term's patches of this view (balance.py)
+    # How opaque the original's alpha makes each pixel (R, R, 1), where it has one: both renders show the background
+    # through the rest, and the coverage weighs each pixel by it.
+    opacity: torch.Tensor | None = None
 
 
 class ViewPool:

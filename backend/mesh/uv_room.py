@@ -47,7 +47,7 @@ class UVRoom:
         if self.starved_share >= NOTE_SHARE:
             notes.append(f"{100 * self.starved_share:.1f} % of the surface has too little UV room for strokes (under "
                          f"1/{STARVED:g} of the typical texel density along one direction): they come out as streaks "
-                         f"there; give those faces more UV room ({CURE})")
+                         f"or flat colour there; give those faces more UV room ({CURE})")
         if self.shared_share >= NOTE_SHARE:
             notes.append(f"{100 * self.shared_share:.1f} % of the surface shares its texels with other parts (overlapping "
                          f"or mirrored UVs): those parts show the same strokes; for strokes of their own give them UV "

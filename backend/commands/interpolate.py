@@ -43,11 +43,12 @@ def run(args: argparse.Namespace) -> int:
         raise StyleTexError("--style IMAGE is required (or --objective channel:LAYER:INDEX with --objective-to)")
     out = Path(args.out)
     check_output(out, "--out", folder=True)
-    mesh, style, original = read_job_inputs(args, settings)
+    inputs = read_job_inputs(args, settings)
+    mesh, style, original, settings = inputs.mesh, inputs.style, inputs.original, inputs.settings
     if args.from_original and original is None:
         raise StyleTexError("--from-original morphs from the original texture: give it with --texture")
     style_to = [load_image(path) for path in args.style_to] if args.style_to else None
-    bar = ProgressBar(args.quiet, None, job_notes(settings, mesh, original))
+    bar = ProgressBar(args.quiet, None, job_notes(settings, mesh, original, inputs.cells))
     result = interruptible(lambda cancel: stylize_sequence(
         mesh, style, style_to, settings, args.frames, original, args.from_original, args.objective_to or "",
         args.independent, bar, cancel))

@@ -5,17 +5,18 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import signal
 import sys
 import threading
-from dataclasses import fields
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 
 import numpy as np
 
 from ..errors import StyleTexError
 from ..features.network import KINDS
-from ..formats.gltf import read_model
+from ..formats.gltf import atlas_cells, atlas_texture_size, read_model
 from ..formats.images import load_image, load_texture, save_image
 from ..mesh import Mesh
 from ..mesh.uv_room import uv_room
@@ -172,16 +173,33 @@ def job_settings(args: argparse.Namespace, preview_every: int = 0) -> StyleSetti
     ).validate()
 
 
-def read_job_inputs(args: argparse.Namespace, settings: StyleSettings):
-    """(mesh, paintings or None, original texture or None) of the job arguments, checked."""
+@dataclass(frozen=True)
+class JobInputs:
+    mesh: Mesh
+    style: list[np.ndarray] | None  # the paintings
+    original: np.ndarray | None  # the original texture
+    settings: StyleSettings  # the job's: the atlas's texture size where the model's images make one
+    cells: int  # the atlas's cells (1: the model shows one image, or none)
+
+
+def read_job_inputs(args: argparse.Namespace, settings: StyleSettings) -> JobInputs:
+    """The job arguments' files read and checked. A glTF model whose materials show several base colour images comes
+    as one atlas of them (formats/gltf.py): each image gets a cell of --texture-size, so the job's texture is the
+    atlas's size."""
     mesh, embedded = read_model(args.mesh, args.obj_up)
+    cells = atlas_cells(args.mesh)
+    if cells > 1:
+        if args.texture:
+            raise StyleTexError(f"{args.mesh}: its materials show several base colour images, restyled together as "
+                                "one atlas: --texture cannot stand in for them (leave it out)")
+        settings = replace(settings, texture_size=atlas_texture_size(cells, settings.texture_size))
     style = [load_image(path) for path in args.style] if args.style else None
     original = load_texture(args.texture) if args.texture else embedded
     if settings.preserve_colors and original is None:
         raise StyleTexError("--preserve-colors keeps the original texture's colours: give it with --texture")
     if style is not None:
         parse_blend(settings.style_blend, len(style))
-    return mesh, style, original
+    return JobInputs(mesh, style, original, settings.validate(), cells)
 
 
 def interruptible(work):
@@ -211,11 +229,15 @@ def write_report(path: str, report: dict) -> None:
         raise StyleTexError(f"{report_path}: cannot write the report ({exc.strerror or exc})") from None
 
 
-def job_notes(settings: StyleSettings, mesh: Mesh, original: np.ndarray | None = None) -> str:
-    """What the user should know before a run ("" if nothing): random features, a grey standing in for a missing
-    original texture, and UVs that leave part of the surface too little texture room for strokes (no setting cures
-    that, so it is said before the steps run)."""
+def job_notes(settings: StyleSettings, mesh: Mesh, original: np.ndarray | None = None, cells: int = 1) -> str:
+    """What the user should know before a run ("" if nothing): random features, a model's images restyled together
+    as an atlas of `cells`, a grey standing in for a missing original texture, and UVs that leave part of the surface
+    too little texture room for strokes (no setting cures that, so it is said before the steps run)."""
     notes = ["--features random is for tests; it is not a quality mode"] if settings.features == "random" else []
+    if cells > 1:
+        cell = settings.texture_size // math.ceil(math.sqrt(cells))
+        notes.append(f"the model's materials show several images: they are restyled together in one "
+                     f"{settings.texture_size}^2 atlas, each in a {cell}^2 cell it is written back from")
     if uv := uv_room(mesh, settings.texture_size).note():
         notes.append(uv)
     if grey := stand_in_note(original, settings):

@@ -60,9 +60,10 @@ def run(args: argparse.Namespace) -> int:
             check_output(path, option)
     if args.previews:
         check_output(args.previews, "--previews", folder=True)
-    mesh, style, original = read_job_inputs(args, settings)
+    inputs = read_job_inputs(args, settings)
+    mesh, style, original, settings = inputs.mesh, inputs.style, inputs.original, inputs.settings
     previews = Path(args.previews) if args.previews else None
-    bar = ProgressBar(args.quiet, previews, job_notes(settings, mesh, original))
+    bar = ProgressBar(args.quiet, previews, job_notes(settings, mesh, original, inputs.cells))
     result = interruptible(lambda cancel: stylize(mesh, style, settings, original, bar, cancel))
     save_image(args.out, result.texture)
     if result.uvs is not None:

@@ -20,11 +20,13 @@ from PIL import Image
 
 from ..errors import MeshError
 from ..mesh import Mesh, make_mesh
+from .atlas import pack, plan_atlas, remap_uvs, unpack
 
 COMPONENTS = {"SCALAR": 1, "VEC2": 2, "VEC3": 3, "VEC4": 4, "MAT4": 16}
 DTYPES = {5120: np.int8, 5121: np.uint8, 5122: np.int16, 5123: np.uint16, 5125: np.uint32, 5126: np.float32}
 TRIANGLES = 4
 UNSUPPORTED = {"KHR_draco_mesh_compression": "Draco-compressed", "EXT_meshopt_compression": "meshopt-compressed"}
+NO_MATERIAL = -1  # a primitive without a material: glTF's default material, plain white
 
 
 def _load(path: Path):
@@ -117,8 +119,18 @@ def _base_color_source(gltf, material: int | None) -> int | None:
 def base_color_image(gltf, path: Path, material: int | None) -> tuple[int, np.ndarray] | None:
     """(image index, (H, W, 3 or 4) float32 sRGB values) of a material's baseColorTexture, or None."""
     source = _base_color_source(gltf, material)
-    if source is None:
-        return None
+    return None if source is None else (source, _decoded(gltf, path, source))
+
+
+def _decoded(gltf, path: Path, source: int) -> np.ndarray:
+    """The image `source` of the model as (H, W, 3 or 4) float32 sRGB values: with its alpha where it has one (a job
+    keeps it); MeshError where it cannot be read."""
+    with _opened_image(gltf, path, source) as opened:
+        return np.asarray(opened.convert("RGBA" if opened.has_transparency_data else "RGB"), np.float32) / 255.0
+
+
+def _opened_image(gltf, path: Path, source: int) -> Image.Image:
+    """The image `source` of the model, decoded by Pillow."""
     image = gltf.images[source]
     if image.bufferView is not None:
         view = gltf.bufferViews[image.bufferView]
@@ -131,9 +143,9 @@ def base_color_image(gltf, path: Path, material: int | None) -> tuple[int, np.nd
         except OSError as exc:
             raise MeshError(f"{path}: image {image.uri!r} cannot be read ({exc.strerror or exc})") from None
     try:
-        with Image.open(io.BytesIO(blob)) as opened:  # with its alpha where it has one: a job keeps it
-            return source, np.asarray(opened.convert("RGBA" if opened.has_transparency_data else "RGB"),
-                                      np.float32) / 255.0
+        opened = Image.open(io.BytesIO(blob))
+        opened.load()
+        return opened
     except Exception as exc:
         raise MeshError(f"{path}: image {source} cannot be decoded ({type(exc).__name__})") from None
 
@@ -148,42 +160,108 @@ def read_gltf(path: str | Path) -> tuple[Mesh, np.ndarray | None]:
         if extension in required:
             raise MeshError(f"{path}: {what} meshes are not supported ({extension}); export without compression")
     cache: dict = {}
-    positions, faces, uvs, texture, base = [], [], [], None, 0
+    positions, faces, uvs, materials, base = [], [], [], [], 0
+    for mesh_index, world, primitive in _primitives(gltf):
+        attributes = primitive.attributes
+        points = _accessor(gltf, path, attributes.POSITION, cache)[:, :3]
+        texcoords = _accessor(gltf, path, attributes.TEXCOORD_0, cache)[:, :2]
+        if primitive.indices is not None:
+            triangles = _accessor(gltf, path, primitive.indices, cache).reshape(-1)
+        else:
+            triangles = np.arange(len(points))
+        triangles = triangles[: len(triangles) // 3 * 3].reshape(-1, 3).astype(np.int64)
+        if len(triangles) == 0:
+            continue
+        if triangles.max() >= len(points):
+            raise MeshError(f"{path}: mesh {mesh_index} has an index past its vertices")
+        placed = points @ world[:3, :3].T + world[:3, 3]
+        positions.append(placed[:, [0, 2, 1]] * (1, -1, 1))  # Y-up -> Z-up: (x, y, z) -> (x, -z, y)
+        corner = texcoords[triangles]
+        uvs.append(np.stack([corner[..., 0], 1.0 - corner[..., 1]], axis=-1))
+        faces.append(triangles + base)
+        materials.append(np.full(len(triangles), NO_MATERIAL if primitive.material is None else primitive.material))
+        base += len(points)
+    if not faces:
+        raise MeshError(f"{path}: no triangle primitive with texture coordinates (TEXCOORD_0) in the model")
+    texture, face_uvs = _textures(gltf, path, np.concatenate(materials), np.concatenate(uvs))
+    mesh = make_mesh(np.concatenate(positions), np.concatenate(faces), face_uvs, str(path))
+    return mesh, texture
+
+
+def _primitives(gltf) -> list:
+    """(mesh index, world matrix, primitive) of every primitive read: triangles with positions and TEXCOORD_0
+    (and at least one triangle by its accessor's count), in the default scene's node order."""
+    out = []
     for mesh_index, world in _mesh_nodes(gltf):
         for primitive in gltf.meshes[mesh_index].primitives:
             mode = TRIANGLES if primitive.mode is None else primitive.mode
             attributes = primitive.attributes
             if mode != TRIANGLES or attributes.POSITION is None or attributes.TEXCOORD_0 is None:
                 continue
-            points = _accessor(gltf, path, attributes.POSITION, cache)[:, :3]
-            texcoords = _accessor(gltf, path, attributes.TEXCOORD_0, cache)[:, :2]
-            if primitive.indices is not None:
-                triangles = _accessor(gltf, path, primitive.indices, cache).reshape(-1)
-            else:
-                triangles = np.arange(len(points))
-            triangles = triangles[: len(triangles) // 3 * 3].reshape(-1, 3).astype(np.int64)
-            if len(triangles) == 0:
+            counted = primitive.indices if primitive.indices is not None else attributes.POSITION
+            if 0 <= counted < len(gltf.accessors) and (gltf.accessors[counted].count or 0) < 3:
                 continue
-            if triangles.max() >= len(points):
-                raise MeshError(f"{path}: mesh {mesh_index} has an index past its vertices")
-            placed = points @ world[:3, :3].T + world[:3, 3]
-            positions.append(placed[:, [0, 2, 1]] * (1, -1, 1))  # Y-up -> Z-up: (x, y, z) -> (x, -z, y)
-            corner = texcoords[triangles]
-            uvs.append(np.stack([corner[..., 0], 1.0 - corner[..., 1]], axis=-1))
-            faces.append(triangles + base)
-            base += len(points)
-            if texture is None:
-                found = base_color_image(gltf, path, primitive.material)
-                texture = found[1] if found is not None else None
-    if not faces:
-        raise MeshError(f"{path}: no triangle primitive with texture coordinates (TEXCOORD_0) in the model")
-    mesh = make_mesh(np.concatenate(positions), np.concatenate(faces), np.concatenate(uvs), str(path))
-    return mesh, texture
+            out.append((mesh_index, world, primitive))
+    return out
+
+
+def _cells(gltf, materials) -> tuple[list[int], list[int]]:
+    """The distinct base colour images of `materials` (indices, NO_MATERIAL for none) in order of first use, and the
+    materials without one: an atlas's cells, in order."""
+    images, plain = [], []
+    for material in dict.fromkeys(int(m) for m in materials):
+        source = _base_color_source(gltf, None if material == NO_MATERIAL else material)
+        if source is None:
+            plain.append(material)
+        elif source not in images:
+            images.append(source)
+    return images, plain
+
+
+def _textures(gltf, path: Path, material_of_face: np.ndarray, uvs: np.ndarray) -> tuple[np.ndarray | None, np.ndarray]:
+    """The model's texture and the faces' UVs in it: the one base colour image as it is (or None), or, where the
+    materials show several, an atlas of them (atlas.py, as the add-on packs an object's images) with a
+    cell of its plain colour for each material without one, and every face's UVs moved into its cell."""
+    images, plain = _cells(gltf, material_of_face)
+    if len(images) < 2:
+        return (_decoded(gltf, path, images[0]) if images else None), uvs
+    decoded = [_decoded(gltf, path, source) for source in images]
+    layout = plan_atlas(len(images) + len(plain), max(max(image.shape[:2]) for image in decoded))
+    flat = [np.broadcast_to(_plain_colour(gltf, material), (4, 4, 3)) for material in plain]
+    cell = {material: images.index(_base_color_source(gltf, material)) if material not in plain
+            else len(images) + plain.index(material) for material in dict.fromkeys(material_of_face.tolist())}
+    cell_of_face = np.asarray([cell[m] for m in material_of_face.tolist()])
+    return pack(decoded + flat, layout), remap_uvs(uvs, cell_of_face, layout)
+
+
+def atlas_cells(path: str | Path) -> int:
+    """How many cells the texture read_model gives is made of: 1 for an OBJ or a model with one base colour image (or
+    none), else its images and its materials without one."""
+    if not is_gltf(path):
+        return 1
+    gltf = _load(Path(path))
+    images, plain = _cells(gltf, [NO_MATERIAL if p.material is None else p.material for *_, p in _primitives(gltf)])
+    return 1 if len(images) < 2 else len(images) + len(plain)
+
+
+def atlas_texture_size(cells: int, texture_size: int) -> int:
+    """The size of a job's texture where each of `cells` images gets texture_size^2 texels (as the add-on's atlases
+    give each image), within the atlas limit."""
+    return plan_atlas(cells, texture_size).size if cells > 1 else texture_size
+
+
+def _plain_colour(gltf, material: int) -> np.ndarray:
+    """A material's base colour factor (linear in glTF), sRGB-encoded as the textures are; white without one."""
+    pbr = gltf.materials[material].pbrMetallicRoughness if material != NO_MATERIAL else None
+    linear = np.clip(np.asarray((pbr.baseColorFactor if pbr is not None and pbr.baseColorFactor else [1, 1, 1])[:3],
+                                np.float64), 0, 1)
+    return np.where(linear <= 0.0031308, 12.92 * linear, 1.055 * linear ** (1 / 2.4) - 0.055).astype(np.float32)
 
 
 def write_gltf_with_texture(source: str | Path, out: str | Path, texture: np.ndarray) -> None:
     """Writes `source` again as a .glb at `out`, with the base colour image of the textured primitives
-    replaced by `texture` ((S, S, 3 or 4) in [0, 1], sRGB), embedded as PNG. Everything else is kept."""
+    replaced by `texture` ((S, S, 3 or 4) in [0, 1], sRGB), embedded as PNG; where read_gltf made an atlas of several
+    images, each is replaced by its cell. Everything else is kept."""
     import pygltflib
 
     source, out = Path(source), Path(out)
@@ -191,19 +269,20 @@ def write_gltf_with_texture(source: str | Path, out: str | Path, texture: np.nda
         raise MeshError(f"{out}: --out-model writes a binary glTF; give it a .glb name")
     gltf = _load(source)
     gltf.convert_buffers(pygltflib.BufferFormat.BINARYBLOB)  # external and data-URI buffers into the one blob
-    targets = {_base_color_source(gltf, primitive.material) for mesh in gltf.meshes for primitive in mesh.primitives
-               if primitive.attributes.TEXCOORD_0 is not None} - {None}
-    if not targets:
+    images, plain = _cells(gltf, [NO_MATERIAL if p.material is None else p.material for *_, p in _primitives(gltf)])
+    if not images:
         raise MeshError(f"{source}: no base colour texture to replace")
-    png = io.BytesIO()
-    Image.fromarray((np.clip(texture, 0, 1) * 255 + 0.5).astype(np.uint8)).save(png, format="PNG")
+    cells = [texture] if len(images) == 1 else unpack(texture, plan_atlas(len(images) + len(plain), texture.shape[0]),
+                                                      len(images))
     blob = bytearray(gltf.binary_blob() or b"")
-    blob += b"\0" * (-len(blob) % 4)
-    view = len(gltf.bufferViews)
-    gltf.bufferViews.append(pygltflib.BufferView(buffer=0, byteOffset=len(blob), byteLength=len(png.getvalue())))
-    blob += png.getvalue()
-    for index in targets:
-        gltf.images[index] = pygltflib.Image(bufferView=view, mimeType="image/png", name=gltf.images[index].name)
+    for index, cell in zip(images, cells):
+        png = io.BytesIO()
+        Image.fromarray((np.clip(cell, 0, 1) * 255 + 0.5).astype(np.uint8)).save(png, format="PNG")
+        blob += b"\0" * (-len(blob) % 4)
+        gltf.bufferViews.append(pygltflib.BufferView(buffer=0, byteOffset=len(blob), byteLength=len(png.getvalue())))
+        blob += png.getvalue()
+        gltf.images[index] = pygltflib.Image(bufferView=len(gltf.bufferViews) - 1, mimeType="image/png",
+                                             name=gltf.images[index].name)
     if not gltf.buffers:
         gltf.buffers.append(pygltflib.Buffer())
     gltf.buffers[0].byteLength = len(blob)

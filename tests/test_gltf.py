@@ -212,3 +212,35 @@ def test_render_draws_a_glb_with_its_own_texture_as_the_obj_with_that_texture(tm
     assert all(run.returncode == 0 for run in runs), [run.stderr for run in runs]
     glb, obj = load_image(tmp_path / "glb.png"), load_image(tmp_path / "obj.png")
     assert np.abs(glb - obj).max() <= 2 / 255 and obj.std() > 0.05
+
+
+def test_the_texture_coordinates_a_viewer_uses_are_read(tmp_path):
+    """A base colour texture reading TEXCOORD_1, and one moved by KHR_texture_transform: the UVs read are where a
+    viewer shows the texture (the transform worked out here from the extension's definition)."""
+    spot = read_obj(SPOT / "spot_triangulated.obj")
+    spot_gltf(tmp_path / "spot.glb")
+    gltf = pygltflib.GLTF2().load(str(tmp_path / "spot.glb"))
+    zeros = np.zeros((gltf.accessors[1].count, 2), np.float32)
+    blob = gltf.binary_blob() + zeros.tobytes()
+    gltf.bufferViews.append(pygltflib.BufferView(buffer=0, byteOffset=len(blob) - zeros.nbytes, byteLength=zeros.nbytes))
+    gltf.accessors.append(pygltflib.Accessor(bufferView=len(gltf.bufferViews) - 1, componentType=FLOAT,
+                                             count=len(zeros), type="VEC2"))
+    primitive = gltf.meshes[0].primitives[0]
+    primitive.attributes.TEXCOORD_1 = primitive.attributes.TEXCOORD_0  # the real UVs as the second set
+    primitive.attributes.TEXCOORD_0 = len(gltf.accessors) - 1  # and all zeros as the first
+    gltf.materials[0].pbrMetallicRoughness.baseColorTexture.texCoord = 1
+    gltf.buffers[0].byteLength = len(blob)
+    gltf.set_binary_blob(blob)
+    gltf.save_binary(str(tmp_path / "second.glb"))
+    np.testing.assert_allclose(read_gltf(tmp_path / "second.glb")[0].uvs, spot.uvs, atol=1e-6)
+
+    (x, y), angle, (sx, sy) = (0.25, 0.1), 0.3, (2.0, 0.5)
+    gltf.materials[0].pbrMetallicRoughness.baseColorTexture.extensions = {
+        "KHR_texture_transform": {"offset": [x, y], "rotation": angle, "scale": [sx, sy]}}
+    gltf.save_binary(str(tmp_path / "moved.glb"))
+    u, v = spot.uvs[..., 0], 1 - spot.uvs[..., 1]  # glTF's V runs down
+    # The extension's GLSL: matrix = translation * rotation * scale, rotation = mat3(cos, sin, 0, -sin, cos, 0, 0, 0, 1)
+    # (column-major: u' = cos u - sin v, v' = sin u + cos v)
+    moved_u = np.cos(angle) * sx * u - np.sin(angle) * sy * v + x
+    moved_v = np.sin(angle) * sx * u + np.cos(angle) * sy * v + y
+    np.testing.assert_allclose(read_gltf(tmp_path / "moved.glb")[0].uvs, np.stack([moved_u, 1 - moved_v], -1), atol=1e-5)

@@ -5,7 +5,8 @@ what we want: accessors are decoded here with numpy, and writing the result back
 colour image, so everything else in the model (nodes, other materials, animations, extensions) survives.
 (trimesh would load the model into its own scene and export that, losing what it does not model.)
 
-Every triangle primitive with TEXCOORD_0 in the default scene is read, with its node's world transform
+Every triangle primitive with texture coordinates in the default scene is read (the set its base colour texture
+reads, through its KHR_texture_transform where it has one), with its node's world transform
 applied; glTF is Y-up with V = 0 at the top of an image, so positions are turned into Blender's Z-up
 world ((x, y, z) -> (x, -z, y), as Blender's importer does) and V into our V = 0 at the bottom.
 """
@@ -151,7 +152,7 @@ def _opened_image(gltf, path: Path, source: int) -> Image.Image:
 
 
 def read_gltf(path: str | Path) -> tuple[Mesh, np.ndarray | None]:
-    """The model's triangles with TEXCOORD_0, in world space (Z up), and the base colour texture of the first
+    """The model's textured triangles, in world space (Z up), and the base colour texture of the first
     textured primitive (None when none has one). Raises MeshError naming the file and the reason."""
     path = Path(path)
     gltf = _load(path)
@@ -164,7 +165,9 @@ def read_gltf(path: str | Path) -> tuple[Mesh, np.ndarray | None]:
     for mesh_index, world, primitive in _primitives(gltf):
         attributes = primitive.attributes
         points = _accessor(gltf, path, attributes.POSITION, cache)[:, :3]
-        texcoords = _accessor(gltf, path, attributes.TEXCOORD_0, cache)[:, :2]
+        channel, transform = _texture_mapping(gltf, primitive.material)
+        texcoords = _accessor(gltf, path, getattr(attributes, f"TEXCOORD_{channel}"), cache)[:, :2]
+        texcoords = texcoords @ transform[:2, :2].T + transform[:2, 2]
         if primitive.indices is not None:
             triangles = _accessor(gltf, path, primitive.indices, cache).reshape(-1)
         else:
@@ -188,15 +191,40 @@ def read_gltf(path: str | Path) -> tuple[Mesh, np.ndarray | None]:
     return mesh, texture
 
 
+def _texture_mapping(gltf, material: int | None) -> tuple[int, np.ndarray]:
+    """Which TEXCOORD_n a material's base colour texture reads (0 without one) and the 3 x 3 matrix its
+    KHR_texture_transform applies to them (offset, rotation, scale, in glTF's UVs; identity without one), so the
+    texture lies where a viewer shows it."""
+    pbr = gltf.materials[material].pbrMetallicRoughness if material is not None else None
+    info = pbr.baseColorTexture if pbr is not None else None
+    if info is None:
+        return 0, np.eye(3)
+    channel = info.texCoord or 0
+    transform = (info.extensions or {}).get("KHR_texture_transform")
+    if not transform:
+        return channel, np.eye(3)
+    (x, y), (sx, sy) = transform.get("offset", (0, 0)), transform.get("scale", (1, 1))
+    angle = transform.get("rotation", 0)
+    cos, sin = np.cos(angle), np.sin(angle)
+    # the extension's translation * rotation * scale; its GLSL rotation, mat3(cos, sin, 0, -sin, cos, 0, 0, 0, 1), is
+    # given column by column
+    matrix = np.array([[1, 0, x], [0, 1, y], [0, 0, 1]]) @ np.array([[cos, -sin, 0], [sin, cos, 0], [0, 0, 1]]) \
+        @ np.diag([sx, sy, 1.0])
+    return transform.get("texCoord", channel), matrix
+
+
 def _primitives(gltf) -> list:
-    """(mesh index, world matrix, primitive) of every primitive read: triangles with positions and TEXCOORD_0
-    (and at least one triangle by its accessor's count), in the default scene's node order."""
+    """(mesh index, world matrix, primitive) of every primitive read: triangles with positions and the texture
+    coordinates their base colour texture reads (TEXCOORD_0 without one; and at least one triangle by its accessor's
+    count), in the default scene's node order."""
     out = []
     for mesh_index, world in _mesh_nodes(gltf):
         for primitive in gltf.meshes[mesh_index].primitives:
             mode = TRIANGLES if primitive.mode is None else primitive.mode
             attributes = primitive.attributes
-            if mode != TRIANGLES or attributes.POSITION is None or attributes.TEXCOORD_0 is None:
+            channel = _texture_mapping(gltf, primitive.material)[0]
+            if (mode != TRIANGLES or attributes.POSITION is None
+                    or getattr(attributes, f"TEXCOORD_{channel}", None) is None):
                 continue
             counted = primitive.indices if primitive.indices is not None else attributes.POSITION
             if 0 <= counted < len(gltf.accessors) and (gltf.accessors[counted].count or 0) < 3:

@@ -10,6 +10,7 @@ import numpy as np
 
 from .atlas import AtlasLayout
 from .compat import corner_uvs, uses_nodes
+from .mapping import feeding_mapping, mapped_uvs
 from .materials import linear_to_srgb, object_textures
 from .uv_overlap import overlapping_share
 
@@ -64,8 +65,9 @@ def which_uv_map(obj: "bpy.types.Object", requested: str = "") -> tuple[str, str
             return requested, "chosen"
         return "", f"no UV map '{requested}' (it has {', '.join(names)})"
     node = base_color_image(obj)
-    if node is not None:
-        for link in node.inputs["Vector"].links:
+    feeding = feeding_mapping(node) or node  # through a Mapping node (mapping.py) to what feeds it
+    if feeding is not None:
+        for link in feeding.inputs["Vector"].links:
             if link.from_node.type == "UVMAP" and link.from_node.uv_map in names:
                 return link.from_node.uv_map, "the image node's UV Map node"
     render = next((layer.name for layer in layers if layer.active_render), names[0])
@@ -212,6 +214,8 @@ def extract_active(context: "bpy.types.Context", uv_map: str = "", selected_only
     finally:
         evaluated.to_mesh_clear()
     positions = positions.reshape(-1, 3).astype(np.float64) @ matrix[:3, :3].T + matrix[:3, 3]
+    nodes = [base_color_node(slot.material) for slot in obj.material_slots] or [None]
+    uvs = mapped_uvs(uvs, np.clip(material_index, 0, len(nodes) - 1), nodes)  # where the surface shows the images
     found = object_textures(obj, material_index, np.ascontiguousarray(uvs), editable, texture_size, image_pixels)
     image = found.images[0] if found.images else None
     return MeshPayload(positions.astype(np.float32), faces.reshape(count, 3), np.ascontiguousarray(found.uvs), image,

@@ -128,6 +128,42 @@ def test_image_pixels_are_read_top_row_first(bpy_clean):
     assert not np.allclose(stored[0], stored[-1])  # the flip is visible
 
 
+@pytest.mark.parametrize("kind", ["POINT", "TEXTURE"])
+def test_uvs_come_through_the_mapping_node_the_image_is_read_through(bpy_clean, kind):
+    """An image read through a Mapping node (tiled, moved, turned) from a UV Map node naming the second map: the job
+    gets that map's UVs as the Mapping node maps them (worked out here from its definition)."""
+    from blender_addon.extract import extract_active
+
+    bpy = bpy_clean
+    obj = add_sphere()
+    obj.data.uv_layers.new(name="Second")
+    second = obj.data.uv_layers["Second"].data
+    for loop in second:
+        loop.uv = (loop.uv[0] * 0.5 + 0.25, loop.uv[1] * 0.5)
+    node = textured_material(obj, make_image("Original"))
+    tree = obj.active_material.node_tree
+    mapping, uv_node = tree.nodes.new("ShaderNodeMapping"), tree.nodes.new("ShaderNodeUVMap")
+    mapping.vector_type = kind
+    uv_node.uv_map = "Second"
+    (x, y), angle, (sx, sy) = (0.1, 0.2), 0.3, (2.0, 3.0)
+    mapping.inputs["Location"].default_value = (x, y, 0.5)
+    mapping.inputs["Rotation"].default_value = (0.0, 0.0, angle)
+    mapping.inputs["Scale"].default_value = (sx, sy, 1.0)
+    tree.links.new(uv_node.outputs["UV"], mapping.inputs["Vector"])
+    tree.links.new(mapping.outputs["Vector"], node.inputs["Vector"])
+    payload = extract_active(bpy.context)
+    assert payload.uv_map == "Second"
+    obj.data.uv_layers.active = obj.data.uv_layers["Second"]
+    u, v = np.moveaxis(reference(obj)[3], -1, 0)
+    cos, sin = np.cos(angle), np.sin(angle)
+    if kind == "POINT":  # location + turn(scale * uv), a turn about Z counter-clockwise
+        expected = np.stack([x + cos * sx * u - sin * sy * v, y + sin * sx * u + cos * sy * v], axis=-1)
+    else:  # its inverse: (turn back (uv - location)) / scale
+        du, dv = u - x, v - y
+        expected = np.stack([(cos * du + sin * dv) / sx, (-sin * du + cos * dv) / sy], axis=-1)
+    np.testing.assert_allclose(payload.uvs, expected, atol=1e-5)
+
+
 def stylize(bpy, address: str, **overrides):
     args = dict(JOB, style_path=str(STYLE), steps=2, address=address)
     args.update(overrides)

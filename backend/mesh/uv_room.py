@@ -125,21 +125,19 @@ def uv_room(mesh: Mesh, texture_size: int, faces: np.ndarray | None = None) -> U
 def shared_share(mesh: Mesh, faces: np.ndarray | None = None) -> float:
     """The share of the surface (of `faces`' area, (F,) bool, where given) whose texels some other part of the
     surface reads too: measured at SHARED_SAMPLES points spread by area, on a SHARED_GRID^2 raster of the layout.
-    The texture wraps, so each face is first moved by whole tiles to the one its UVs' centre lies in: a texture
-    tiled over the surface is shared by its tiles (a face's part across a tile's edge is not counted)."""
+    The texture wraps (as uv_fragments wraps the layout), so a texture tiled over the surface is shared by its
+    tiles."""
     at, uv = mesh.surface_samples(SHARED_SAMPLES)
     if faces is not None:
         keep = np.asarray(faces, dtype=bool)[at]
         at, uv = at[keep], uv[keep]
     if len(uv) == 0:
         return 0.0
-    tile = np.floor(mesh.uvs.mean(axis=1))  # (F, 2)
-    shared = shared_texels(torch.from_numpy(mesh.uvs - tile[:, None]), SHARED_GRID).numpy()
-    uv = uv - tile[at]
-    inside = ((uv >= 0) & (uv < 1)).all(axis=1)
+    shared = shared_texels(torch.from_numpy(np.ascontiguousarray(mesh.uvs)), SHARED_GRID).numpy()
+    uv = uv - np.floor(uv)
     column = np.clip((uv[:, 0] * SHARED_GRID).astype(np.int64), 0, SHARED_GRID - 1)
     row = np.clip(((1 - uv[:, 1]) * SHARED_GRID).astype(np.int64), 0, SHARED_GRID - 1)  # row 0 at v = 1
-    return float((shared[row, column] & inside).mean())
+    return float(shared[row, column].mean())
 
 
 def dense_islands(mesh: Mesh, island: np.ndarray) -> np.ndarray | None:

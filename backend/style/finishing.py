@@ -48,6 +48,9 @@ def gutter_map(uvs: torch.Tensor, seams: UVSeams, size: int, depth: int = SEAM_G
     corners = torch.from_numpy(quads.reshape(-1, 2)).to(device)
     first = torch.arange(len(quads), device=device).view(-1, 1, 1) * 4
     faces = (first + torch.tensor([[0, 1, 2], [0, 2, 3]], device=device).view(1, 2, 3)).reshape(-1, 3)
+    # Drawn where they lie, not wrapped as the faces are (uv_fragments): a quad reaching past the square's edge would
+    # claim texels at the opposite edge from the edge there (on a two-island sphere the seam on its edge read 0.020
+    # against 0.015).
     fragments = rasterize(uv_clip(corners), faces, size)
     filled = fragments.mask & ~island
     source = torch.from_numpy(sources.reshape(-1, 2)).to(device, torch.float32)

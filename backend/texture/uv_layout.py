@@ -4,6 +4,8 @@ What the texture transfer, the finishing of a job's texture and the benchmark's 
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import torch
 import torch.nn.functional as F
 
@@ -16,11 +18,36 @@ def uv_clip(corners: torch.Tensor) -> torch.Tensor:
     return torch.cat([corners * 2 - 1, torch.zeros_like(corners[:, :1]), torch.ones_like(corners[:, :1])], dim=1)
 
 
+MAX_TILES = 8  # tiles a face's copies cover along each axis, at most (a face over more shows the whole texture anyway)
+
+
+def tile_copies(uvs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Each triangle (F, 3, 2) moved by whole tiles onto the unit square, once for every tile its UV footprint reaches
+    into: the texture wraps, so a face whose UVs lie past 1 (a texture tiled or moved by a Mapping node or a glTF
+    transform) reads texels there too. Returns the copies (C, 3, 2) and the face each is of (C,), in face order; a
+    layout inside the unit square comes back as it is."""
+    faces = torch.arange(uvs.shape[0], device=uvs.device)
+    low = torch.floor(uvs.min(dim=1).values)
+    span = (torch.ceil(uvs.max(dim=1).values) - low).clamp(min=1, max=MAX_TILES).to(torch.int64)
+    if bool((low == 0).all()) and bool((span == 1).all()):
+        return uvs, faces
+    counts = span[:, 0] * span[:, 1]
+    face = torch.repeat_interleave(faces, counts)
+    k = torch.arange(len(face), device=uvs.device) - torch.repeat_interleave(torch.cumsum(counts, 0) - counts, counts)
+    tile = low[face] + torch.stack([k % span[face, 0], k // span[face, 0]], dim=1).to(uvs.dtype)
+    return uvs[face] - tile[:, None, :], face
+
+
 def uv_fragments(uvs: torch.Tensor, size: int) -> Fragments:
     """Fragments of a size^2 raster of the UV layout: per-corner uvs (F, 3, 2) as triangles in texture space, face
-    ids the mesh's, row 0 at v = 1 (the texture's image layout)."""
-    faces = torch.arange(uvs.shape[0] * 3, device=uvs.device).view(-1, 3)
-    return rasterize(uv_clip(uvs.reshape(-1, 2)), faces, size)
+    ids the mesh's, row 0 at v = 1 (the texture's image layout). The texture wraps: a face reaching past the unit
+    square covers the texels it reads there (tile_copies), with its own face id and barycentrics."""
+    copies, face = tile_copies(uvs)
+    fragments = rasterize(uv_clip(copies.reshape(-1, 2)), torch.arange(len(copies) * 3, device=uvs.device).view(-1, 3),
+                          size)
+    if copies is uvs:
+        return fragments
+    return replace(fragments, face_ids=torch.where(fragments.face_ids >= 0, face[fragments.face_ids.clamp(min=0)], -1))
 
 
 def shared_texels(uvs: torch.Tensor, size: int) -> torch.Tensor:

@@ -80,6 +80,12 @@ def runs(tmp_path_factory):
     write_obj(squeezed, make_mesh(sphere.positions, sphere.faces, uvs))
     texture = root / "texture.png"
     Image.fromarray(np.random.default_rng(0).integers(0, 256, (20, 20, 3), dtype=np.uint8)).save(texture)
+    lines = mesh.read_text().splitlines()  # the sphere's faces in two materials
+    first_face = next(i for i, line in enumerate(lines) if line.startswith("f "))
+    middle = first_face + (len(lines) - first_face) // 2
+    two_materials = root / "two_materials.obj"
+    two_materials.write_text("\n".join([*lines[:first_face], "usemtl cloth", *lines[first_face:middle], "usemtl metal",
+                                        *lines[middle:]]) + "\n")
     cutout = root / "cutout.png"  # the left half see-through, as a leaf's card is
     rgba = np.random.default_rng(1).integers(0, 256, (SIZE, SIZE, 4), dtype=np.uint8)
     rgba[..., 3] = np.where(np.arange(SIZE) < SIZE // 2, 0, 255)[None, :]
@@ -119,6 +125,7 @@ def runs(tmp_path_factory):
         "previews_into_a_file": [*good, "--previews", str(texture)],
         "cutout": [str(mesh), "--style", str(STYLE), "--texture", str(cutout), "--out", str(root / "cutout_out.png"),
                    "--steps", "2", *tiny, "--unwrap", "keep"],
+        "two_materials": [str(two_materials), *good[1:], "--out", str(root / "two_materials.png")],
         "cutout_jpeg": [str(mesh), "--style", str(STYLE), "--texture", str(cutout), "--out",
                         str(root / "cutout_out.jpg"), "--steps", "2", *tiny, "--unwrap", "keep"],
         # No --features: the default, auto, must pick the pretrained EfficientNet on the CPU.
@@ -129,7 +136,7 @@ def runs(tmp_path_factory):
     # argparse keeps the last occurrence of a repeated option, so appending overrides `good`; each
     # failing case gets its own --out, so a case that wrongly succeeds shows up alone.
     for name, args in commands.items():
-        if name not in ("ok", "default_features", "squeezed_uvs", "cutout", "cutout_jpeg"):
+        if name not in ("ok", "default_features", "squeezed_uvs", "cutout", "cutout_jpeg", "two_materials"):
             args += ["--out", str(root / f"err_{name}.png")]
     with ThreadPoolExecutor(max_workers=max(2, os.cpu_count() or 2)) as pool:
         futures = {name: pool.submit(run_cli, args, root) for name, args in commands.items()}
@@ -172,6 +179,16 @@ def test_a_cutouts_alpha_is_kept_where_the_format_holds_one(runs):
     assert np.abs(styled[..., :3].astype(int) - original[..., :3]).mean() > 10  # the colours restyled
     with Image.open(runs["root"] / "cutout_out.jpg") as image:  # JPEG holds no alpha: the colours alone
         assert image.mode == "RGB" and image.size == (SIZE, SIZE)
+
+
+def test_an_obj_whose_faces_use_several_materials_is_said_to_read_one_texture(runs):
+    result = runs["two_materials"]
+    assert result.returncode == 0, result.stderr
+    notes = [line for line in result.stderr.splitlines() if line.startswith("note:") and "materials" in line]
+    assert notes == ["note: the OBJ's faces use 2 materials (cloth, metal) and all of them read the one texture; for "
+                     "a model whose materials show several images, give it as glTF (read as one atlas) or restyle it "
+                     "in the add-on"]
+    assert "OBJ's faces" not in runs["ok"].stderr  # one material (or none): nothing to say
 
 
 def test_a_mesh_without_uv_room_is_named_before_the_steps_and_in_the_report(runs):

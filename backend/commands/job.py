@@ -16,8 +16,9 @@ import numpy as np
 
 from ..errors import StyleTexError
 from ..features.network import KINDS
-from ..formats.gltf import atlas_cells, atlas_texture_size, read_model
+from ..formats.gltf import atlas_cells, atlas_texture_size, is_gltf, read_model
 from ..formats.images import load_image, load_texture, save_image
+from ..formats.obj import obj_materials
 from ..mesh import Mesh
 from ..mesh.uv_room import uv_room
 from ..style.engine import stand_in_note
@@ -180,6 +181,7 @@ class JobInputs:
     original: np.ndarray | None  # the original texture
     settings: StyleSettings  # the job's: the atlas's texture size where the model's images make one
     cells: int  # the atlas's cells (1: the model shows one image, or none)
+    materials: list[str]  # an OBJ's materials (usemtl), which all read the one texture
 
 
 def read_job_inputs(args: argparse.Namespace, settings: StyleSettings) -> JobInputs:
@@ -199,7 +201,8 @@ def read_job_inputs(args: argparse.Namespace, settings: StyleSettings) -> JobInp
         raise StyleTexError("--preserve-colors keeps the original texture's colours: give it with --texture")
     if style is not None:
         parse_blend(settings.style_blend, len(style))
-    return JobInputs(mesh, style, original, settings.validate(), cells)
+    materials = [] if is_gltf(args.mesh) else obj_materials(args.mesh)
+    return JobInputs(mesh, style, original, settings.validate(), cells, materials)
 
 
 def interruptible(work):
@@ -229,15 +232,23 @@ def write_report(path: str, report: dict) -> None:
         raise StyleTexError(f"{report_path}: cannot write the report ({exc.strerror or exc})") from None
 
 
-def job_notes(settings: StyleSettings, mesh: Mesh, original: np.ndarray | None = None, cells: int = 1) -> str:
+def job_notes(settings: StyleSettings, mesh: Mesh, original: np.ndarray | None = None, cells: int = 1,
+              materials: list[str] | None = None) -> str:
     """What the user should know before a run ("" if nothing): random features, a model's images restyled together
-    as an atlas of `cells`, a grey standing in for a missing original texture, and UVs that leave part of the surface
-    too little texture room for strokes (no setting cures that, so it is said before the steps run)."""
+    as an atlas of `cells`, an OBJ whose faces use several `materials` (all read the one texture), a grey standing
+    in for a missing original texture, and UVs that leave part of the surface too little texture room for strokes
+    (no setting cures that, so it is said before the steps run)."""
+    materials = materials or []
     notes = ["--features random is for tests; it is not a quality mode"] if settings.features == "random" else []
     if cells > 1:
         cell = settings.texture_size // math.ceil(math.sqrt(cells))
         notes.append(f"the model's materials show several images: they are restyled together in one "
                      f"{settings.texture_size}^2 atlas, each in a {cell}^2 cell it is written back from")
+    if len(materials) > 1:
+        named = ", ".join(materials[:3]) + (", ..." if len(materials) > 3 else "")
+        notes.append(f"the OBJ's faces use {len(materials)} materials ({named}) and all of them read the one texture; "
+                     f"for a model whose materials show several images, give it as glTF (read as one atlas) or "
+                     f"restyle it in the add-on")
     if uv := uv_room(mesh, settings.texture_size).note():
         notes.append(uv)
     if grey := stand_in_note(original, settings):

@@ -63,7 +63,7 @@ def run(args: argparse.Namespace) -> int:
     inputs = read_job_inputs(args, settings)
     mesh, style, original, settings = inputs.mesh, inputs.style, inputs.original, inputs.settings
     previews = Path(args.previews) if args.previews else None
-    bar = ProgressBar(args.quiet, previews, job_notes(settings, mesh, original, inputs.cells))
+    bar = ProgressBar(args.quiet, previews, job_notes(settings, mesh, original, inputs.cells, inputs.materials))
     result = interruptible(lambda cancel: stylize(mesh, style, settings, original, bar, cancel))
     save_image(args.out, result.texture)
     if result.uvs is not None:

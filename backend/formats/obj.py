@@ -96,6 +96,22 @@ def read_obj(path: str | Path, up_axis: str = "Y") -> Mesh:
     )
 
 
+def obj_materials(path: str | Path) -> list[str]:
+    """The materials an OBJ file's faces are given (`usemtl`), in order of first use; [] where it names none or
+    cannot be read (read_obj says why)."""
+    names: dict[str, None] = {}
+    try:
+        with open(path, encoding="utf-8", errors="replace") as lines:
+            for line in lines:
+                if line.startswith("usemtl"):
+                    parts = line.split("#", 1)[0].split()
+                    if len(parts) > 1:
+                        names.setdefault(parts[1])
+    except OSError:
+        return []
+    return list(names)
+
+
 def write_obj(path: str | Path, mesh: Mesh) -> None:
     """Writes a Mesh as a Y-up OBJ with one vt per corner; read_obj(path) gives the mesh back."""
     lines = [f"v {x:.9g} {z:.9g} {-y:.9g}" for x, y, z in mesh.positions]

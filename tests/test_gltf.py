@@ -244,3 +244,23 @@ def test_the_texture_coordinates_a_viewer_uses_are_read(tmp_path):
     moved_u = np.cos(angle) * sx * u - np.sin(angle) * sy * v + x
     moved_v = np.sin(angle) * sx * u + np.cos(angle) * sy * v + y
     np.testing.assert_allclose(read_gltf(tmp_path / "moved.glb")[0].uvs, np.stack([moved_u, 1 - moved_v], -1), atol=1e-5)
+
+
+def test_a_tinted_base_colour_is_read_as_shown_and_written_back_untinted(tmp_path):
+    """glTF shows a base colour texture times the material's colour factor (on linear values): the original read is
+    what a viewer shows, and the model written back shows the restyled texture itself (its factor set to white, the
+    alpha factor kept)."""
+    spot_gltf(tmp_path / "spot.glb")
+    gltf = pygltflib.GLTF2().load(str(tmp_path / "spot.glb"))
+    gltf.materials[0].pbrMetallicRoughness.baseColorFactor = [0.5, 0.25, 1.0, 0.75]
+    gltf.save_binary(str(tmp_path / "tinted.glb"))
+    image = load_image(SPOT / "spot_texture.png").astype(np.float64)
+    linear = np.where(image <= 0.04045, image / 12.92, ((image + 0.055) / 1.055) ** 2.4) * [0.5, 0.25, 1.0]
+    shown = np.where(linear <= 0.0031308, 12.92 * linear, 1.055 * linear ** (1 / 2.4) - 0.055)
+    texture = read_gltf(tmp_path / "tinted.glb")[1]
+    assert np.abs(texture - shown).max() < 1.5 / 255
+    styled = np.random.default_rng(5).random((32, 32, 3)).astype(np.float32)
+    write_gltf_with_texture(tmp_path / "tinted.glb", tmp_path / "styled.glb", styled)
+    written = pygltflib.GLTF2().load(str(tmp_path / "styled.glb"))
+    assert written.materials[0].pbrMetallicRoughness.baseColorFactor == [1.0, 1.0, 1.0, 0.75]
+    assert np.abs(read_gltf(tmp_path / "styled.glb")[1] - styled).max() <= 0.5 / 255 + 1e-6

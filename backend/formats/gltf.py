@@ -2,7 +2,9 @@
 
 pygltflib reads and writes the container (JSON, binary chunk, buffers, data URIs) and nothing more, which is
 what we want: accessors are decoded here with numpy, and writing the result back changes only the base
-colour image, so everything else in the model (nodes, other materials, animations, extensions) survives.
+colour images (and their materials' colour factors, to white: the images then hold what the surface shows), so
+everything else in the model (nodes, other materials, animations, extensions) survives. The original read is what a
+viewer shows: each image times its material's colour factor.
 (trimesh would load the model into its own scene and export that, losing what it does not model.)
 
 Every triangle primitive with texture coordinates in the default scene is read (the set its base colour texture
@@ -251,9 +253,11 @@ def _textures(gltf, path: Path, material_of_face: np.ndarray, uvs: np.ndarray) -
     materials show several, an atlas of them (atlas.py, as the add-on packs an object's images) with a
     cell of its plain colour for each material without one, and every face's UVs moved into its cell."""
     images, plain = _cells(gltf, material_of_face)
+    # what a viewer shows: each image times the colour factor of the first material showing it
+    decoded = [_tinted(_decoded(gltf, path, source), _factor(gltf, _showing(gltf, material_of_face, source)))
+               for source in images]
     if len(images) < 2:
-        return (_decoded(gltf, path, images[0]) if images else None), uvs
-    decoded = [_decoded(gltf, path, source) for source in images]
+        return (decoded[0] if images else None), uvs
     layout = plan_atlas(len(images) + len(plain), max(max(image.shape[:2]) for image in decoded))
     flat = [np.broadcast_to(_plain_colour(gltf, material), (4, 4, 3)) for material in plain]
     cell = {material: images.index(_base_color_source(gltf, material)) if material not in plain
@@ -278,12 +282,40 @@ def atlas_texture_size(cells: int, texture_size: int) -> int:
     return plan_atlas(cells, texture_size).size if cells > 1 else texture_size
 
 
-def _plain_colour(gltf, material: int) -> np.ndarray:
-    """A material's base colour factor (linear in glTF), sRGB-encoded as the textures are; white without one."""
+def _factor(gltf, material: int) -> np.ndarray:
+    """A material's base colour factor (3,), linear as glTF gives it; white without one."""
     pbr = gltf.materials[material].pbrMetallicRoughness if material != NO_MATERIAL else None
-    linear = np.clip(np.asarray((pbr.baseColorFactor if pbr is not None and pbr.baseColorFactor else [1, 1, 1])[:3],
-                                np.float64), 0, 1)
-    return np.where(linear <= 0.0031308, 12.92 * linear, 1.055 * linear ** (1 / 2.4) - 0.055).astype(np.float32)
+    factor = pbr.baseColorFactor if pbr is not None and pbr.baseColorFactor else [1.0, 1.0, 1.0]
+    return np.clip(np.asarray(factor[:3], np.float64), 0, 1)
+
+
+def _showing(gltf, materials: np.ndarray, source: int) -> int:
+    """The first of `materials` whose base colour texture is the image `source`."""
+    return next(m for m in dict.fromkeys(materials.tolist())
+                if _base_color_source(gltf, None if m == NO_MATERIAL else m) == source)
+
+
+def _to_srgb(linear: np.ndarray) -> np.ndarray:
+    return np.where(linear <= 0.0031308, 12.92 * linear, 1.055 * np.maximum(linear, 0) ** (1 / 2.4) - 0.055)
+
+
+def _to_linear(encoded: np.ndarray) -> np.ndarray:
+    return np.where(encoded <= 0.04045, encoded / 12.92, ((encoded + 0.055) / 1.055) ** 2.4)
+
+
+def _tinted(image: np.ndarray, factor: np.ndarray) -> np.ndarray:
+    """An sRGB-encoded image (H, W, 3 or 4) as a material with colour `factor` shows it: glTF multiplies the decoded
+    colours by it (the alpha, if any, as it is)."""
+    if bool((factor == 1).all()):
+        return image
+    out = image.copy()
+    out[..., :3] = _to_srgb(_to_linear(image[..., :3].astype(np.float64)) * factor).astype(np.float32)
+    return out
+
+
+def _plain_colour(gltf, material: int) -> np.ndarray:
+    """A material's base colour factor, sRGB-encoded as the textures are; white without one."""
+    return _to_srgb(_factor(gltf, material)).astype(np.float32)
 
 
 def write_gltf_with_texture(source: str | Path, out: str | Path, texture: np.ndarray) -> None:
@@ -297,7 +329,8 @@ def write_gltf_with_texture(source: str | Path, out: str | Path, texture: np.nda
         raise MeshError(f"{out}: --out-model writes a binary glTF; give it a .glb name")
     gltf = _load(source)
     gltf.convert_buffers(pygltflib.BufferFormat.BINARYBLOB)  # external and data-URI buffers into the one blob
-    images, plain = _cells(gltf, [NO_MATERIAL if p.material is None else p.material for *_, p in _primitives(gltf)])
+    materials = [NO_MATERIAL if p.material is None else p.material for *_, p in _primitives(gltf)]
+    images, plain = _cells(gltf, materials)
     if not images:
         raise MeshError(f"{source}: no base colour texture to replace")
     cells = [texture] if len(images) == 1 else unpack(texture, plan_atlas(len(images) + len(plain), texture.shape[0]),
@@ -311,6 +344,10 @@ def write_gltf_with_texture(source: str | Path, out: str | Path, texture: np.nda
         blob += png.getvalue()
         gltf.images[index] = pygltflib.Image(bufferView=len(gltf.bufferViews) - 1, mimeType="image/png",
                                              name=gltf.images[index].name)
+    for material in dict.fromkeys(materials):  # the images now hold what the surface shows: no tint on top of them
+        pbr = gltf.materials[material].pbrMetallicRoughness if material != NO_MATERIAL else None
+        if pbr is not None and _base_color_source(gltf, material) in images and pbr.baseColorFactor:
+            pbr.baseColorFactor = [1.0, 1.0, 1.0, *pbr.baseColorFactor[3:4]]
     if not gltf.buffers:
         gltf.buffers.append(pygltflib.Buffer())
     gltf.buffers[0].byteLength = len(blob)

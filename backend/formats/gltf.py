@@ -249,21 +249,21 @@ def _cells(gltf, materials) -> tuple[list[int], list[int]]:
 
 
 def _textures(gltf, path: Path, material_of_face: np.ndarray, uvs: np.ndarray) -> tuple[np.ndarray | None, np.ndarray]:
-    """The model's texture and the faces' UVs in it: the one base colour image as it is (or None), or, where the
-    materials show several, an atlas of them (atlas.py, as the add-on packs an object's images) with a
-    cell of its plain colour for each material without one, and every face's UVs moved into its cell."""
+    """The model's texture, as a viewer shows it (each image times the colour factor of the first material showing
+    it), and the faces' UVs in it: the one base colour image (or None), or, where the materials show several, an atlas
+    of them (atlas.py, as the add-on packs an object's images) with a cell of its plain colour for each material
+    without one, and every face's UVs moved into its cell."""
     images, plain = _cells(gltf, material_of_face)
-    # what a viewer shows: each image times the colour factor of the first material showing it
-    decoded = [_tinted(_decoded(gltf, path, source), _factor(gltf, _showing(gltf, material_of_face, source)))
-               for source in images]
+    shown = [_tinted(_decoded(gltf, path, source), _factor(gltf, _showing(gltf, material_of_face, source)))
+             for source in images]
     if len(images) < 2:
-        return (decoded[0] if images else None), uvs
-    layout = plan_atlas(len(images) + len(plain), max(max(image.shape[:2]) for image in decoded))
+        return (shown[0] if images else None), uvs
+    layout = plan_atlas(len(images) + len(plain), max(max(image.shape[:2]) for image in shown))
     flat = [np.broadcast_to(_plain_colour(gltf, material), (4, 4, 3)) for material in plain]
     cell = {material: images.index(_base_color_source(gltf, material)) if material not in plain
             else len(images) + plain.index(material) for material in dict.fromkeys(material_of_face.tolist())}
     cell_of_face = np.asarray([cell[m] for m in material_of_face.tolist()])
-    return pack(decoded + flat, layout), remap_uvs(uvs, cell_of_face, layout)
+    return pack(shown + flat, layout), remap_uvs(uvs, cell_of_face, layout)
 
 
 def atlas_cells(path: str | Path) -> int:

@@ -356,3 +356,30 @@ def test_directory_instead_of_file(tmp_path):
     with pytest.raises(MeshError) as info:
         read_obj(tmp_path)
     assert str(tmp_path) in str(info.value)
+
+
+def test_the_texture_an_objs_material_library_names_is_its_original(tmp_path):
+    """map_Kd of the materials the faces use (options before the name, the library beside the OBJ); none where the
+    faces' materials name two images, none, or a file that is not there."""
+    from backend.formats.gltf import read_model
+    from backend.formats.obj import obj_texture
+    from PIL import Image
+
+    Image.fromarray(np.full((4, 4, 3), 200, np.uint8)).save(tmp_path / "paint.png")
+    Image.fromarray(np.full((4, 4, 3), 50, np.uint8)).save(tmp_path / "rust.png")
+    (tmp_path / "lib.mtl").write_text("newmtl paint\nKd 1 1 1\nmap_Kd -s 1 1 1 paint.png\n"
+                                      "newmtl rust\nmap_Kd rust.png\nnewmtl lost\nmap_Kd nowhere.png\n")
+    body = "v 0 0 0\nv 1 0 0\nv 0 1 0\nvt 0 0\nvt 1 0\nvt 0 1\n"
+    cases = {"one.obj": ("usemtl paint\nf 1/1 2/2 3/3\n", "paint.png"),
+             "two.obj": ("usemtl paint\nf 1/1 2/2 3/3\nusemtl rust\nf 1/1 3/3 2/2\n", None),
+             "lost.obj": ("usemtl lost\nf 1/1 2/2 3/3\n", None),
+             "plain.obj": ("usemtl nothing\nf 1/1 2/2 3/3\n", None)}
+    for name, (faces, expected) in cases.items():
+        (tmp_path / name).write_text(f"mtllib lib.mtl\n{body}{faces}")
+        found = obj_texture(tmp_path / name)
+        assert (found.name if found is not None else None) == expected, name
+    (tmp_path / "bare.obj").write_text(body + "f 1/1 2/2 3/3\n")
+    assert obj_texture(tmp_path / "bare.obj") is None
+    _, texture = read_model(tmp_path / "one.obj")
+    assert texture.shape == (4, 4, 3) and np.allclose(texture, 200 / 255)
+    assert read_model(tmp_path / "two.obj")[1] is None

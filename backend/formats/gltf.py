@@ -361,13 +361,16 @@ def write_gltf_with_texture(source: str | Path, out: str | Path, texture: np.nda
 
 
 def read_model(path: str | Path, obj_up: str = "Y") -> tuple[Mesh, np.ndarray | None]:
-    """A mesh file by its extension: .glb / .gltf (with its embedded base colour texture, or None) or .obj
-    (no texture: OBJ files name theirs in a .mtl, which the command line takes as --texture)."""
-    from .obj import read_obj
+    """A mesh file by its extension: .glb / .gltf (with its embedded base colour texture, or None) or .obj (with the
+    image its material library names for its faces, or None: obj_texture)."""
+    from .images import load_texture
+    from .obj import obj_texture, read_obj
 
     if is_gltf(path):
         return read_gltf(path)
-    return read_obj(path, up_axis=obj_up), None
+    mesh = read_obj(path, up_axis=obj_up)
+    named = obj_texture(path)
+    return mesh, load_texture(named) if named is not None else None
 
 
 def is_gltf(path: str | Path) -> bool:

@@ -112,6 +112,41 @@ def obj_materials(path: str | Path) -> list[str]:
     return list(names)
 
 
+def obj_texture(path: str | Path) -> Path | None:
+    """The image an OBJ file's material library (`mtllib`) names as the diffuse map (`map_Kd`) of the materials its
+    faces use, where they name one and the same: what Blender's importer shows on the mesh. None where they name
+    none, several, or a file that is not there (the grey stand-in is then said, as for a model without a texture)."""
+    path = Path(path)
+    libraries: list[Path] = []
+    try:
+        with open(path, encoding="utf-8", errors="replace") as lines:
+            for line in lines:
+                if line.startswith("mtllib"):
+                    name = line.split("#", 1)[0][len("mtllib"):].strip()
+                    if name:
+                        libraries.append(path.parent / name)
+    except OSError:
+        return None
+    maps: dict[str, Path] = {}
+    for library in libraries:
+        try:
+            text = library.read_text(encoding="utf-8", errors="replace")
+        except OSError:
+            continue
+        material = None
+        for raw in text.split("\n"):
+            keyword, _, rest = raw.split("#", 1)[0].strip().partition(" ")
+            if keyword == "newmtl":
+                material = rest.strip()
+            elif keyword == "map_Kd" and material is not None and rest.split():
+                maps[material] = library.parent / rest.split()[-1]  # options (-s 1 1 1 ...) come first
+    used = {maps[name] for name in obj_materials(path) if name in maps}
+    if len(used) != 1:
+        return None
+    found = next(iter(used))
+    return found if found.is_file() else None
+
+
 def write_obj(path: str | Path, mesh: Mesh) -> None:
     """Writes a Mesh as a Y-up OBJ with one vt per corner; read_obj(path) gives the mesh back."""
     lines = [f"v {x:.9g} {z:.9g} {-y:.9g}" for x, y, z in mesh.positions]

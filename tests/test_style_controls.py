@@ -202,7 +202,8 @@ def test_preserved_colors_need_an_original_texture(spot, paintings, tmp_path):
         stylize(mesh, paintings[0], StyleSettings(steps=1, texture_size=32, render_size=32, features="random",
                                                   preserve_colors=True))
     env = dict(os.environ, PYTHONPATH=str(REPO))
-    obj = REPO / "data" / "spot" / "spot_triangulated.obj"
+    obj = tmp_path / "spot.obj"  # without the material library beside it, which would name Spot's own texture
+    obj.write_bytes((REPO / "data" / "spot" / "spot_triangulated.obj").read_bytes())
     cases = ((["--preserve-colors"], "--texture"),
              (["--style", str(STYLES / "wave.jpg"), "--style-blend", "1"], "1 weights for 2 paintings"),
              (["--style-scale", "20"], "style_scale"))

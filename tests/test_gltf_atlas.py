@@ -16,7 +16,7 @@ import pytest
 import torch
 from PIL import Image
 
-from backend.formats.gltf import atlas_cells, read_gltf, write_gltf_with_texture
+from backend.formats.gltf import read_gltf, read_model, write_gltf_with_texture
 from backend.formats.images import load_image
 from backend.formats.obj import read_obj
 from backend.texture.sample import sample
@@ -85,7 +85,7 @@ def srgb(linear: float) -> float:
 
 def test_each_face_reads_its_own_image_from_its_cell_of_the_atlas(tmp_path):
     order, images, part = parts_gltf(tmp_path / "parts.glb")
-    assert atlas_cells(tmp_path / "parts.glb") == 3
+    assert read_model(tmp_path / "parts.glb").cells == 3
     mesh, atlas = read_gltf(tmp_path / "parts.glb")
     assert atlas.shape == (128, 128, 3)  # a 2 x 2 grid of the images' 64^2
     spot = read_obj(SPOT / "spot_triangulated.obj")
@@ -142,7 +142,7 @@ def test_a_model_with_one_image_is_read_as_before(tmp_path):
 
     spot_gltf(tmp_path / "spot.glb")
     mesh, texture = read_gltf(tmp_path / "spot.glb")
-    assert atlas_cells(tmp_path / "spot.glb") == 1
+    assert read_model(tmp_path / "spot.glb").cells == 1
     np.testing.assert_allclose(mesh.uvs, read_obj(SPOT / "spot_triangulated.obj").uvs, atol=1e-6)
     assert texture.shape == load_image(SPOT / "spot_texture.png").shape
 

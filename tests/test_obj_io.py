@@ -362,7 +362,7 @@ def test_the_texture_an_objs_material_library_names_is_its_original(tmp_path):
     """map_Kd of the materials the faces use (options before the name, the library beside the OBJ); none where the
     faces' materials name two images, none, or a file that is not there."""
     from backend.formats.gltf import read_model
-    from backend.formats.obj import obj_texture
+    from backend.formats.obj import obj_references, obj_texture
     from PIL import Image
 
     Image.fromarray(np.full((4, 4, 3), 200, np.uint8)).save(tmp_path / "paint.png")
@@ -376,10 +376,11 @@ def test_the_texture_an_objs_material_library_names_is_its_original(tmp_path):
              "plain.obj": ("usemtl nothing\nf 1/1 2/2 3/3\n", None)}
     for name, (faces, expected) in cases.items():
         (tmp_path / name).write_text(f"mtllib lib.mtl\n{body}{faces}")
-        found = obj_texture(tmp_path / name)
+        found = obj_texture(*obj_references(tmp_path / name))
         assert (found.name if found is not None else None) == expected, name
     (tmp_path / "bare.obj").write_text(body + "f 1/1 2/2 3/3\n")
-    assert obj_texture(tmp_path / "bare.obj") is None
-    _, texture = read_model(tmp_path / "one.obj")
+    assert obj_texture(*obj_references(tmp_path / "bare.obj")) is None
+    texture = read_model(tmp_path / "one.obj").texture
     assert texture.shape == (4, 4, 3) and np.allclose(texture, 200 / 255)
-    assert read_model(tmp_path / "two.obj")[1] is None
+    two = read_model(tmp_path / "two.obj")
+    assert two.texture is None and two.materials == ("paint", "rust")

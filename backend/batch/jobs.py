@@ -9,8 +9,8 @@ import time
 import numpy as np
 
 from ..errors import StyleTexError
-from ..formats.gltf import atlas_cells, atlas_texture_size, read_model
-from ..formats.images import load_image, load_texture
+from ..formats.gltf import read_model
+from ..formats.images import load_image
 from ..mesh import make_mesh
 from ..style.engine import stylize
 from ..style.settings import StyleSettings
@@ -21,15 +21,13 @@ def read_inputs(job: BatchJob) -> dict:
     """The job's files as arrays (raises StyleTexError naming the file when one is broken). A glTF model whose
     materials show several images comes as one atlas of them, each in a cell of the texture size (as on the command
     line: commands/job.py)."""
-    mesh, embedded = read_model(job.mesh)
-    settings, cells = job.settings, atlas_cells(job.mesh)
-    if cells > 1:
-        if job.texture is not None:
-            raise StyleTexError(f"{job.mesh}: its materials show several base colour images, restyled together as "
-                                "one atlas: a texture cannot stand in for them (leave it out)")
-        size = settings.get("texture_size", StyleSettings().texture_size)
-        settings = {**settings, "texture_size": atlas_texture_size(cells, size)}
-    texture = load_texture(job.texture) if job.texture is not None else embedded
+    model = read_model(job.mesh)
+    texture = model.original(job.texture)
+    settings = job.settings
+    if model.cells > 1:
+        settings = {**settings, "texture_size": model.texture_size(settings.get("texture_size",
+                                                                                 StyleSettings().texture_size))}
+    mesh = model.mesh
     return {"name": job.name, "positions": mesh.positions, "faces": mesh.faces, "uvs": mesh.uvs,
             "texture": texture, "styles": [load_image(path) for path in job.styles], "settings": settings}
 

@@ -16,9 +16,8 @@ import numpy as np
 
 from ..errors import StyleTexError
 from ..features.network import KINDS
-from ..formats.gltf import atlas_cells, atlas_texture_size, is_gltf, read_model
-from ..formats.images import load_image, load_texture, save_image
-from ..formats.obj import obj_materials
+from ..formats.gltf import read_model
+from ..formats.images import load_image, save_image
 from ..mesh import Mesh
 from ..mesh.uv_room import uv_room
 from ..style.engine import stand_in_note
@@ -181,28 +180,22 @@ class JobInputs:
     original: np.ndarray | None  # the original texture
     settings: StyleSettings  # the job's: the atlas's texture size where the model's images make one
     cells: int  # the atlas's cells (1: the model shows one image, or none)
-    materials: list[str]  # an OBJ's materials (usemtl), which all read the one texture
+    materials: tuple[str, ...]  # an OBJ's materials (usemtl), which all read the one texture
 
 
 def read_job_inputs(args: argparse.Namespace, settings: StyleSettings) -> JobInputs:
     """The job arguments' files read and checked. A glTF model whose materials show several base colour images comes
     as one atlas of them (formats/gltf.py): each image gets a cell of --texture-size, so the job's texture is the
     atlas's size."""
-    mesh, embedded = read_model(args.mesh, args.obj_up)
-    cells = atlas_cells(args.mesh)
-    if cells > 1:
-        if args.texture:
-            raise StyleTexError(f"{args.mesh}: its materials show several base colour images, restyled together as "
-                                "one atlas: --texture cannot stand in for them (leave it out)")
-        settings = replace(settings, texture_size=atlas_texture_size(cells, settings.texture_size))
+    model = read_model(args.mesh, args.obj_up)
+    original = model.original(args.texture)
+    settings = replace(settings, texture_size=model.texture_size(settings.texture_size))
     style = [load_image(path) for path in args.style] if args.style else None
-    original = load_texture(args.texture) if args.texture else embedded
     if settings.preserve_colors and original is None:
         raise StyleTexError("--preserve-colors keeps the original texture's colours: give it with --texture")
     if style is not None:
         parse_blend(settings.style_blend, len(style))
-    materials = [] if is_gltf(args.mesh) else obj_materials(args.mesh)
-    return JobInputs(mesh, style, original, settings.validate(), cells, materials)
+    return JobInputs(model.mesh, style, original, settings.validate(), model.cells, model.materials)
 
 
 def interruptible(work):
@@ -233,12 +226,11 @@ def write_report(path: str, report: dict) -> None:
 
 
 def job_notes(settings: StyleSettings, mesh: Mesh, original: np.ndarray | None = None, cells: int = 1,
-              materials: list[str] | None = None) -> str:
+              materials: tuple[str, ...] = ()) -> str:
     """What the user should know before a run ("" if nothing): random features, a model's images restyled together
     as an atlas of `cells`, an OBJ whose faces use several `materials` (all read the one texture), a grey standing
     in for a missing original texture, and UVs that leave part of the surface too little texture room for strokes
     (no setting cures that, so it is said before the steps run)."""
-    materials = materials or []
     notes = ["--features random is for tests; it is not a quality mode"] if settings.features == "random" else []
     if cells > 1:
         cell = settings.texture_size // math.ceil(math.sqrt(cells))

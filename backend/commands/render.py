@@ -44,7 +44,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     if args.size * args.supersample > MAX_SIZE:
         raise StyleTexError(f"--size x --supersample must be at most {MAX_SIZE}, got {args.size * args.supersample}")
-    mesh, embedded = read_model(args.mesh, args.obj_up)
+    model = read_model(args.mesh, args.obj_up)
+    mesh, embedded = model.mesh, model.texture
     target = args.target if args.target is not None else tuple(float(c) for c in mesh.center)
     camera = Camera(args.eye, target, args.up, args.fov, args.near, args.far)
     texture = load_image(args.texture) if args.texture else embedded[..., :3] if embedded is not None else uv_checker()

@@ -16,6 +16,7 @@ world ((x, y, z) -> (x, -z, y), as Blender's importer does) and V into our V = 0
 from __future__ import annotations
 
 import io
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -154,9 +155,14 @@ def _opened_image(gltf, path: Path, source: int) -> Image.Image:
 
 
 def read_gltf(path: str | Path) -> tuple[Mesh, np.ndarray | None]:
-    """The model's textured triangles, in world space (Z up), and the base colour texture of the first
-    textured primitive (None when none has one). Raises MeshError naming the file and the reason."""
-    path = Path(path)
+    """The model's textured triangles, in world space (Z up), and its texture (_textures: the one base colour image,
+    an atlas of several, or None). Raises MeshError naming the file and the reason."""
+    mesh, texture, _ = _read_gltf(Path(path))
+    return mesh, texture
+
+
+def _read_gltf(path: Path) -> tuple[Mesh, np.ndarray | None, int]:
+    """read_gltf's mesh and texture, and how many atlas cells the texture is made of (1: one image, or none)."""
     gltf = _load(path)
     required = set(gltf.extensionsRequired or []) | set(gltf.extensionsUsed or [])
     for extension, what in UNSUPPORTED.items():
@@ -188,9 +194,9 @@ def read_gltf(path: str | Path) -> tuple[Mesh, np.ndarray | None]:
         base += len(points)
     if not faces:
         raise MeshError(f"{path}: no triangle primitive with texture coordinates (TEXCOORD_0) in the model")
-    texture, face_uvs = _textures(gltf, path, np.concatenate(materials), np.concatenate(uvs))
+    texture, face_uvs, cells = _textures(gltf, path, np.concatenate(materials), np.concatenate(uvs))
     mesh = make_mesh(np.concatenate(positions), np.concatenate(faces), face_uvs, str(path))
-    return mesh, texture
+    return mesh, texture, cells
 
 
 def _texture_mapping(gltf, material: int | None) -> tuple[int, np.ndarray]:
@@ -248,38 +254,23 @@ def _cells(gltf, materials) -> tuple[list[int], list[int]]:
     return images, plain
 
 
-def _textures(gltf, path: Path, material_of_face: np.ndarray, uvs: np.ndarray) -> tuple[np.ndarray | None, np.ndarray]:
+def _textures(gltf, path: Path, material_of_face: np.ndarray, uvs: np.ndarray
+              ) -> tuple[np.ndarray | None, np.ndarray, int]:
     """The model's texture, as a viewer shows it (each image times the colour factor of the first material showing
-    it), and the faces' UVs in it: the one base colour image (or None), or, where the materials show several, an atlas
-    of them (atlas.py, as the add-on packs an object's images) with a cell of its plain colour for each material
-    without one, and every face's UVs moved into its cell."""
+    it), the faces' UVs in it and its atlas cells: the one base colour image (or None; 1 cell), or, where the
+    materials show several, an atlas of them (atlas.py, as the add-on packs an object's images) with a cell of its
+    plain colour for each material without one, and every face's UVs moved into its cell."""
     images, plain = _cells(gltf, material_of_face)
     shown = [_tinted(_decoded(gltf, path, source), _factor(gltf, _showing(gltf, material_of_face, source)))
              for source in images]
     if len(images) < 2:
-        return (shown[0] if images else None), uvs
+        return (shown[0] if images else None), uvs, 1
     layout = plan_atlas(len(images) + len(plain), max(max(image.shape[:2]) for image in shown))
     flat = [np.broadcast_to(_plain_colour(gltf, material), (4, 4, 3)) for material in plain]
     cell = {material: images.index(_base_color_source(gltf, material)) if material not in plain
             else len(images) + plain.index(material) for material in dict.fromkeys(material_of_face.tolist())}
     cell_of_face = np.asarray([cell[m] for m in material_of_face.tolist()])
-    return pack(shown + flat, layout), remap_uvs(uvs, cell_of_face, layout)
-
-
-def atlas_cells(path: str | Path) -> int:
-    """How many cells the texture read_model gives is made of: 1 for an OBJ or a model with one base colour image (or
-    none), else its images and its materials without one."""
-    if not is_gltf(path):
-        return 1
-    gltf = _load(Path(path))
-    images, plain = _cells(gltf, [NO_MATERIAL if p.material is None else p.material for *_, p in _primitives(gltf)])
-    return 1 if len(images) < 2 else len(images) + len(plain)
-
-
-def atlas_texture_size(cells: int, texture_size: int) -> int:
-    """The size of a job's texture where each of `cells` images gets texture_size^2 texels (as the add-on's atlases
-    give each image), within the atlas limit."""
-    return plan_atlas(cells, texture_size).size if cells > 1 else texture_size
+    return pack(shown + flat, layout), remap_uvs(uvs, cell_of_face, layout), layout.cells
 
 
 def _factor(gltf, material: int) -> np.ndarray:
@@ -360,17 +351,47 @@ def write_gltf_with_texture(source: str | Path, out: str | Path, texture: np.nda
         raise MeshError(f"{out}: cannot write the model ({exc.strerror or exc})") from None
 
 
-def read_model(path: str | Path, obj_up: str = "Y") -> tuple[Mesh, np.ndarray | None]:
-    """A mesh file by its extension: .glb / .gltf (with its embedded base colour texture, or None) or .obj (with the
-    image its material library names for its faces, or None: obj_texture)."""
+@dataclass(frozen=True)
+class Model:
+    """A mesh file (`path`) read once: its mesh, its own texture (a glTF model's base colour texture or atlas, an OBJ's diffuse
+    map named by its material library; None), how many atlas cells that texture is made of (1: one image, or none)
+    and an OBJ's materials (`usemtl`, which all read the one texture)."""
+
+    path: str
+    mesh: Mesh
+    texture: np.ndarray | None
+    cells: int = 1
+    materials: tuple[str, ...] = ()
+
+    def original(self, texture: str | Path | None) -> np.ndarray | None:
+        """The job's original: the image file `texture` where given, else the model's own. A file cannot stand in
+        for the several images of an atlas."""
+        from .images import load_texture
+
+        if texture is None:
+            return self.texture
+        if self.cells > 1:
+            raise MeshError(f"{self.path}: its materials show several base colour images, restyled together as "
+                            "one atlas: a texture cannot stand in for them (leave it out)")
+        return load_texture(texture)
+
+    def texture_size(self, per_image: int) -> int:
+        """A job's texture size where each of the model's images gets per_image^2 texels (as the add-on's atlases
+        give each image), within the atlas limit."""
+        return plan_atlas(self.cells, per_image).size if self.cells > 1 else per_image
+
+
+def read_model(path: str | Path, obj_up: str = "Y") -> Model:
+    """A mesh file by its extension: .glb / .gltf or .obj (obj_up: its up axis)."""
     from .images import load_texture
-    from .obj import obj_texture, read_obj
+    from .obj import obj_references, obj_texture, read_obj
 
     if is_gltf(path):
-        return read_gltf(path)
+        return Model(str(path), *_read_gltf(Path(path)))
     mesh = read_obj(path, up_axis=obj_up)
-    named = obj_texture(path)
-    return mesh, load_texture(named) if named is not None else None
+    libraries, materials = obj_references(path)
+    named = obj_texture(libraries, materials)
+    return Model(str(path), mesh, load_texture(named) if named is not None else None, 1, tuple(materials))
 
 
 def is_gltf(path: str | Path) -> bool:

@@ -96,37 +96,29 @@ def read_obj(path: str | Path, up_axis: str = "Y") -> Mesh:
     )
 
 
-def obj_materials(path: str | Path) -> list[str]:
-    """The materials an OBJ file's faces are given (`usemtl`), in order of first use; [] where it names none or
-    cannot be read (read_obj says why)."""
+def obj_references(path: str | Path) -> tuple[list[Path], list[str]]:
+    """An OBJ file's material libraries (`mtllib`, beside it) and the materials its faces are given (`usemtl`, in
+    order of first use), in one pass; nothing where it cannot be read (read_obj says why)."""
+    path = Path(path)
+    libraries: list[Path] = []
     names: dict[str, None] = {}
     try:
         with open(path, encoding="utf-8", errors="replace") as lines:
             for line in lines:
-                if line.startswith("usemtl"):
-                    parts = line.split("#", 1)[0].split()
-                    if len(parts) > 1:
-                        names.setdefault(parts[1])
+                keyword, _, rest = line.split("#", 1)[0].strip().partition(" ")
+                if keyword == "mtllib" and rest.strip():
+                    libraries.append(path.parent / rest.strip())
+                elif keyword == "usemtl" and rest.split():
+                    names.setdefault(rest.split()[0])
     except OSError:
-        return []
-    return list(names)
+        return [], []
+    return libraries, list(names)
 
 
-def obj_texture(path: str | Path) -> Path | None:
-    """The image an OBJ file's material library (`mtllib`) names as the diffuse map (`map_Kd`) of the materials its
-    faces use, where they name one and the same: what Blender's importer shows on the mesh. None where they name
-    none, several, or a file that is not there (the grey stand-in is then said, as for a model without a texture)."""
-    path = Path(path)
-    libraries: list[Path] = []
-    try:
-        with open(path, encoding="utf-8", errors="replace") as lines:
-            for line in lines:
-                if line.startswith("mtllib"):
-                    name = line.split("#", 1)[0][len("mtllib"):].strip()
-                    if name:
-                        libraries.append(path.parent / name)
-    except OSError:
-        return None
+def obj_texture(libraries: list[Path], materials: list[str]) -> Path | None:
+    """The image the material `libraries` name as the diffuse map (`map_Kd`) of `materials` (obj_references'), where
+    they name one and the same: what Blender's importer shows on the mesh. None where they name none, several, or a
+    file that is not there (the grey stand-in is then said, as for a model without a texture)."""
     maps: dict[str, Path] = {}
     for library in libraries:
         try:
@@ -140,7 +132,7 @@ def obj_texture(path: str | Path) -> Path | None:
                 material = rest.strip()
             elif keyword == "map_Kd" and material is not None and rest.split():
                 maps[material] = library.parent / rest.split()[-1]  # options (-s 1 1 1 ...) come first
-    used = {maps[name] for name in obj_materials(path) if name in maps}
+    used = {maps[name] for name in materials if name in maps}
     if len(used) != 1:
         return None
     found = next(iter(used))

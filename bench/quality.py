@@ -50,7 +50,8 @@ from backend.mesh.primitives import (cube, dense_cap_sphere, many_island_sphere,
 from backend.mesh.seams import find_seams
 from backend.mesh.uv_room import dense_islands
 from backend.render import MeshTensors
-from backend.style.engine import resize_longer_side, resize_square, stylize
+from backend.style.engine import resize_longer_side, stylize
+from backend.texture.transfer import resize_square
 from backend.style.settings import StyleSettings
 from backend.texture.transfer import transfer_texture
 

@@ -13,7 +13,8 @@ import torch.nn.functional as F
 from backend.formats.images import load_image
 from backend.formats.obj import read_obj
 from backend.render import rasterize_view, shade
-from backend.style.engine import StyleJob, resize_square, stylize
+from backend.style.engine import StyleJob, stylize
+from backend.texture.transfer import resize_square
 from backend.style.settings import StyleSettings
 from backend.texture import build_pyramid
 from backend.texture.alpha import split_alpha

@@ -15,7 +15,7 @@ from backend.formats.images import load_image
 from backend.formats.obj import read_obj
 from backend.mesh.primitives import stretched_tube, torus
 from backend.render import MeshTensors, rasterize_view, shade
-from backend.style.engine import resize_square
+from backend.texture.transfer import resize_square
 from bench.cycles_check import blender_available, cycles_renders
 from bench.quality_score import score_cameras
 from bench.surface_scores import local_contrast

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from backend.formats.images import load_image
-from backend.style.engine import resize_square
+from backend.texture.transfer import resize_square
 from backend.style.parameterization import PARAMETERIZATIONS, make_texture_parameter
 
 REPO = Path(__file__).resolve().parent.parent

@@ -20,7 +20,7 @@ import torch
 from backend.formats.images import load_image
 from backend.formats.obj import read_obj
 from backend.render import MeshTensors
-from backend.style.engine import resize_square
+from backend.texture.transfer import resize_square
 from bench.quality_score import Scorer, laplacian_energy, score_cameras
 
 REPO = Path(__file__).resolve().parent.parent

@@ -12,7 +12,8 @@ import torch
 from backend.errors import StyleTexError
 from backend.formats.images import load_image
 from backend.formats.obj import read_obj
-from backend.style.engine import EDIT_FEATHER, StyleJob, resize_square, stylize
+from backend.style.engine import EDIT_FEATHER, StyleJob, stylize
+from backend.texture.transfer import resize_square
 from backend.style.finishing import editable_weight, uv_island_mask
 from backend.style.settings import StyleSettings
 

@@ -20,7 +20,8 @@ from backend.formats.images import load_image
 from backend.formats.obj import read_obj
 from backend.render import MeshTensors, render
 from backend.style.colors import LUMA, keep_colors, matched_grey_painting
-from backend.style.engine import resize_square, style_targets, stylize
+from backend.style.engine import style_targets, stylize
+from backend.texture.transfer import resize_square
 from backend.style.finishing import uv_island_mask
 from backend.style.settings import StyleSettings, parse_blend
 from backend.views import orbit_camera

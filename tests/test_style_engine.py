@@ -21,7 +21,8 @@ from backend.formats.images import load_image
 from backend.mesh import make_mesh
 from backend.mesh.primitives import uv_sphere
 from backend.render import MeshTensors, render
-from backend.style.engine import STAND_IN_GREY, StyleJob, resize_square, stylize
+from backend.style.engine import STAND_IN_GREY, StyleJob, stylize
+from backend.texture.transfer import resize_square
 from backend.style.finishing import uv_island_mask
 from backend.style.plain_original import PLAIN_SHARE
 from backend.style.settings import StyleSettings

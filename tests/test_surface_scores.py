@@ -14,7 +14,8 @@ from backend.mesh.primitives import cube, many_island_sphere, two_island_sphere,
 from backend.render import MeshTensors, rasterize_view, shade
 from backend.mesh.seams import find_seams
 from backend.mesh.uv_room import dense_islands
-from backend.style.engine import resize_longer_side, resize_square
+from backend.style.engine import resize_longer_side
+from backend.texture.transfer import resize_square
 from backend.style.finishing import finish_texture, uv_island_mask
 from bench.quality_score import score_cameras
 from bench.surface_scores import (REGIONS, bake, colour_spread, dense_island_contrast, local_contrast,

@@ -28,7 +28,7 @@ from ..mesh.uv_room import starved_faces, uv_room
 from ..texture import build_pyramid, pyramid_layout
 from ..texture.alpha import AlphaCarry, split_alpha
 from ..texture.mipmap import packed_rows
-from ..texture.transfer import transfer_texture
+from ..texture.transfer import resize_square, transfer_texture
 from ..texture.sample import gather_all, with_transpose
 from ..raster import Fragments
 from ..views import Camera, random_cameras
@@ -53,15 +53,6 @@ from .view_pool import ANISOTROPIC_PROBES, PooledView, ViewPool, pool_capacity
 def _image_tensor(image: np.ndarray, device: torch.device) -> torch.Tensor:
     """(H, W, 3) -> (1, 3, H, W) float32."""
     return torch.from_numpy(np.ascontiguousarray(image, dtype=np.float32)).permute(2, 0, 1)[None].to(device)
-
-
-def resize_square(image: np.ndarray, size: int) -> np.ndarray:
-    """Antialiased resize of (H, W, 3) to (size, size, 3); an image of that size comes back unchanged."""
-    if image.shape[:2] == (size, size):
-        return np.ascontiguousarray(image[..., :3], dtype=np.float32)
-    tensor = _image_tensor(image, torch.device("cpu"))
-    out = F.interpolate(tensor, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
-    return out[0].permute(1, 2, 0).clamp(0, 1).numpy()
 
 
 def resize_longer_side(image: np.ndarray, longer_side: int, device: torch.device) -> torch.Tensor:
@@ -203,7 +194,7 @@ class StyleJob:
         if self.objective is not None:
             self.check_channel(self.objective, settings.objective)
         size = settings.texture_size
-        self.original_square = resize_square(original_texture, size) if original_texture is not None else None
+        self.original_square = resize_square(original_texture[..., :3], size) if original_texture is not None else None
         self.original_t = torch.from_numpy(self.original_square).to(device) if self.original_square is not None else None
         start = self.original_square if self.init == "original" else None
         self.mesh_t = MeshTensors.from_mesh(mesh, device)
@@ -642,10 +633,10 @@ def stylize(
     else:
         new_uvs = None
         if unwrap == "even":
-            own_uvs = mesh.uvs
-            mesh, original_texture = _in_even_uvs(mesh, original_texture, settings.texture_size)
+            mesh, original_texture, moved_alpha = _in_even_uvs(mesh, original_texture, settings.texture_size,
+                                                               alpha=alpha)
             new_uvs = mesh.uvs
-            keep_alpha.move(own_uvs, new_uvs)
+            keep_alpha.place(moved_alpha)
         job = StyleJob(mesh, style_image, settings, original_texture, pick_device(settings.device), editable,
                        see_through=keep_alpha.shown())
         history, cancelled, loop_seconds = run_steps(job, progress, cancel, started)
@@ -664,15 +655,18 @@ def alpha_previews(progress: Callable[[Progress], None], keep_alpha: AlphaCarry)
     return shown
 
 
-def _in_even_uvs(mesh: Mesh, original_texture: np.ndarray | None, size: int, unwrapped: Mesh | None = None
-                  ) -> tuple[Mesh, np.ndarray | None]:
+def _in_even_uvs(mesh: Mesh, original_texture: np.ndarray | None, size: int, unwrapped: Mesh | None = None,
+                 alpha: np.ndarray | None = None) -> tuple[Mesh, np.ndarray | None, np.ndarray | None]:
     """The mesh with UVs of even density (`unwrapped`, or mesh/unwrap.py's choice: its own islands repacked, or new
-    charts where those would starve part of the surface or cut it more) and the original texture moved into them (or
-    None)."""
+    charts where those would starve part of the surface or cut it more), the original texture's colours moved into
+    them (or None) and its `alpha` (H, W, 1) moved with them (or None), in one transfer."""
     unwrapped = unwrapped if unwrapped is not None else even_layout(mesh, size)
     if original_texture is None:
-        return unwrapped, None
-    return unwrapped, transfer_texture(np.asarray(original_texture)[..., :3], mesh.uvs, unwrapped.uvs, size)
+        return unwrapped, None, None
+    colours = np.asarray(original_texture)[..., :3]
+    stacked = colours if alpha is None else np.concatenate([colours, alpha], axis=-1)
+    moved = transfer_texture(stacked, mesh.uvs, unwrapped.uvs, size)
+    return unwrapped, moved[..., :3], (None if alpha is None else moved[..., 3:])
 
 
 def _round_trip(mesh: Mesh, style_image, settings: StyleSettings, original_texture: np.ndarray | None,
@@ -684,8 +678,7 @@ def _round_trip(mesh: Mesh, style_image, settings: StyleSettings, original_textu
     to restyle in, where already chosen; `alpha`: the original's (H, W, 1), where it has one (both jobs' renders
     see through it)."""
     device = pick_device(settings.device)
-    unwrapped, moved = _in_even_uvs(mesh, original_texture, settings.texture_size, layout)
-    moved_alpha = None if alpha is None else transfer_texture(alpha, mesh.uvs, unwrapped.uvs, settings.texture_size)
+    unwrapped, moved, moved_alpha = _in_even_uvs(mesh, original_texture, settings.texture_size, layout, alpha)
     own_original = (resize_square(np.asarray(original_texture)[..., :3], settings.texture_size)
                     if original_texture is not None else None)
     carry = BackToOwnUVs(unwrapped.uvs, mesh, own_original, settings)

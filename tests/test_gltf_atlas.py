@@ -16,6 +16,7 @@ import pytest
 import torch
 from PIL import Image
 
+from backend.errors import MeshError
 from backend.formats.gltf import read_gltf, read_model, write_gltf_with_texture
 from backend.formats.images import load_image
 from backend.formats.obj import read_obj
@@ -33,9 +34,10 @@ def png(image: np.ndarray) -> bytes:
     return out.getvalue()
 
 
-def parts_gltf(path: Path, size: int = 64) -> tuple[np.ndarray, list[np.ndarray], np.ndarray]:
-    """Spot in three primitives: his left half shows image A, his right half image B, his head a plain red material.
-    Returns the part of each of Spot's faces (0, 1, 2) and the two images."""
+def parts_gltf(path: Path, size: int = 64, one_image: bool = False) -> tuple[np.ndarray, list[np.ndarray], np.ndarray]:
+    """Spot in three primitives: his left half shows image A, his right half image B (one_image: A too), his head a
+    plain red material. Returns the order in which the model holds Spot's faces, the two images and the part of each
+    of Spot's faces (0, 1, 2)."""
     mesh = read_obj(SPOT / "spot_triangulated.obj")
     centres = mesh.positions[mesh.faces].mean(axis=1)
     part = np.where(centres[:, 0] > mesh.center[0], 1, 0)
@@ -67,7 +69,7 @@ def parts_gltf(path: Path, size: int = 64) -> tuple[np.ndarray, list[np.ndarray]
         blob += data
         gltf_images.append(pygltflib.Image(bufferView=len(views) - 1, mimeType="image/png"))
     materials = [pygltflib.Material(pbrMetallicRoughness=pygltflib.PbrMetallicRoughness(
-        baseColorTexture=pygltflib.TextureInfo(index=k))) for k in range(2)]
+        baseColorTexture=pygltflib.TextureInfo(index=0 if one_image else k))) for k in range(2)]
     materials.append(pygltflib.Material(pbrMetallicRoughness=pygltflib.PbrMetallicRoughness(
         baseColorFactor=[*RED, 1.0])))
     gltf = pygltflib.GLTF2(scene=0, scenes=[pygltflib.Scene(nodes=[0])], nodes=[pygltflib.Node(mesh=0)],
@@ -127,14 +129,43 @@ def test_the_command_line_restyles_them_together_and_writes_each_back(tmp_path):
     run = subprocess.run([*base, "--out", str(tmp_path / "atlas.png"), "--out-model", str(tmp_path / "styled.glb")],
                          capture_output=True, text=True, timeout=300, env=env, cwd=REPO)
     assert run.returncode == 0, run.stderr
-    assert "restyled together in one 64^2 atlas, each in a 32^2 cell" in run.stderr
+    assert "the images are restyled in one 64^2 atlas, each in a 32^2 cell" in run.stderr
     atlas = load_image(tmp_path / "atlas.png")
     assert atlas.shape == (64, 64, 3)  # each image its 32^2 cell
+    # the head's plain red is not restyled: the model keeps its colour
+    order, _, part = parts_gltf(tmp_path / "parts.glb")
+    centres = read_model(tmp_path / "parts.glb").mesh.uvs.mean(axis=1).astype(np.float32)
+    shown = sample(torch.from_numpy(atlas), torch.from_numpy(centres), filter="linear").numpy()
+    assert np.abs(shown[part[order] == 2] - [srgb(c) for c in RED]).max() <= 1 / 255
+    assert np.abs(shown[part[order] != 2] - [srgb(c) for c in RED]).max() > 0.2
     gltf = pygltflib.GLTF2().load(str(tmp_path / "styled.glb"))
     assert len({gltf.images[k].bufferView for k in range(2)}) == 2  # each image its own
     refused = subprocess.run([*base, "--out", str(tmp_path / "x.png"), "--texture", str(SPOT / "spot_texture.png")],
                              capture_output=True, text=True, timeout=300, env=env, cwd=REPO)
     assert refused.returncode == 2 and refused.stderr.count("\n") == 1 and "cannot stand in" in refused.stderr
+
+
+def test_faces_of_plain_colour_beside_an_image_read_a_cell_of_it_and_are_not_restyled(tmp_path):
+    """One image and a plain material: an atlas of two cells, so the plain faces render their colour (not the image's
+    texels at their UVs), and a job restyles only the faces showing the image, the one the glTF can carry back."""
+    order, images, part = parts_gltf(tmp_path / "parts.glb", one_image=True)
+    model = read_model(tmp_path / "parts.glb")
+    assert model.cells == 2 and model.texture.shape == (128, 128, 3)
+    np.testing.assert_array_equal(model.editable, part[order] != 2)
+    assert model.restyled_faces("auto") is model.editable and model.restyled_faces("even") is None
+    shown = sample(torch.from_numpy(model.texture), torch.from_numpy(model.mesh.uvs.mean(axis=1).astype(np.float32)),
+                   filter="linear").numpy()
+    np.testing.assert_allclose(shown[part[order] == 2], np.broadcast_to([srgb(c) for c in RED], (np.sum(part == 2), 3)),
+                               atol=1e-3)
+    with pytest.raises(MeshError, match="base colour images and plain colours.*cannot stand in"):
+        model.original(SPOT / "spot_texture.png")
+    texture = np.random.default_rng(5).random((64, 64, 3)).astype(np.float32)
+    write_gltf_with_texture(tmp_path / "parts.glb", tmp_path / "styled.glb", texture)
+    gltf = pygltflib.GLTF2().load(str(tmp_path / "styled.glb"))
+    view = gltf.bufferViews[gltf.images[0].bufferView]
+    written = np.asarray(Image.open(io.BytesIO(gltf.binary_blob()[view.byteOffset:view.byteOffset + view.byteLength])),
+                         np.float32) / 255
+    assert np.abs(written - texture[:32, :32]).max() <= 0.5 / 255 + 1e-6  # the image from its cell alone
 
 
 def test_a_model_with_one_image_is_read_as_before(tmp_path):
@@ -157,5 +188,7 @@ def test_a_batch_job_gives_each_image_its_cell_of_the_texture_size(tmp_path):
     wave = REPO / "data" / "styles" / "wave.jpg"
     inputs = read_inputs(BatchJob("parts", tmp_path / "parts.glb", None, (wave,), {"texture_size": 256, "steps": 3}))
     assert inputs["settings"] == {"texture_size": 512, "steps": 3} and inputs["texture"].shape == (128, 128, 3)
+    order, _, part = parts_gltf(tmp_path / "parts.glb")
+    np.testing.assert_array_equal(inputs["editable"], part[order] != 2)  # the head's plain red stays
     with pytest.raises(StyleTexError, match="cannot stand in"):
         read_inputs(BatchJob("parts", tmp_path / "parts.glb", SPOT / "spot_texture.png", (wave,), {}))

@@ -19,8 +19,8 @@ from .manifest import BatchJob
 
 def read_inputs(job: BatchJob) -> dict:
     """The job's files as arrays (raises StyleTexError naming the file when one is broken). A glTF model whose
-    materials show several images comes as one atlas of them, each in a cell of the texture size (as on the command
-    line: commands/job.py)."""
+    materials show several images comes as one atlas of them, each in a cell of the texture size, and where they show
+    plain colours beside an image those faces keep them (as on the command line: commands/job.py)."""
     model = read_model(job.mesh)
     texture = model.original(job.texture)
     settings = job.settings
@@ -29,7 +29,8 @@ def read_inputs(job: BatchJob) -> dict:
                                                                                  StyleSettings().texture_size))}
     mesh = model.mesh
     return {"name": job.name, "positions": mesh.positions, "faces": mesh.faces, "uvs": mesh.uvs,
-            "texture": texture, "styles": [load_image(path) for path in job.styles], "settings": settings}
+            "texture": texture, "styles": [load_image(path) for path in job.styles], "settings": settings,
+            "editable": model.restyled_faces(settings.get("unwrap", StyleSettings().unwrap))}
 
 
 def run_job(inputs: dict, threads: int = 0, device: str = "auto") -> dict:
@@ -42,7 +43,7 @@ def run_job(inputs: dict, threads: int = 0, device: str = "auto") -> dict:
     try:
         mesh = make_mesh(inputs["positions"], inputs["faces"], inputs["uvs"], inputs["name"])
         settings = StyleSettings(**{**inputs["settings"], "device": device}).validate()
-        result = stylize(mesh, inputs["styles"], settings, inputs["texture"])
+        result = stylize(mesh, inputs["styles"], settings, inputs["texture"], editable=inputs.get("editable"))
     except StyleTexError as exc:
         return {"error": str(exc), "seconds": time.perf_counter() - started}
     report = {**result.report, "worker_pid": os.getpid()}

@@ -181,12 +181,14 @@ class JobInputs:
     settings: StyleSettings  # the job's: the atlas's texture size where the model's images make one
     cells: int  # the atlas's cells (1: the model shows one image, or none)
     materials: tuple[str, ...]  # an OBJ's materials (usemtl), which all read the one texture
+    editable: np.ndarray | None  # (F,) the faces restyled where the others keep a plain colour (None: all of them)
 
 
 def read_job_inputs(args: argparse.Namespace, settings: StyleSettings) -> JobInputs:
     """The job arguments' files read and checked. A glTF model whose materials show several base colour images comes
     as one atlas of them (formats/gltf.py): each image gets a cell of --texture-size, so the job's texture is the
-    atlas's size."""
+    atlas's size. Where it shows plain colours beside an image, only the faces showing an image are restyled (the
+    glTF written back has images alone to carry the style), unless new UVs restyle the whole mesh."""
     model = read_model(args.mesh, args.obj_up)
     original = model.original(args.texture)
     settings = replace(settings, texture_size=model.texture_size(settings.texture_size))
@@ -195,7 +197,8 @@ def read_job_inputs(args: argparse.Namespace, settings: StyleSettings) -> JobInp
         raise StyleTexError("--preserve-colors keeps the original texture's colours: give it with --texture")
     if style is not None:
         parse_blend(settings.style_blend, len(style))
-    return JobInputs(model.mesh, style, original, settings.validate(), model.cells, model.materials)
+    return JobInputs(model.mesh, style, original, settings.validate(), model.cells, model.materials,
+                     model.restyled_faces(settings.unwrap))
 
 
 def interruptible(work):
@@ -226,16 +229,22 @@ def write_report(path: str, report: dict) -> None:
 
 
 def job_notes(settings: StyleSettings, mesh: Mesh, original: np.ndarray | None = None, cells: int = 1,
-              materials: tuple[str, ...] = ()) -> str:
+              materials: tuple[str, ...] = (), editable: np.ndarray | None = None) -> str:
     """What the user should know before a run ("" if nothing): random features, a model's images restyled together
-    as an atlas of `cells`, an OBJ whose faces use several `materials` (all read the one texture), a grey standing
+    as an atlas of `cells` (only the `editable` faces, where others show plain colours), an OBJ whose faces use several
+    `materials` (all read the one texture), a grey standing
     in for a missing original texture, and UVs that leave part of the surface too little texture room for strokes
     (no setting cures that, so it is said before the steps run)."""
     notes = ["--features random is for tests; it is not a quality mode"] if settings.features == "random" else []
     if cells > 1:
         cell = settings.texture_size // math.ceil(math.sqrt(cells))
-        notes.append(f"the model's materials show several images: they are restyled together in one "
-                     f"{settings.texture_size}^2 atlas, each in a {cell}^2 cell it is written back from")
+        if editable is None:
+            notes.append(f"the model's materials are restyled together in one {settings.texture_size}^2 atlas, each "
+                         f"image in a {cell}^2 cell it is written back from")
+        else:
+            notes.append(f"the model's materials show images and plain colours: the images are restyled in one "
+                         f"{settings.texture_size}^2 atlas, each in a {cell}^2 cell it is written back from, and the "
+                         f"{int((~editable).sum())} faces of plain colour keep it")
     if len(materials) > 1:
         named = ", ".join(materials[:3]) + (", ..." if len(materials) > 3 else "")
         notes.append(f"the OBJ's faces use {len(materials)} materials ({named}) and all of them read the one texture; "

@@ -63,8 +63,9 @@ def run(args: argparse.Namespace) -> int:
     inputs = read_job_inputs(args, settings)
     mesh, style, original, settings = inputs.mesh, inputs.style, inputs.original, inputs.settings
     previews = Path(args.previews) if args.previews else None
-    bar = ProgressBar(args.quiet, previews, job_notes(settings, mesh, original, inputs.cells, inputs.materials))
-    result = interruptible(lambda cancel: stylize(mesh, style, settings, original, bar, cancel))
+    bar = ProgressBar(args.quiet, previews, job_notes(settings, mesh, original, inputs.cells, inputs.materials,
+                                                       inputs.editable))
+    result = interruptible(lambda cancel: stylize(mesh, style, settings, original, bar, cancel, inputs.editable))
     save_image(args.out, result.texture)
     if result.uvs is not None:
         write_obj(args.out_mesh, make_mesh(mesh.positions, mesh.faces, result.uvs, args.out_mesh))

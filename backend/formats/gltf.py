@@ -157,12 +157,12 @@ def _opened_image(gltf, path: Path, source: int) -> Image.Image:
 def read_gltf(path: str | Path) -> tuple[Mesh, np.ndarray | None]:
     """The model's textured triangles, in world space (Z up), and its texture (_textures: the one base colour image,
     an atlas of several, or None). Raises MeshError naming the file and the reason."""
-    mesh, texture, _ = _read_gltf(Path(path))
-    return mesh, texture
+    return _read_gltf(Path(path))[:2]
 
 
-def _read_gltf(path: Path) -> tuple[Mesh, np.ndarray | None, int]:
-    """read_gltf's mesh and texture, and how many atlas cells the texture is made of (1: one image, or none)."""
+def _read_gltf(path: Path) -> tuple[Mesh, np.ndarray | None, int, np.ndarray | None]:
+    """read_gltf's mesh and texture, how many atlas cells the texture is made of (1: one image, or none) and which
+    faces show an image (None: all of them, or none)."""
     gltf = _load(path)
     required = set(gltf.extensionsRequired or []) | set(gltf.extensionsUsed or [])
     for extension, what in UNSUPPORTED.items():
@@ -194,9 +194,9 @@ def _read_gltf(path: Path) -> tuple[Mesh, np.ndarray | None, int]:
         base += len(points)
     if not faces:
         raise MeshError(f"{path}: no triangle primitive with texture coordinates (TEXCOORD_0) in the model")
-    texture, face_uvs, cells = _textures(gltf, path, np.concatenate(materials), np.concatenate(uvs))
+    texture, face_uvs, cells, showing = _textures(gltf, path, np.concatenate(materials), np.concatenate(uvs))
     mesh = make_mesh(np.concatenate(positions), np.concatenate(faces), face_uvs, str(path))
-    return mesh, texture, cells
+    return mesh, texture, cells, showing
 
 
 def _texture_mapping(gltf, material: int | None) -> tuple[int, np.ndarray]:
@@ -254,23 +254,31 @@ def _cells(gltf, materials) -> tuple[list[int], list[int]]:
     return images, plain
 
 
+def _is_atlas(images: list[int], plain: list[int]) -> bool:
+    """Whether the model's texture is an atlas: its materials show several images, or an image and plain colours
+    (each plain material's faces then read a cell of its colour, as a viewer shows them)."""
+    return len(images) > 1 or bool(images and plain)
+
+
 def _textures(gltf, path: Path, material_of_face: np.ndarray, uvs: np.ndarray
-              ) -> tuple[np.ndarray | None, np.ndarray, int]:
+              ) -> tuple[np.ndarray | None, np.ndarray, int, np.ndarray | None]:
     """The model's texture, as a viewer shows it (each image times the colour factor of the first material showing
     it), the faces' UVs in it and its atlas cells: the one base colour image (or None; 1 cell), or, where the
-    materials show several, an atlas of them (atlas.py, as the add-on packs an object's images) with a cell of its
-    plain colour for each material without one, and every face's UVs moved into its cell."""
+    materials show several or an image and plain colours (_is_atlas), an atlas of them (atlas.py, as the add-on packs
+    an object's images) with a cell of its plain colour for each material without one, and every face's UVs moved
+    into its cell; and, in an atlas with plain cells, which faces show an image (else None)."""
     images, plain = _cells(gltf, material_of_face)
     shown = [_tinted(_decoded(gltf, path, source), _factor(gltf, _showing(gltf, material_of_face, source)))
              for source in images]
-    if len(images) < 2:
-        return (shown[0] if images else None), uvs, 1
+    if not _is_atlas(images, plain):
+        return (shown[0] if images else None), uvs, 1, None
     layout = plan_atlas(len(images) + len(plain), max(max(image.shape[:2]) for image in shown))
     flat = [np.broadcast_to(_plain_colour(gltf, material), (4, 4, 3)) for material in plain]
     cell = {material: images.index(_base_color_source(gltf, material)) if material not in plain
             else len(images) + plain.index(material) for material in dict.fromkeys(material_of_face.tolist())}
     cell_of_face = np.asarray([cell[m] for m in material_of_face.tolist()])
-    return pack(shown + flat, layout), remap_uvs(uvs, cell_of_face, layout), layout.cells
+    showing = ~np.isin(material_of_face, plain) if plain else None
+    return pack(shown + flat, layout), remap_uvs(uvs, cell_of_face, layout), layout.cells, showing
 
 
 def _factor(gltf, material: int) -> np.ndarray:
@@ -324,7 +332,7 @@ def write_gltf_with_texture(source: str | Path, out: str | Path, texture: np.nda
     images, plain = _cells(gltf, materials)
     if not images:
         raise MeshError(f"{source}: no base colour texture to replace")
-    cells = [texture] if len(images) == 1 else unpack(texture, plan_atlas(len(images) + len(plain), texture.shape[0]),
+    cells = [texture] if not _is_atlas(images, plain) else unpack(texture, plan_atlas(len(images) + len(plain), texture.shape[0]),
                                                       len(images))
     blob = bytearray(gltf.binary_blob() or b"")
     for index, cell in zip(images, cells):
@@ -354,13 +362,16 @@ def write_gltf_with_texture(source: str | Path, out: str | Path, texture: np.nda
 @dataclass(frozen=True)
 class Model:
     """A mesh file (`path`) read once: its mesh, its own texture (a glTF model's base colour texture or atlas, an OBJ's diffuse
-    map named by its material library; None), how many atlas cells that texture is made of (1: one image, or none)
-    and an OBJ's materials (`usemtl`, which all read the one texture)."""
+    map named by its material library; None), how many atlas cells that texture is made of (1: one image, or none),
+    which faces show an image where others show a plain colour in the atlas (`editable`: those alone are restyled, as
+    only the images are written back; None: every face) and an OBJ's materials (`usemtl`, which all read the one
+    texture)."""
 
     path: str
     mesh: Mesh
     texture: np.ndarray | None
     cells: int = 1
+    editable: np.ndarray | None = None
     materials: tuple[str, ...] = ()
 
     def original(self, texture: str | Path | None) -> np.ndarray | None:
@@ -371,9 +382,15 @@ class Model:
         if texture is None:
             return self.texture
         if self.cells > 1:
-            raise MeshError(f"{self.path}: its materials show several base colour images, restyled together as "
-                            "one atlas: a texture cannot stand in for them (leave it out)")
+            shown = "base colour images and plain colours" if self.editable is not None else "several base colour images"
+            raise MeshError(f"{self.path}: its materials show {shown}, restyled together as one atlas: a texture "
+                            "cannot stand in for them (leave it out)")
         return load_texture(texture)
+
+    def restyled_faces(self, unwrap: str) -> np.ndarray | None:
+        """The faces a job with this `unwrap` restyles, the model's plain colours staying (`editable`), or None: every
+        face. New UVs asked for by name (even, round-trip) restyle the whole mesh."""
+        return self.editable if unwrap in ("auto", "keep") else None
 
     def texture_size(self, per_image: int) -> int:
         """A job's texture size where each of the model's images gets per_image^2 texels (as the add-on's atlases
@@ -391,7 +408,7 @@ def read_model(path: str | Path, obj_up: str = "Y") -> Model:
     mesh = read_obj(path, up_axis=obj_up)
     libraries, materials = obj_references(path)
     named = obj_texture(libraries, materials)
-    return Model(str(path), mesh, load_texture(named) if named is not None else None, 1, tuple(materials))
+    return Model(str(path), mesh, load_texture(named) if named is not None else None, materials=tuple(materials))
 
 
 def is_gltf(path: str | Path) -> bool:

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 
 from backend.errors import StyleTexError
 from backend.formats.images import load_image
@@ -18,6 +19,7 @@ from backend.style.finishing import editable_weight, uv_island_mask
 from backend.style.settings import StyleSettings
 
 REPO = Path(__file__).resolve().parent.parent
+MARGIN = StyleSettings().margin  # how far the result reaches past the islands: their padding
 SETTINGS = dict(steps=3, texture_size=128, render_size=64, features="random", device="cpu", seed=4)
 
 
@@ -32,7 +34,7 @@ def spot():
 def test_unselected_texels_keep_their_bytes_and_the_selection_is_restyled(spot):
     mesh, original, right, style = spot
     result = stylize(mesh, style, StyleSettings(**SETTINGS), original, editable=right).texture
-    weight = editable_weight(torch.from_numpy(mesh.uvs), torch.from_numpy(right), 128, EDIT_FEATHER)[..., None].numpy()
+    weight = editable_weight(torch.from_numpy(mesh.uvs), torch.from_numpy(right), 128, EDIT_FEATHER, MARGIN)[..., None].numpy()
     as_bytes = lambda image: np.round(image * 255).astype(np.uint8)  # noqa: E731  (what an 8-bit image stores)
     kept = weight[..., 0] == 0
     assert np.array_equal(result[kept], original[kept])
@@ -80,10 +82,35 @@ def test_the_border_blends_the_result_in_once(spot):
     finished, _ = job.finish()
     with torch.no_grad():
         result = job._result().numpy()
-    weight = editable_weight(torch.from_numpy(mesh.uvs), torch.from_numpy(right), 128, EDIT_FEATHER).numpy()
+    weight = editable_weight(torch.from_numpy(mesh.uvs), torch.from_numpy(right), 128, EDIT_FEATHER, MARGIN).numpy()
     # Inside the islands proper: the rim just outside them is gutter, continued across seams.
     seen = job.seen_texels().numpy() & uv_island_mask(torch.from_numpy(mesh.uvs), 128, grown=False).numpy()
     ramp = (weight > 0) & (weight < 1) & seen
     assert ramp.sum() > 20
     expected = original + weight[..., None] * (result - original)
     np.testing.assert_allclose(finished[ramp], expected[ramp], atol=1e-6)
+
+
+def test_the_selections_own_seams_are_finished_as_a_whole_jobs(spot):
+    """Only where the selection meets unselected faces does the result blend into the original: at its own UV seams
+    and island rims it is finished as a whole job's (seam gutters continued across, islands padded). A weight falling
+    at every island's edge drew the original's colours along each seam of the selection."""
+    mesh, original, right, style = spot
+    uvs = torch.from_numpy(mesh.uvs)
+    weight = editable_weight(uvs, torch.from_numpy(right), 128, EDIT_FEATHER, MARGIN).numpy()
+    grow = lambda mask, k: F.max_pool2d(torch.from_numpy(mask)[None, None].float(), 2 * k + 1, 1, k)[0, 0].numpy() > 0  # noqa: E731
+    unselected = uv_island_mask(uvs[~right], 128).numpy()
+    selected = uv_island_mask(uvs[right], 128, grown=False).numpy()
+    far = ~grow(unselected, EDIT_FEATHER + 1)
+    rim = selected & ~(-F.max_pool2d(-torch.from_numpy(selected)[None, None].float(), 3, 1, 1)[0, 0].numpy() > 0)
+    assert (rim & far).sum() > 100 and (weight[rim & far] == 1).all()  # the selection's edges far from the rest
+    gutter = grow(selected, MARGIN) & ~selected & far
+    assert gutter.sum() > 100 and (weight[gutter] == 1).all()  # its padding too
+    assert (weight[~grow(selected, MARGIN + 1)] == 0).all() and (weight[unselected] == 0).all()
+    job = StyleJob(mesh, style, StyleSettings(**SETTINGS).validate(), original, torch.device("cpu"), right)
+    job.step()
+    finished, _ = job.finish()
+    with torch.no_grad():
+        result = job._result().numpy()
+    inside = rim & far & job.seen_texels().numpy()
+    np.testing.assert_allclose(finished[inside], result[inside], atol=1e-6)  # the result itself, not a blend

@@ -519,15 +519,16 @@ class StyleJob:
         pixels, colors = view.fixed
         return image.reshape(-1, image.shape[-1]).index_put((pixels,), colors).view(image.shape)
 
-    def _keep_unselected(self, texture: torch.Tensor) -> torch.Tensor:
-        """Selected-only jobs: the original texel wherever the weight is 0, a blend at the selection's border."""
+    def _keep_unselected(self, texture: torch.Tensor, blend: bool = True) -> torch.Tensor:
+        """Selected-only jobs: the original texel wherever the weight is 0, a blend at the selection's border (unless
+        not `blend`: the texture as it is there)."""
         if self.editable is None:
             return texture
         if self._editable_weight is None:
             self._editable_weight = editable_weight(self.mesh_t.uvs, self.editable, self.settings.texture_size,
-                                                    EDIT_FEATHER)[..., None]
+                                                    EDIT_FEATHER, self.settings.margin)[..., None]
         original, weight = self.original_t, self._editable_weight
-        return torch.where(weight > 0, original + weight * (texture - original), original)
+        return torch.where(weight > 0, original + weight * (texture - original) if blend else texture, original)
 
     def _result(self) -> torch.Tensor:
         """The optimized texture at the texture size; with preserve_colors, in the original's colours."""
@@ -550,9 +551,11 @@ class StyleJob:
         with torch.no_grad():
             island = uv_island_mask(self.mesh_t.uvs, self.settings.texture_size)
             seen = self.seen_texels()
-            finished, coverage = finish_texture(self._result(), seen, island, self.original_t, self.settings.margin,
-                                                self.seams, self.mesh_t.uvs, self.settings.boundary)
-            # Once, after the padding, which must not reach texels of faces that may not change.
+            # Faces that may not change are padded with the original's colours, not the parameter's unused values
+            # under them; and kept once more after the padding, which must not reach their texels.
+            s = self.settings
+            finished, coverage = finish_texture(self._keep_unselected(self._result(), blend=False), seen, island,
+                                                self.original_t, s.margin, self.seams, self.mesh_t.uvs, s.boundary)
             finished = self._keep_unselected(finished)
         return finished.cpu().numpy().astype(np.float32), coverage
 
@@ -600,7 +603,7 @@ def stylize(
     carry it as a fourth channel, in their own layout (texture/alpha.py).
     editable: (F,) bool or None: restyle only these faces. The others render with the original texture (so the
     style fits their surroundings) and their texels keep the original's values exactly; the result blends in
-    over EDIT_FEATHER texels inside the editable faces' UV islands. Needs the original texture.
+    over EDIT_FEATHER texels from theirs (finishing.editable_weight). Needs the original texture.
     Returns the finished texture (texture_size^2, 3 or 4 channels, image layout, values as in the original: sRGB) and
     a report. A cancelled job stops before its next step and returns what it has, finished. With
     settings.unwrap "even" the mesh is restyled in new UVs (mesh/unwrap.py), the original texture moved into

@@ -101,15 +101,23 @@ def finish_texture(
     return torch.where(reached[..., None], padded, filled), coverage
 
 
-def editable_weight(uvs: torch.Tensor, editable: torch.Tensor, size: int, feather: int) -> torch.Tensor:
+def editable_weight(uvs: torch.Tensor, editable: torch.Tensor, size: int, feather: int, reach: int = 0) -> torch.Tensor:
     """(size, size) weight in [0, 1] of the result against the original when only `editable` faces (F,) bool
-    may change: 0 on every texel under a face that may not (those keep the original exactly), 1 deep inside
-    the editable faces' islands, rising over `feather` texels from their border, so no hard seam shows."""
-    inside = uv_island_mask(uvs[editable], size) & ~uv_island_mask(uvs[~editable], size) if bool(editable.any()) \
-        else torch.zeros(size, size, dtype=torch.bool, device=uvs.device)
-    depth = inside.to(torch.float32)
-    ring = depth
-    for _ in range(feather):  # erode once per ring: texels still inside after k erosions are k deep
-        ring = -F.max_pool2d(-ring[None, None], 3, stride=1, padding=1)[0, 0]
-        depth = depth + ring
-    return (depth / (feather + 1)).clamp(max=1)
+    may change: 0 on every texel under a face that may not (those keep the original exactly), rising to 1 over
+    `feather` texels away from them, so no hard edge shows where the selection meets the rest; 1 elsewhere in the
+    editable faces' islands and up to `reach` texels outside them, where the finished result's seam gutters and
+    padding lie (a weight falling at every island's edge drew the original along each UV seam of the selection);
+    0 beyond."""
+    def grown(mask: torch.Tensor, texels: int) -> torch.Tensor:
+        return F.max_pool2d(mask[None, None].float(), 2 * texels + 1, stride=1, padding=texels)[0, 0] > 0
+
+    none = torch.zeros(size, size, dtype=torch.bool, device=uvs.device)
+    frozen = uv_island_mask(uvs[~editable], size) if bool((~editable).any()) else none
+    restyled = uv_island_mask(uvs[editable], size) if bool(editable.any()) else none
+    depth = frozen.to(torch.float32)
+    near = depth
+    for _ in range(feather):  # grow once per ring: texels the k-th growth reaches are k texels from a frozen one
+        near = F.max_pool2d(near[None, None], 3, stride=1, padding=1)[0, 0]
+        depth = depth + near
+    within = grown(restyled, reach) if reach > 0 else restyled
+    return (1 - depth / (feather + 1)) * within

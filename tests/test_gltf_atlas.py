@@ -17,7 +17,8 @@ import torch
 from PIL import Image
 
 from backend.errors import MeshError
-from backend.formats.gltf import read_gltf, read_model, write_gltf_with_texture
+from backend.formats.gltf import read_gltf, write_gltf_with_texture
+from backend.formats.model import read_model
 from backend.formats.images import load_image
 from backend.formats.obj import read_obj
 from backend.texture.sample import sample
@@ -34,10 +35,9 @@ def png(image: np.ndarray) -> bytes:
     return out.getvalue()
 
 
-def parts_gltf(path: Path, size: int = 64, one_image: bool = False) -> tuple[np.ndarray, list[np.ndarray], np.ndarray]:
-    """Spot in three primitives: his left half shows image A, his right half image B (one_image: A too), his head a
-    plain red material. Returns the order in which the model holds Spot's faces, the two images and the part of each
-    of Spot's faces (0, 1, 2)."""
+def spot_parts(size: int) -> tuple:
+    """Spot, the part of each of his faces (0: his left half, 1: his right half, 2: his head) and two images of his
+    layout (size^2; the second with the colours reversed)."""
     mesh = read_obj(SPOT / "spot_triangulated.obj")
     centres = mesh.positions[mesh.faces].mean(axis=1)
     part = np.where(centres[:, 0] > mesh.center[0], 1, 0)
@@ -45,7 +45,14 @@ def parts_gltf(path: Path, size: int = 64, one_image: bool = False) -> tuple[np.
     # smooth (Spot's texture at 8^2, enlarged), so the half-texel inset of the atlas's cells moves no sharp edge
     small = Image.open(SPOT / "spot_texture.png").convert("RGB").resize((8, 8), Image.BOX)
     spot = np.asarray(small.resize((size, size), Image.BILINEAR), np.float32) / 255
-    images = [spot, np.ascontiguousarray(spot[..., ::-1])]  # B: the same layout, colours reversed
+    return mesh, part, [spot, np.ascontiguousarray(spot[..., ::-1])]
+
+
+def parts_gltf(path: Path, size: int = 64, one_image: bool = False) -> tuple[np.ndarray, list[np.ndarray], np.ndarray]:
+    """Spot in three primitives: his left half shows image A, his right half image B (one_image: A too), his head a
+    plain red material. Returns the order in which the model holds Spot's faces, the two images and the part of each
+    of Spot's faces (0, 1, 2)."""
+    mesh, part, images = spot_parts(size)
     blob, views, accessors, primitives = b"", [], [], []
     for k in range(3):
         corners = mesh.positions[mesh.faces[part == k]].reshape(-1, 3)

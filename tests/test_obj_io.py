@@ -359,28 +359,25 @@ def test_directory_instead_of_file(tmp_path):
 
 
 def test_the_texture_an_objs_material_library_names_is_its_original(tmp_path):
-    """map_Kd of the materials the faces use (options before the name, the library beside the OBJ); none where the
-    faces' materials name two images, none, or a file that is not there."""
-    from backend.formats.gltf import read_model
-    from backend.formats.obj import obj_references, obj_texture
+    """map_Kd of the materials the faces use (options before the name, the library beside the OBJ); their plain Kd
+    where they name none or a file that is not there; no texture where no face shows an image."""
+    from backend.formats.model import read_model
+    from backend.formats.obj import mtl_materials
     from PIL import Image
 
     Image.fromarray(np.full((4, 4, 3), 200, np.uint8)).save(tmp_path / "paint.png")
-    Image.fromarray(np.full((4, 4, 3), 50, np.uint8)).save(tmp_path / "rust.png")
     (tmp_path / "lib.mtl").write_text("newmtl paint\nKd 1 1 1\nmap_Kd -s 1 1 1 paint.png\n"
-                                      "newmtl rust\nmap_Kd rust.png\nnewmtl lost\nmap_Kd nowhere.png\n")
+                                      "newmtl lost\nKd 0.5 0.25 0\nmap_Kd nowhere.png\nnewmtl bare\n")
+    table = mtl_materials([tmp_path / "lib.mtl", tmp_path / "missing.mtl"])
+    assert table["paint"].diffuse_map == tmp_path / "paint.png" and table["lost"].diffuse_map is None
+    np.testing.assert_allclose(table["lost"].colour, [0.7354, 0.5371, 0.0], atol=1e-3)  # Kd is linear: sRGB-encoded
+    np.testing.assert_allclose(table["bare"].colour, 0.9063, atol=1e-3)  # no Kd: Blender's 0.8 grey
     body = "v 0 0 0\nv 1 0 0\nv 0 1 0\nvt 0 0\nvt 1 0\nvt 0 1\n"
-    cases = {"one.obj": ("usemtl paint\nf 1/1 2/2 3/3\n", "paint.png"),
-             "two.obj": ("usemtl paint\nf 1/1 2/2 3/3\nusemtl rust\nf 1/1 3/3 2/2\n", None),
-             "lost.obj": ("usemtl lost\nf 1/1 2/2 3/3\n", None),
-             "plain.obj": ("usemtl nothing\nf 1/1 2/2 3/3\n", None)}
-    for name, (faces, expected) in cases.items():
+    (tmp_path / "one.obj").write_text(f"mtllib lib.mtl\n{body}usemtl paint\nf 1/1 2/2 3/3\nusemtl paint\nf 1/1 3/3 2/2\n")
+    one = read_model(tmp_path / "one.obj")
+    assert one.cells == 1 and one.editable is None and one.texture.shape == (4, 4, 3)
+    assert np.allclose(one.texture, 200 / 255)
+    for name, faces in (("lost.obj", "usemtl lost\nf 1/1 2/2 3/3\n"), ("bare.obj", "f 1/1 2/2 3/3\n")):
         (tmp_path / name).write_text(f"mtllib lib.mtl\n{body}{faces}")
-        found = obj_texture(*obj_references(tmp_path / name))
-        assert (found.name if found is not None else None) == expected, name
-    (tmp_path / "bare.obj").write_text(body + "f 1/1 2/2 3/3\n")
-    assert obj_texture(*obj_references(tmp_path / "bare.obj")) is None
-    texture = read_model(tmp_path / "one.obj").texture
-    assert texture.shape == (4, 4, 3) and np.allclose(texture, 200 / 255)
-    two = read_model(tmp_path / "two.obj")
-    assert two.texture is None and two.materials == ("paint", "rust")
+        model = read_model(tmp_path / name)
+        assert model.texture is None and model.cells == 1, name

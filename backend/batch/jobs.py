@@ -9,7 +9,7 @@ import time
 import numpy as np
 
 from ..errors import StyleTexError
-from ..formats.gltf import read_model
+from ..formats.model import read_model
 from ..formats.images import load_image
 from ..mesh import make_mesh
 from ..style.engine import stylize
@@ -18,9 +18,9 @@ from .manifest import BatchJob
 
 
 def read_inputs(job: BatchJob) -> dict:
-    """The job's files as arrays (raises StyleTexError naming the file when one is broken). A glTF model whose
-    materials show several images comes as one atlas of them, each in a cell of the texture size, and where they show
-    plain colours beside an image those faces keep them (as on the command line: commands/job.py)."""
+    """The job's files as arrays (raises StyleTexError naming the file when one is broken). A model whose materials
+    show several images comes as one atlas of them, each in a cell of the texture size, and where they show plain
+    colours beside an image those faces keep them (as on the command line: commands/job.py)."""
     model = read_model(job.mesh)
     texture = model.original(job.texture)
     settings = job.settings
@@ -30,7 +30,8 @@ def read_inputs(job: BatchJob) -> dict:
     mesh = model.mesh
     return {"name": job.name, "positions": mesh.positions, "faces": mesh.faces, "uvs": mesh.uvs,
             "texture": texture, "styles": [load_image(path) for path in job.styles], "settings": settings,
-            "editable": model.restyled_faces(settings.get("unwrap", StyleSettings().unwrap))}
+            "editable": model.restyled_faces(settings.get("unwrap", StyleSettings().unwrap)),
+            "writes_mesh": model.writes_mesh}
 
 
 def run_job(inputs: dict, threads: int = 0, device: str = "auto") -> dict:
@@ -47,4 +48,7 @@ def run_job(inputs: dict, threads: int = 0, device: str = "auto") -> dict:
     except StyleTexError as exc:
         return {"error": str(exc), "seconds": time.perf_counter() - started}
     report = {**result.report, "worker_pid": os.getpid()}
-    return {"texture": result.texture.astype(np.float32), "report": report, "seconds": time.perf_counter() - started}
+    outcome = {"texture": result.texture.astype(np.float32), "report": report, "seconds": time.perf_counter() - started}
+    if inputs.get("writes_mesh"):  # an OBJ's atlas: the texture fits the mesh in its UVs, written beside it
+        outcome["mesh"] = mesh
+    return outcome

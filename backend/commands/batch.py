@@ -14,6 +14,7 @@ from ..batch.manifest import BatchJob, load_manifest
 from .arguments import positive_int
 from ..errors import StyleTexError
 from ..formats.gltf import is_gltf, write_gltf_with_texture
+from ..formats.obj import write_obj
 from ..formats.images import save_image
 
 EXIT_FAILED = 1
@@ -69,6 +70,8 @@ def _finished_before(job: BatchJob, out: Path, digest: str) -> bool:
 
 def _write(job: BatchJob, out: Path, outcome: dict, digest: str) -> None:
     save_image(out / f"{job.name}.png", outcome["texture"])
+    if "mesh" in outcome:  # an OBJ's atlas
+        write_obj(out / f"{job.name}.obj", outcome["mesh"], texture=out / f"{job.name}.png")
     if is_gltf(job.mesh):
         write_gltf_with_texture(job.mesh, out / f"{job.name}.glb", outcome["texture"])
     report = {**outcome["report"], "input_hash": digest, "mesh": str(job.mesh),

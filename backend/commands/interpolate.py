@@ -9,6 +9,7 @@ from pathlib import Path
 
 from ..errors import StyleTexError
 from ..formats.images import load_image, save_image
+from ..formats.obj import write_obj
 from ..style.sequence import stylize_sequence
 from .arguments import positive_int
 from .job import ProgressBar, add_job_arguments, interruptible, job_settings, job_notes, read_job_inputs, write_report
@@ -48,7 +49,7 @@ def run(args: argparse.Namespace) -> int:
     if args.from_original and original is None:
         raise StyleTexError("--from-original morphs from the original texture: give it with --texture")
     style_to = [load_image(path) for path in args.style_to] if args.style_to else None
-    bar = ProgressBar(args.quiet, None, job_notes(settings, mesh, original, inputs.cells, inputs.materials))
+    bar = ProgressBar(args.quiet, None, job_notes(settings, mesh, original, inputs.cells))
     result = interruptible(lambda cancel: stylize_sequence(
         mesh, style, style_to, settings, args.frames, original, args.from_original, args.objective_to or "",
         args.independent, bar, cancel))
@@ -58,6 +59,8 @@ def run(args: argparse.Namespace) -> int:
         raise StyleTexError(f"--out {out}: cannot make the folder ({exc.strerror or exc})") from None
     for number, texture in enumerate(result.frames):
         save_image(out / f"frame_{number:04d}.png", texture)
+    if inputs.writes_mesh:  # the frames are an OBJ's atlas: the mesh in its UVs beside them, showing the first
+        write_obj(out / "mesh.obj", mesh, texture=out / "frame_0000.png")
     write_report(str(out / "report.json"), result.report)
     if not args.quiet:
         r = result.report

@@ -16,7 +16,7 @@ import numpy as np
 
 from ..errors import StyleTexError
 from ..features.network import KINDS
-from ..formats.gltf import read_model
+from ..formats.model import read_model
 from ..formats.images import load_image, save_image
 from ..mesh import Mesh
 from ..mesh.uv_room import uv_room
@@ -180,15 +180,15 @@ class JobInputs:
     original: np.ndarray | None  # the original texture
     settings: StyleSettings  # the job's: the atlas's texture size where the model's images make one
     cells: int  # the atlas's cells (1: the model shows one image, or none)
-    materials: tuple[str, ...]  # an OBJ's materials (usemtl), which all read the one texture
     editable: np.ndarray | None  # (F,) the faces restyled where the others keep a plain colour (None: all of them)
+    writes_mesh: bool  # the mesh is in its atlas's UVs, not the file's: --out-mesh writes it (Model.writes_mesh)
 
 
 def read_job_inputs(args: argparse.Namespace, settings: StyleSettings) -> JobInputs:
-    """The job arguments' files read and checked. A glTF model whose materials show several base colour images comes
-    as one atlas of them (formats/gltf.py): each image gets a cell of --texture-size, so the job's texture is the
-    atlas's size. Where it shows plain colours beside an image, only the faces showing an image are restyled (the
-    glTF written back has images alone to carry the style), unless new UVs restyle the whole mesh."""
+    """The job arguments' files read and checked. A model whose materials show several images comes as one atlas of
+    them (formats/model.py): each image gets a cell of --texture-size, so the job's texture is the atlas's size.
+    Where it shows plain colours beside an image, only the faces showing an image are restyled, unless new UVs
+    restyle the whole mesh."""
     model = read_model(args.mesh, args.obj_up)
     original = model.original(args.texture)
     settings = replace(settings, texture_size=model.texture_size(settings.texture_size))
@@ -197,8 +197,8 @@ def read_job_inputs(args: argparse.Namespace, settings: StyleSettings) -> JobInp
         raise StyleTexError("--preserve-colors keeps the original texture's colours: give it with --texture")
     if style is not None:
         parse_blend(settings.style_blend, len(style))
-    return JobInputs(model.mesh, style, original, settings.validate(), model.cells, model.materials,
-                     model.restyled_faces(settings.unwrap))
+    return JobInputs(model.mesh, style, original, settings.validate(), model.cells,
+                     model.restyled_faces(settings.unwrap), model.writes_mesh)
 
 
 def interruptible(work):
@@ -229,27 +229,21 @@ def write_report(path: str, report: dict) -> None:
 
 
 def job_notes(settings: StyleSettings, mesh: Mesh, original: np.ndarray | None = None, cells: int = 1,
-              materials: tuple[str, ...] = (), editable: np.ndarray | None = None) -> str:
+              editable: np.ndarray | None = None) -> str:
     """What the user should know before a run ("" if nothing): random features, a model's images restyled together
-    as an atlas of `cells` (only the `editable` faces, where others show plain colours), an OBJ whose faces use several
-    `materials` (all read the one texture), a grey standing
-    in for a missing original texture, and UVs that leave part of the surface too little texture room for strokes
-    (no setting cures that, so it is said before the steps run)."""
+    as an atlas of `cells` (only the `editable` faces, where others show plain colours), a grey standing in for a
+    missing original texture, and UVs that leave part of the surface too little texture room for strokes (no
+    setting cures that, so it is said before the steps run)."""
     notes = ["--features random is for tests; it is not a quality mode"] if settings.features == "random" else []
     if cells > 1:
         cell = settings.texture_size // math.ceil(math.sqrt(cells))
         if editable is None:
             notes.append(f"the model's materials are restyled together in one {settings.texture_size}^2 atlas, each "
-                         f"image in a {cell}^2 cell it is written back from")
+                         f"image in a {cell}^2 cell")
         else:
             notes.append(f"the model's materials show images and plain colours: the images are restyled in one "
-                         f"{settings.texture_size}^2 atlas, each in a {cell}^2 cell it is written back from, and the "
+                         f"{settings.texture_size}^2 atlas, each in a {cell}^2 cell, and the "
                          f"{int((~editable).sum())} faces of plain colour keep it")
-    if len(materials) > 1:
-        named = ", ".join(materials[:3]) + (", ..." if len(materials) > 3 else "")
-        notes.append(f"the OBJ's faces use {len(materials)} materials ({named}) and all of them read the one texture; "
-                     f"for a model whose materials show several images, give it as glTF (read as one atlas) or "
-                     f"restyle it in the add-on")
     if uv := uv_room(mesh, settings.texture_size).note():
         notes.append(uv)
     if grey := stand_in_note(original, settings):

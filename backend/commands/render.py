@@ -12,7 +12,7 @@ from .arguments import finite_float, positive_int, vector3
 from ..devices import pick_device
 from ..errors import StyleTexError
 from ..formats.images import load_image, save_image, uv_checker
-from ..formats.gltf import read_model
+from ..formats.model import read_model
 from ..raster import MAX_SIZE
 from ..render import MeshTensors, rasterize_view, shade
 from ..texture import interpolate

@@ -31,7 +31,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "hand the texture back in the mesh's own UVs and polish it there for the last 15 %% of "
                              "the steps, for islands packed denser or sparser than the rest (strokes of one size on "
                              "the surface)")
-    parser.add_argument("--out-mesh", metavar="OUT.obj", help="with --unwrap even: the mesh with its new UVs (OBJ)")
+    parser.add_argument("--out-mesh", metavar="OUT.obj",
+                        help="with --unwrap even, or an OBJ whose materials show several images (restyled as one "
+                             "atlas): the mesh in the texture's UVs (OBJ, with a material library naming --out)")
     parser.add_argument("--previews", help="folder for texture snapshots during the run")
     parser.add_argument("--preview-every", type=positive_int, default=25, help="steps between previews (with --previews)")
     parser.add_argument("--report", help="write a JSON report (settings, losses, timing, coverage) here")
@@ -50,8 +52,6 @@ def run(args: argparse.Namespace) -> int:
         raise StyleTexError("--unwrap even makes new UVs: give --out-mesh OUT.obj to write the mesh that carries them")
     if args.unwrap == "even" and args.out_model:
         raise StyleTexError("--out-model writes the model with its own UVs: with --unwrap even use --out-mesh OUT.obj")
-    if args.out_mesh and args.unwrap != "even":
-        raise StyleTexError("--out-mesh writes the new UVs of --unwrap even; without it the mesh is unchanged")
     if args.out_mesh and not args.out_mesh.lower().endswith(".obj"):
         raise StyleTexError(f"--out-mesh writes an OBJ: give it a .obj name, not {args.out_mesh!r}")
     for path, option in ((args.out, "--out"), (args.out_mesh, "--out-mesh"), (args.out_model, "--out-model"),
@@ -61,14 +61,20 @@ def run(args: argparse.Namespace) -> int:
     if args.previews:
         check_output(args.previews, "--previews", folder=True)
     inputs = read_job_inputs(args, settings)
+    if inputs.writes_mesh and not args.out_mesh:
+        raise StyleTexError(f"{args.mesh}: its materials show several images (or an image and plain colours), "
+                            "restyled as one atlas: give --out-mesh OUT.obj to write the mesh in the atlas's UVs")
+    if args.out_mesh and args.unwrap != "even" and not inputs.writes_mesh:
+        raise StyleTexError("--out-mesh writes the new UVs of --unwrap even (or an OBJ's atlas); without it the mesh "
+                            "is unchanged")
     mesh, style, original, settings = inputs.mesh, inputs.style, inputs.original, inputs.settings
     previews = Path(args.previews) if args.previews else None
-    bar = ProgressBar(args.quiet, previews, job_notes(settings, mesh, original, inputs.cells, inputs.materials,
-                                                       inputs.editable))
+    bar = ProgressBar(args.quiet, previews, job_notes(settings, mesh, original, inputs.cells, inputs.editable))
     result = interruptible(lambda cancel: stylize(mesh, style, settings, original, bar, cancel, inputs.editable))
     save_image(args.out, result.texture)
-    if result.uvs is not None:
-        write_obj(args.out_mesh, make_mesh(mesh.positions, mesh.faces, result.uvs, args.out_mesh))
+    if args.out_mesh:  # the UVs the texture was made for: new ones, or the atlas's
+        uvs = result.uvs if result.uvs is not None else mesh.uvs
+        write_obj(args.out_mesh, make_mesh(mesh.positions, mesh.faces, uvs, args.out_mesh), texture=args.out)
     if args.out_model:
         write_gltf_with_texture(args.mesh, args.out_model, result.texture)
     if args.report:

@@ -16,7 +16,6 @@ world ((x, y, z) -> (x, -z, y), as Blender's importer does) and V into our V = 0
 from __future__ import annotations
 
 import io
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -24,7 +23,9 @@ from PIL import Image
 
 from ..errors import MeshError
 from ..mesh import Mesh, make_mesh
-from .atlas import pack, plan_atlas, remap_uvs, unpack
+from .atlas import plan_atlas, unpack
+from .images import linear_to_srgb, srgb_to_linear
+from .model import atlas_texture, is_atlas
 
 COMPONENTS = {"SCALAR": 1, "VEC2": 2, "VEC3": 3, "VEC4": 4, "MAT4": 16}
 DTYPES = {5120: np.int8, 5121: np.uint8, 5122: np.int16, 5123: np.uint16, 5125: np.uint32, 5126: np.float32}
@@ -157,12 +158,12 @@ def _opened_image(gltf, path: Path, source: int) -> Image.Image:
 def read_gltf(path: str | Path) -> tuple[Mesh, np.ndarray | None]:
     """The model's textured triangles, in world space (Z up), and its texture (_textures: the one base colour image,
     an atlas of several, or None). Raises MeshError naming the file and the reason."""
-    return _read_gltf(Path(path))[:2]
+    return read_gltf_model(Path(path))[:2]
 
 
-def _read_gltf(path: Path) -> tuple[Mesh, np.ndarray | None, int, np.ndarray | None]:
+def read_gltf_model(path: Path) -> tuple[Mesh, np.ndarray | None, int, np.ndarray | None]:
     """read_gltf's mesh and texture, how many atlas cells the texture is made of (1: one image, or none) and which
-    faces show an image (None: all of them, or none)."""
+    faces show an image where others show a plain colour (None: all of them, or none): a model.Model's fields."""
     gltf = _load(path)
     required = set(gltf.extensionsRequired or []) | set(gltf.extensionsUsed or [])
     for extension, what in UNSUPPORTED.items():
@@ -254,31 +255,20 @@ def _cells(gltf, materials) -> tuple[list[int], list[int]]:
     return images, plain
 
 
-def _is_atlas(images: list[int], plain: list[int]) -> bool:
-    """Whether the model's texture is an atlas: its materials show several images, or an image and plain colours
-    (each plain material's faces then read a cell of its colour, as a viewer shows them)."""
-    return len(images) > 1 or bool(images and plain)
-
-
 def _textures(gltf, path: Path, material_of_face: np.ndarray, uvs: np.ndarray
               ) -> tuple[np.ndarray | None, np.ndarray, int, np.ndarray | None]:
     """The model's texture, as a viewer shows it (each image times the colour factor of the first material showing
     it), the faces' UVs in it and its atlas cells: the one base colour image (or None; 1 cell), or, where the
-    materials show several or an image and plain colours (_is_atlas), an atlas of them (atlas.py, as the add-on packs
-    an object's images) with a cell of its plain colour for each material without one, and every face's UVs moved
-    into its cell; and, in an atlas with plain cells, which faces show an image (else None)."""
+    materials show several or an image and plain colours, an atlas of them (model.atlas_texture) with a cell of its
+    plain colour for each material without one, and every face's UVs moved into its cell; and, in an atlas with plain
+    cells, which faces show an image (else None)."""
     images, plain = _cells(gltf, material_of_face)
     shown = [_tinted(_decoded(gltf, path, source), _factor(gltf, _showing(gltf, material_of_face, source)))
              for source in images]
-    if not _is_atlas(images, plain):
-        return (shown[0] if images else None), uvs, 1, None
-    layout = plan_atlas(len(images) + len(plain), max(max(image.shape[:2]) for image in shown))
-    flat = [np.broadcast_to(_plain_colour(gltf, material), (4, 4, 3)) for material in plain]
     cell = {material: images.index(_base_color_source(gltf, material)) if material not in plain
             else len(images) + plain.index(material) for material in dict.fromkeys(material_of_face.tolist())}
     cell_of_face = np.asarray([cell[m] for m in material_of_face.tolist()])
-    showing = ~np.isin(material_of_face, plain) if plain else None
-    return pack(shown + flat, layout), remap_uvs(uvs, cell_of_face, layout), layout.cells, showing
+    return atlas_texture(shown, [_plain_colour(gltf, material) for material in plain], cell_of_face, uvs)
 
 
 def _factor(gltf, material: int) -> np.ndarray:
@@ -294,27 +284,19 @@ def _showing(gltf, materials: np.ndarray, source: int) -> int:
                 if _base_color_source(gltf, None if m == NO_MATERIAL else m) == source)
 
 
-def _to_srgb(linear: np.ndarray) -> np.ndarray:
-    return np.where(linear <= 0.0031308, 12.92 * linear, 1.055 * np.maximum(linear, 0) ** (1 / 2.4) - 0.055)
-
-
-def _to_linear(encoded: np.ndarray) -> np.ndarray:
-    return np.where(encoded <= 0.04045, encoded / 12.92, ((encoded + 0.055) / 1.055) ** 2.4)
-
-
 def _tinted(image: np.ndarray, factor: np.ndarray) -> np.ndarray:
     """An sRGB-encoded image (H, W, 3 or 4) as a material with colour `factor` shows it: glTF multiplies the decoded
     colours by it (the alpha, if any, as it is)."""
     if bool((factor == 1).all()):
         return image
     out = image.copy()
-    out[..., :3] = _to_srgb(_to_linear(image[..., :3].astype(np.float64)) * factor).astype(np.float32)
+    out[..., :3] = linear_to_srgb(srgb_to_linear(image[..., :3].astype(np.float64)) * factor).astype(np.float32)
     return out
 
 
 def _plain_colour(gltf, material: int) -> np.ndarray:
     """A material's base colour factor, sRGB-encoded as the textures are; white without one."""
-    return _to_srgb(_factor(gltf, material)).astype(np.float32)
+    return linear_to_srgb(_factor(gltf, material)).astype(np.float32)
 
 
 def write_gltf_with_texture(source: str | Path, out: str | Path, texture: np.ndarray) -> None:
@@ -332,8 +314,8 @@ def write_gltf_with_texture(source: str | Path, out: str | Path, texture: np.nda
     images, plain = _cells(gltf, materials)
     if not images:
         raise MeshError(f"{source}: no base colour texture to replace")
-    cells = [texture] if not _is_atlas(images, plain) else unpack(texture, plan_atlas(len(images) + len(plain), texture.shape[0]),
-                                                      len(images))
+    cells = ([texture] if not is_atlas(len(images), len(plain))
+             else unpack(texture, plan_atlas(len(images) + len(plain), texture.shape[0]), len(images)))
     blob = bytearray(gltf.binary_blob() or b"")
     for index, cell in zip(images, cells):
         png = io.BytesIO()
@@ -357,58 +339,6 @@ def write_gltf_with_texture(source: str | Path, out: str | Path, texture: np.nda
         gltf.save_binary(str(out))
     except OSError as exc:
         raise MeshError(f"{out}: cannot write the model ({exc.strerror or exc})") from None
-
-
-@dataclass(frozen=True)
-class Model:
-    """A mesh file (`path`) read once: its mesh, its own texture (a glTF model's base colour texture or atlas, an OBJ's diffuse
-    map named by its material library; None), how many atlas cells that texture is made of (1: one image, or none),
-    which faces show an image where others show a plain colour in the atlas (`editable`: those alone are restyled, as
-    only the images are written back; None: every face) and an OBJ's materials (`usemtl`, which all read the one
-    texture)."""
-
-    path: str
-    mesh: Mesh
-    texture: np.ndarray | None
-    cells: int = 1
-    editable: np.ndarray | None = None
-    materials: tuple[str, ...] = ()
-
-    def original(self, texture: str | Path | None) -> np.ndarray | None:
-        """The job's original: the image file `texture` where given, else the model's own. A file cannot stand in
-        for the several images of an atlas."""
-        from .images import load_texture
-
-        if texture is None:
-            return self.texture
-        if self.cells > 1:
-            shown = "base colour images and plain colours" if self.editable is not None else "several base colour images"
-            raise MeshError(f"{self.path}: its materials show {shown}, restyled together as one atlas: a texture "
-                            "cannot stand in for them (leave it out)")
-        return load_texture(texture)
-
-    def restyled_faces(self, unwrap: str) -> np.ndarray | None:
-        """The faces a job with this `unwrap` restyles, the model's plain colours staying (`editable`), or None: every
-        face. New UVs asked for by name (even, round-trip) restyle the whole mesh."""
-        return self.editable if unwrap in ("auto", "keep") else None
-
-    def texture_size(self, per_image: int) -> int:
-        """A job's texture size where each of the model's images gets per_image^2 texels (as the add-on's atlases
-        give each image), within the atlas limit."""
-        return plan_atlas(self.cells, per_image).size if self.cells > 1 else per_image
-
-
-def read_model(path: str | Path, obj_up: str = "Y") -> Model:
-    """A mesh file by its extension: .glb / .gltf or .obj (obj_up: its up axis)."""
-    from .images import load_texture
-    from .obj import obj_references, obj_texture, read_obj
-
-    if is_gltf(path):
-        return Model(str(path), *_read_gltf(Path(path)))
-    mesh = read_obj(path, up_axis=obj_up)
-    libraries, materials = obj_references(path)
-    named = obj_texture(libraries, materials)
-    return Model(str(path), mesh, load_texture(named) if named is not None else None, materials=tuple(materials))
 
 
 def is_gltf(path: str | Path) -> bool:

@@ -15,6 +15,15 @@ from PIL import Image, UnidentifiedImageError
 from ..errors import StyleTexError
 
 
+def linear_to_srgb(linear: np.ndarray) -> np.ndarray:
+    """Linear colour values (a glTF colour factor, an MTL's Kd) encoded as sRGB, as the textures are."""
+    return np.where(linear <= 0.0031308, 12.92 * linear, 1.055 * np.maximum(linear, 0) ** (1 / 2.4) - 0.055)
+
+
+def srgb_to_linear(encoded: np.ndarray) -> np.ndarray:
+    return np.where(encoded <= 0.04045, encoded / 12.92, ((encoded + 0.055) / 1.055) ** 2.4)
+
+
 def load_image(path: str | Path, channels: int = 3) -> np.ndarray:
     """Reads an image file as float32 (H, W, channels) in [0, 1]; StyleTexError if unreadable."""
     try:

@@ -99,3 +99,16 @@ def test_a_batch_job_writes_the_mesh_beside_the_atlas(tmp_path):
     written = read_model(tmp_path / "parts.obj")
     assert np.array_equal(written.texture, load_image(tmp_path / "parts.png"))
     np.testing.assert_allclose(written.mesh.uvs, inputs["uvs"], atol=1e-6)
+
+
+def test_interpolated_frames_of_an_atlas_come_with_the_mesh_in_its_uvs(tmp_path):
+    from backend.commands.main import main
+
+    path, _, _ = parts_obj(tmp_path)
+    wave = str(REPO / "data" / "styles" / "wave.jpg")
+    assert main(["interpolate", str(path), "--style", wave, "--style-to", wave, "--frames", "2", "--features", "random",
+                 "--steps", "2", "--texture-size", "32", "--render-size", "32", "--quiet",
+                 "--out", str(tmp_path / "frames")]) == 0
+    written = read_model(tmp_path / "frames" / "mesh.obj")
+    assert np.array_equal(written.texture, load_image(tmp_path / "frames" / "frame_0000.png"))
+    np.testing.assert_allclose(written.mesh.uvs, read_model(path).mesh.uvs, atol=1e-6)

@@ -199,3 +199,19 @@ def test_a_batch_job_gives_each_image_its_cell_of_the_texture_size(tmp_path):
     np.testing.assert_array_equal(inputs["editable"], part[order] != 2)  # the head's plain red stays
     with pytest.raises(StyleTexError, match="cannot stand in"):
         read_inputs(BatchJob("parts", tmp_path / "parts.glb", SPOT / "spot_texture.png", (wave,), {}))
+
+
+def test_triangles_without_texture_coordinates_are_counted_and_said(tmp_path):
+    from backend.commands.job import job_notes
+    from backend.style.settings import StyleSettings
+
+    _, _, part = parts_gltf(tmp_path / "parts.glb")
+    gltf = pygltflib.GLTF2().load(str(tmp_path / "parts.glb"))
+    gltf.meshes[0].primitives[2].attributes.TEXCOORD_0 = None  # the head, as an eye exported without UVs
+    gltf.save_binary(str(tmp_path / "no_uvs.glb"))
+    model = read_model(tmp_path / "no_uvs.glb")
+    head = int((part == 2).sum())
+    assert model.left_out == head and len(model.mesh.faces) == len(part) - head
+    assert read_model(tmp_path / "parts.glb").left_out == 0
+    notes = job_notes(StyleSettings(), model.mesh, model.texture, model.cells, model.editable, model.left_out)
+    assert f"note: {head} of the model's triangles have no texture coordinates: they are left out" in notes

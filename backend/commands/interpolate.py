@@ -49,7 +49,7 @@ def run(args: argparse.Namespace) -> int:
     if args.from_original and original is None:
         raise StyleTexError("--from-original morphs from the original texture: give it with --texture")
     style_to = [load_image(path) for path in args.style_to] if args.style_to else None
-    bar = ProgressBar(args.quiet, None, job_notes(settings, mesh, original, inputs.cells))
+    bar = ProgressBar(args.quiet, None, job_notes(settings, mesh, original, inputs.cells, left_out=inputs.left_out))
     result = interruptible(lambda cancel: stylize_sequence(
         mesh, style, style_to, settings, args.frames, original, args.from_original, args.objective_to or "",
         args.independent, bar, cancel))

@@ -182,6 +182,7 @@ class JobInputs:
     cells: int  # the atlas's cells (1: the model shows one image, or none)
     editable: np.ndarray | None  # (F,) the faces restyled where the others keep a plain colour (None: all of them)
     writes_mesh: bool  # the mesh is in its atlas's UVs, not the file's: --out-mesh writes it (Model.writes_mesh)
+    left_out: int  # the file's triangles left out for want of texture coordinates
 
 
 def read_job_inputs(args: argparse.Namespace, settings: StyleSettings) -> JobInputs:
@@ -198,7 +199,7 @@ def read_job_inputs(args: argparse.Namespace, settings: StyleSettings) -> JobInp
     if style is not None:
         parse_blend(settings.style_blend, len(style))
     return JobInputs(model.mesh, style, original, settings.validate(), model.cells,
-                     model.restyled_faces(settings.unwrap), model.writes_mesh)
+                     model.restyled_faces(settings.unwrap), model.writes_mesh, model.left_out)
 
 
 def interruptible(work):
@@ -229,11 +230,11 @@ def write_report(path: str, report: dict) -> None:
 
 
 def job_notes(settings: StyleSettings, mesh: Mesh, original: np.ndarray | None = None, cells: int = 1,
-              editable: np.ndarray | None = None) -> str:
+              editable: np.ndarray | None = None, left_out: int = 0) -> str:
     """What the user should know before a run ("" if nothing): random features, a model's images restyled together
-    as an atlas of `cells` (only the `editable` faces, where others show plain colours), a grey standing in for a
-    missing original texture, and UVs that leave part of the surface too little texture room for strokes (no
-    setting cures that, so it is said before the steps run)."""
+    as an atlas of `cells` (only the `editable` faces, where others show plain colours), triangles `left_out` for
+    want of texture coordinates, a grey standing in for a missing original texture, and UVs that leave part of the
+    surface too little texture room for strokes (no setting cures that, so it is said before the steps run)."""
     notes = ["--features random is for tests; it is not a quality mode"] if settings.features == "random" else []
     if cells > 1:
         cell = settings.texture_size // math.ceil(math.sqrt(cells))
@@ -244,6 +245,9 @@ def job_notes(settings: StyleSettings, mesh: Mesh, original: np.ndarray | None =
             notes.append(f"the model's materials show images and plain colours: the images are restyled in one "
                          f"{settings.texture_size}^2 atlas, each in a {cell}^2 cell, and the "
                          f"{int((~editable).sum())} faces of plain colour keep it")
+    if left_out:
+        notes.append(f"{left_out} of the model's triangles have no texture coordinates: they are left out (not "
+                     f"restyled, and the views do not show them)")
     if uv := uv_room(mesh, settings.texture_size).note():
         notes.append(uv)
     if grey := stand_in_note(original, settings):

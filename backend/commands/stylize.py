@@ -69,7 +69,8 @@ def run(args: argparse.Namespace) -> int:
                             "is unchanged")
     mesh, style, original, settings = inputs.mesh, inputs.style, inputs.original, inputs.settings
     previews = Path(args.previews) if args.previews else None
-    bar = ProgressBar(args.quiet, previews, job_notes(settings, mesh, original, inputs.cells, inputs.editable))
+    bar = ProgressBar(args.quiet, previews, job_notes(settings, mesh, original, inputs.cells, inputs.editable,
+                                                       inputs.left_out))
     result = interruptible(lambda cancel: stylize(mesh, style, settings, original, bar, cancel, inputs.editable))
     save_image(args.out, result.texture)
     if args.out_mesh:  # the UVs the texture was made for: new ones, or the atlas's

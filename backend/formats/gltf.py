@@ -161,9 +161,10 @@ def read_gltf(path: str | Path) -> tuple[Mesh, np.ndarray | None]:
     return read_gltf_model(Path(path))[:2]
 
 
-def read_gltf_model(path: Path) -> tuple[Mesh, np.ndarray | None, int, np.ndarray | None]:
-    """read_gltf's mesh and texture, how many atlas cells the texture is made of (1: one image, or none) and which
-    faces show an image where others show a plain colour (None: all of them, or none): a model.Model's fields."""
+def read_gltf_model(path: Path) -> tuple[Mesh, np.ndarray | None, int, np.ndarray | None, int]:
+    """read_gltf's mesh and texture, how many atlas cells the texture is made of (1: one image, or none), which
+    faces show an image where others show a plain colour (None: all of them, or none) and how many triangles were
+    left out without texture coordinates: a model.Model's fields."""
     gltf = _load(path)
     required = set(gltf.extensionsRequired or []) | set(gltf.extensionsUsed or [])
     for extension, what in UNSUPPORTED.items():
@@ -197,7 +198,7 @@ def read_gltf_model(path: Path) -> tuple[Mesh, np.ndarray | None, int, np.ndarra
         raise MeshError(f"{path}: no triangle primitive with texture coordinates (TEXCOORD_0) in the model")
     texture, face_uvs, cells, showing = _textures(gltf, path, np.concatenate(materials), np.concatenate(uvs))
     mesh = make_mesh(np.concatenate(positions), np.concatenate(faces), face_uvs, str(path))
-    return mesh, texture, cells, showing
+    return mesh, texture, cells, showing, _without_texcoords(gltf)
 
 
 def _texture_mapping(gltf, material: int | None) -> tuple[int, np.ndarray]:
@@ -240,6 +241,22 @@ def _primitives(gltf) -> list:
                 continue
             out.append((mesh_index, world, primitive))
     return out
+
+
+def _without_texcoords(gltf) -> int:
+    """How many triangles of the default scene _primitives leaves out for want of the texture coordinates their base
+    colour texture reads (an eye or a button exported without UVs)."""
+    count = 0
+    for mesh_index, _ in _mesh_nodes(gltf):
+        for primitive in gltf.meshes[mesh_index].primitives:
+            attributes = primitive.attributes
+            if ((TRIANGLES if primitive.mode is None else primitive.mode) != TRIANGLES or attributes.POSITION is None
+                    or getattr(attributes, f"TEXCOORD_{_texture_mapping(gltf, primitive.material)[0]}", None) is not None):
+                continue
+            counted = primitive.indices if primitive.indices is not None else attributes.POSITION
+            if 0 <= counted < len(gltf.accessors):
+                count += (gltf.accessors[counted].count or 0) // 3
+    return count
 
 
 def _cells(gltf, materials) -> tuple[list[int], list[int]]:

@@ -21,15 +21,16 @@ from .atlas import pack, plan_atlas, remap_uvs
 @dataclass(frozen=True)
 class Model:
     """A mesh file (`path`) read once: its mesh (in the atlas's UVs where there is one), its own texture (the image
-    its materials show, or their atlas; None), how many atlas cells that texture is made of (1: one image, or none)
-    and which faces show an image where others show a plain colour in the atlas (`editable`: those alone are
-    restyled; None: every face)."""
+    its materials show, or their atlas; None), how many atlas cells that texture is made of (1: one image, or none),
+    which faces show an image where others show a plain colour in the atlas (`editable`: those alone are
+    restyled; None: every face) and how many of the file's triangles are left out for want of texture coordinates."""
 
     path: str
     mesh: Mesh
     texture: np.ndarray | None
     cells: int = 1
     editable: np.ndarray | None = None
+    left_out: int = 0
 
     def original(self, texture: str | Path | None) -> np.ndarray | None:
         """The job's original: the image file `texture` where given, else the model's own. A file cannot stand in

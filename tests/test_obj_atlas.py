@@ -102,13 +102,17 @@ def test_a_batch_job_writes_the_mesh_beside_the_atlas(tmp_path):
 
 
 def test_interpolated_frames_of_an_atlas_come_with_the_mesh_in_its_uvs(tmp_path):
+    """An OBJ's or a glTF model's: interpolate writes no model back, so the frames need the mesh in the atlas's UVs."""
     from backend.commands.main import main
+    from tests.test_gltf_atlas import parts_gltf
 
-    path, _, _ = parts_obj(tmp_path)
+    parts_gltf(tmp_path / "parts.glb")
     wave = str(REPO / "data" / "styles" / "wave.jpg")
-    assert main(["interpolate", str(path), "--style", wave, "--style-to", wave, "--frames", "2", "--features", "random",
-                 "--steps", "2", "--texture-size", "32", "--render-size", "32", "--quiet",
-                 "--out", str(tmp_path / "frames")]) == 0
-    written = read_model(tmp_path / "frames" / "mesh.obj")
-    assert np.array_equal(written.texture, load_image(tmp_path / "frames" / "frame_0000.png"))
-    np.testing.assert_allclose(written.mesh.uvs, read_model(path).mesh.uvs, atol=1e-6)
+    for path in (parts_obj(tmp_path)[0], tmp_path / "parts.glb"):
+        frames = tmp_path / f"frames_{path.suffix[1:]}"
+        assert main(["interpolate", str(path), "--style", wave, "--style-to", wave, "--frames", "2", "--features",
+                     "random", "--steps", "2", "--texture-size", "32", "--render-size", "32", "--quiet",
+                     "--out", str(frames)]) == 0
+        written = read_model(frames / "mesh.obj")
+        assert np.array_equal(written.texture, load_image(frames / "frame_0000.png"))
+        np.testing.assert_allclose(written.mesh.uvs, read_model(path).mesh.uvs, atol=1e-5)

@@ -59,7 +59,7 @@ def run(args: argparse.Namespace) -> int:
         raise StyleTexError(f"--out {out}: cannot make the folder ({exc.strerror or exc})") from None
     for number, texture in enumerate(result.frames):
         save_image(out / f"frame_{number:04d}.png", texture)
-    if inputs.writes_mesh:  # the frames are an OBJ's atlas: the mesh in its UVs beside them, showing the first
+    if inputs.cells > 1:  # the frames are the model's atlas: the mesh in its UVs beside them, showing the first
         write_obj(out / "mesh.obj", mesh, texture=out / "frame_0000.png")
     write_report(str(out / "report.json"), result.report)
     if not args.quiet:

@@ -10,7 +10,7 @@ import numpy as np
 
 from .atlas import AtlasLayout
 from .compat import corner_uvs, uses_nodes
-from .mapping import feeding_mapping, mapped_uvs
+from .mapping import feeding_mapping, mapped_uvs, unread_mappings
 from .materials import linear_to_srgb, object_textures
 from .uv_overlap import overlapping_share
 
@@ -33,6 +33,7 @@ class MeshPayload:
     editable: np.ndarray | None = None  # (F,) bool: triangles that may change (selected-only; materials with images)
     images: list | None = None  # the original images in the texture (several: packed as `layout` says)
     layout: "AtlasLayout | None" = None
+    warnings: tuple[str, ...] = ()  # what the job does otherwise than the material shows (mapping.unread_mappings)
 
 
 def base_color_image(obj: "bpy.types.Object") -> "bpy.types.ImageTexture | None":
@@ -214,9 +215,11 @@ def extract_active(context: "bpy.types.Context", uv_map: str = "", selected_only
     finally:
         evaluated.to_mesh_clear()
     positions = positions.reshape(-1, 3).astype(np.float64) @ matrix[:3, :3].T + matrix[:3, 3]
-    nodes = [base_color_node(slot.material) for slot in obj.material_slots] or [None]
+    materials = [slot.material for slot in obj.material_slots] or [None]
+    nodes = [base_color_node(material) for material in materials]
     uvs = mapped_uvs(uvs, np.clip(material_index, 0, len(nodes) - 1), nodes)  # where the surface shows the images
     found = object_textures(obj, material_index, np.ascontiguousarray(uvs), editable, texture_size, image_pixels)
     image = found.images[0] if found.images else None
     return MeshPayload(positions.astype(np.float32), faces.reshape(count, 3), np.ascontiguousarray(found.uvs), image,
-                       found.texture, chosen, why, found.editable, found.images, found.layout)
+                       found.texture, chosen, why, found.editable, found.images, found.layout,
+                       tuple(unread_mappings(materials, nodes)))

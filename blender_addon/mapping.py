@@ -6,7 +6,7 @@ surface, and since the texture wraps, they run on across the borders of the tile
 the same Image Texture node, behind the same Mapping node.
 
 A Mapping node whose Location, Rotation or Scale is fed by another node cannot be read here; its UVs are taken as
-they are.
+they are, and the job says so (unread_mappings).
 """
 
 from __future__ import annotations
@@ -56,3 +56,15 @@ def mapped_uvs(uvs: np.ndarray, material_index: np.ndarray, image_nodes: list) -
         faces = material_index == slot
         out[faces] = out[faces] @ matrix.T + offset
     return out.astype(np.float32)
+
+
+def unread_mappings(materials: list, image_nodes: list) -> list[str]:
+    """What the user should know of the Mapping nodes mapped_uvs could not apply (inputs fed by other nodes, or the
+    Normal type): one line each, naming the node and its material (materials: each slot's, beside image_nodes)."""
+    out = []
+    for material, node in zip(materials, image_nodes):
+        mapping = feeding_mapping(node)
+        if mapping is not None and uv_transform(mapping) is None:
+            out.append(f"the Mapping node '{mapping.name}' of '{material.name}' has inputs fed by other nodes or maps "
+                       f"normals: its image is restyled as the UV map lays it out, not as the node moves it")
+    return out

@@ -173,7 +173,9 @@ class STYLETEX_OT_stylize(JobControls, bpy.types.Operator):
             _settings(context.scene).status = "not started"
             self.report({"ERROR"}, str(exc))
             return {"CANCELLED"}
-        obj_name, image_name, session = job
+        obj_name, image_name, session, warnings = job
+        for warning in warnings:
+            self.report({"WARNING"}, f"StyleTex: {warning}")
         if bpy.app.background:
             return self._block(context, session, obj_name, image_name)
         _sessions[obj_name] = session
@@ -181,8 +183,9 @@ class STYLETEX_OT_stylize(JobControls, bpy.types.Operator):
                                 persistent=True)
         return {"FINISHED"}
 
-    def _prepare(self, context) -> tuple[str, str, JobSession]:
-        """Checks the input, makes the new image and starts the worker; (object, image, session)."""
+    def _prepare(self, context) -> tuple[str, str, JobSession, tuple[str, ...]]:
+        """Checks the input, makes the new image and starts the worker; (object, image, session, what the user should
+        know of the job)."""
         from .preferences import backend_address, preferences
 
         obj = context.active_object
@@ -257,7 +260,7 @@ class STYLETEX_OT_stylize(JobControls, bpy.types.Operator):
         _settings(context.scene).last_error = ""
         _settings(context.scene).note = ""
         _settings(context.scene).status = "starting the local backend" if local is not None else "sending"
-        return obj.name, target, session
+        return obj.name, target, session, payload.warnings
 
     def _animation(self, payload) -> tuple[dict, bytes | None]:
         """Animate's checks and its part of the job: the sequence request and the second painting's bytes."""

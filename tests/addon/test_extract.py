@@ -162,6 +162,25 @@ def test_uvs_come_through_the_mapping_node_the_image_is_read_through(bpy_clean, 
         du, dv = u - x, v - y
         expected = np.stack([(cos * du + sin * dv) / sx, (-sin * du + cos * dv) / sy], axis=-1)
     np.testing.assert_allclose(payload.uvs, expected, atol=1e-5)
+    assert payload.warnings == ()
+
+
+def test_a_mapping_node_fed_by_other_nodes_is_named(bpy_clean):
+    """Its values are not known here: the UVs are the map's own, and the job says the node was not followed."""
+    from blender_addon.extract import extract_active
+
+    bpy = bpy_clean
+    obj = add_sphere()
+    node = textured_material(obj, make_image("Original"))
+    tree = obj.active_material.node_tree
+    mapping, value = tree.nodes.new("ShaderNodeMapping"), tree.nodes.new("ShaderNodeValue")
+    mapping.name = "Tiling"
+    tree.links.new(value.outputs["Value"], mapping.inputs["Scale"])
+    tree.links.new(mapping.outputs["Vector"], node.inputs["Vector"])
+    payload = extract_active(bpy.context)
+    np.testing.assert_allclose(payload.uvs, reference(obj)[3], atol=1e-6)
+    assert len(payload.warnings) == 1 and "fed by other nodes" in payload.warnings[0]
+    assert f"'Tiling' of '{obj.active_material.name}'" in payload.warnings[0]
 
 
 def stylize(bpy, address: str, **overrides):

@@ -365,11 +365,11 @@ def test_the_texture_an_objs_material_library_names_is_its_original(tmp_path):
     from backend.formats.obj import mtl_materials
     from PIL import Image
 
-    Image.fromarray(np.full((4, 4, 3), 200, np.uint8)).save(tmp_path / "paint.png")
-    (tmp_path / "lib.mtl").write_text("newmtl paint\nKd 1 1 1\nmap_Kd -s 1 1 1 paint.png\n"
+    Image.fromarray(np.full((4, 4, 3), 200, np.uint8)).save(tmp_path / "my paint.png")
+    (tmp_path / "lib.mtl").write_text("newmtl paint\nKd 1 1 1\nmap_Kd -s 1 1 1 -clamp on -bm 0.5 my paint.png\n"
                                       "newmtl lost\nKd 0.5 0.25 0\nmap_Kd nowhere.png\nnewmtl bare\n")
     table = mtl_materials([tmp_path / "lib.mtl", tmp_path / "missing.mtl"])
-    assert table["paint"].diffuse_map == tmp_path / "paint.png" and table["lost"].diffuse_map is None
+    assert table["paint"].diffuse_map == tmp_path / "my paint.png" and table["lost"].diffuse_map is None
     np.testing.assert_allclose(table["lost"].colour, [0.7354, 0.5371, 0.0], atol=1e-3)  # Kd is linear: sRGB-encoded
     np.testing.assert_allclose(table["bare"].colour, 0.9063, atol=1e-3)  # no Kd: Blender's 0.8 grey
     body = "v 0 0 0\nv 1 0 0\nv 0 1 0\nvt 0 0\nvt 1 0\nvt 0 1\n"
@@ -381,3 +381,17 @@ def test_the_texture_an_objs_material_library_names_is_its_original(tmp_path):
         (tmp_path / name).write_text(f"mtllib lib.mtl\n{body}{faces}")
         model = read_model(tmp_path / name)
         assert model.texture is None and model.cells == 1, name
+
+
+def test_a_written_mesh_names_its_texture_in_a_library_beside_it(tmp_path):
+    """By its path relative to the OBJ, spaces and all, so an importer (and read_model) shows the mesh textured."""
+    from backend.formats.model import read_model
+    from PIL import Image
+
+    (tmp_path / "tex dir").mkdir()
+    Image.fromarray(np.full((4, 4, 3), 90, np.uint8)).save(tmp_path / "tex dir" / "a b.png")
+    mesh = make_mesh(np.eye(3, dtype=np.float32), np.array([[0, 1, 2]]), np.zeros((1, 3, 2), np.float32))
+    write_obj(tmp_path / "out" / "m.obj", mesh, texture=tmp_path / "tex dir" / "a b.png")
+    assert (tmp_path / "out" / "m.mtl").read_text().splitlines()[-1] == "map_Kd ../tex dir/a b.png"
+    model = read_model(tmp_path / "out" / "m.obj")
+    assert model.cells == 1 and np.allclose(model.texture, 90 / 255)

@@ -120,6 +120,26 @@ class MtlMaterial:
     colour: np.ndarray  # (3,) sRGB: Kd, as Blender's importer takes it for the Base Color (linear)
 
 
+def _map_file(rest: str) -> str:
+    """The file a map statement names after its options (`-s 1 1 1`, `-bm 0.5`, `-clamp on`, `-imfchan r`), which may
+    hold spaces."""
+    tokens = rest.split()
+    i = 0
+    while i < len(tokens) and tokens[i].startswith("-"):
+        option, i = tokens[i], i + 1
+        while i < len(tokens) and (tokens[i] in ("on", "off") or _is_number(tokens[i])
+                                   or (option == "-imfchan" and tokens[i] in ("r", "g", "b", "m", "l", "z"))):
+            i += 1
+    return " ".join(tokens[i:])
+
+
+def _is_number(token: str) -> bool:
+    try:
+        return math.isfinite(float(token))
+    except ValueError:
+        return False
+
+
 def mtl_materials(libraries: list[Path]) -> dict[str, MtlMaterial]:
     """The materials the `libraries` define: each one's diffuse map (options before the name, as `-s 1 1 1`, are
     skipped) and colour. A library that cannot be read adds none (its faces then show the default grey)."""
@@ -134,8 +154,8 @@ def mtl_materials(libraries: list[Path]) -> dict[str, MtlMaterial]:
             keyword, _, rest = raw.split("#", 1)[0].strip().partition(" ")
             if keyword == "newmtl":
                 material = found.setdefault(rest.strip(), {})
-            elif material is not None and keyword == "map_Kd" and rest.split():
-                material["map"] = library.parent / rest.split()[-1]
+            elif material is not None and keyword == "map_Kd" and _map_file(rest):
+                material["map"] = library.parent / _map_file(rest)
             elif material is not None and keyword == "Kd" and len(rest.split()) >= 3:
                 try:
                     material["kd"] = np.clip([float(v) for v in rest.split()[:3]], 0, 1)
@@ -176,7 +196,10 @@ def write_obj(path: str | Path, mesh: Mesh, texture: str | Path | None = None) -
     lines = []
     if texture is not None:
         library = path.with_suffix(".mtl")
-        image = os.path.relpath(Path(texture).resolve(), path.resolve().parent)
+        try:
+            image = os.path.relpath(Path(texture).resolve(), path.resolve().parent)
+        except ValueError:  # on another drive (Windows): no relative path
+            image = str(Path(texture).resolve())
         lines += [f"mtllib {library.name}", "usemtl styletex"]
     lines += [f"v {x:.9g} {z:.9g} {-y:.9g}" for x, y, z in mesh.positions]
     lines += [f"vt {u:.9g} {v:.9g}" for u, v in mesh.uvs.reshape(-1, 2)]

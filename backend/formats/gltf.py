@@ -172,7 +172,8 @@ def read_gltf_model(path: Path) -> tuple[Mesh, np.ndarray | None, int, np.ndarra
             raise MeshError(f"{path}: {what} meshes are not supported ({extension}); export without compression")
     cache: dict = {}
     positions, faces, uvs, materials, base = [], [], [], [], 0
-    for mesh_index, world, primitive in _primitives(gltf):
+    found = _triangle_primitives(gltf)
+    for mesh_index, world, primitive in _primitives(gltf, found):
         attributes = primitive.attributes
         points = _accessor(gltf, path, attributes.POSITION, cache)[:, :3]
         channel, transform = _texture_mapping(gltf, primitive.material)
@@ -198,7 +199,7 @@ def read_gltf_model(path: Path) -> tuple[Mesh, np.ndarray | None, int, np.ndarra
         raise MeshError(f"{path}: no triangle primitive with texture coordinates (TEXCOORD_0) in the model")
     texture, face_uvs, cells, showing = _textures(gltf, path, np.concatenate(materials), np.concatenate(uvs))
     mesh = make_mesh(np.concatenate(positions), np.concatenate(faces), face_uvs, str(path))
-    return mesh, texture, cells, showing, _without_texcoords(gltf)
+    return mesh, texture, cells, showing, _without_texcoords(found)
 
 
 def _texture_mapping(gltf, material: int | None) -> tuple[int, np.ndarray]:
@@ -223,40 +224,36 @@ def _texture_mapping(gltf, material: int | None) -> tuple[int, np.ndarray]:
     return transform.get("texCoord", channel), matrix
 
 
-def _primitives(gltf) -> list:
-    """(mesh index, world matrix, primitive) of every primitive read: triangles with positions and the texture
-    coordinates their base colour texture reads (TEXCOORD_0 without one; and at least one triangle by its accessor's
-    count), in the default scene's node order."""
+def _triangle_primitives(gltf) -> list:
+    """(mesh index, world matrix, primitive, triangles by its accessor's count (None where that accessor is not
+    there), whether it has the texture coordinates its base colour texture reads (TEXCOORD_0 without one)) of every
+    primitive of triangles with positions, in the default scene's node order."""
     out = []
     for mesh_index, world in _mesh_nodes(gltf):
         for primitive in gltf.meshes[mesh_index].primitives:
-            mode = TRIANGLES if primitive.mode is None else primitive.mode
             attributes = primitive.attributes
-            channel = _texture_mapping(gltf, primitive.material)[0]
-            if (mode != TRIANGLES or attributes.POSITION is None
-                    or getattr(attributes, f"TEXCOORD_{channel}", None) is None):
+            if (TRIANGLES if primitive.mode is None else primitive.mode) != TRIANGLES or attributes.POSITION is None:
                 continue
             counted = primitive.indices if primitive.indices is not None else attributes.POSITION
-            if 0 <= counted < len(gltf.accessors) and (gltf.accessors[counted].count or 0) < 3:
-                continue
-            out.append((mesh_index, world, primitive))
+            triangles = (gltf.accessors[counted].count or 0) // 3 if 0 <= counted < len(gltf.accessors) else None
+            channel = _texture_mapping(gltf, primitive.material)[0]
+            out.append((mesh_index, world, primitive, triangles,
+                        getattr(attributes, f"TEXCOORD_{channel}", None) is not None))
     return out
 
 
-def _without_texcoords(gltf) -> int:
-    """How many triangles of the default scene _primitives leaves out for want of the texture coordinates their base
-    colour texture reads (an eye or a button exported without UVs)."""
-    count = 0
-    for mesh_index, _ in _mesh_nodes(gltf):
-        for primitive in gltf.meshes[mesh_index].primitives:
-            attributes = primitive.attributes
-            if ((TRIANGLES if primitive.mode is None else primitive.mode) != TRIANGLES or attributes.POSITION is None
-                    or getattr(attributes, f"TEXCOORD_{_texture_mapping(gltf, primitive.material)[0]}", None) is not None):
-                continue
-            counted = primitive.indices if primitive.indices is not None else attributes.POSITION
-            if 0 <= counted < len(gltf.accessors):
-                count += (gltf.accessors[counted].count or 0) // 3
-    return count
+def _primitives(gltf, found: list | None = None) -> list:
+    """(mesh index, world matrix, primitive) of every primitive read: triangles with positions and the texture
+    coordinates their base colour texture reads (and at least one triangle by its accessor's count); `found`:
+    _triangle_primitives', where already listed."""
+    return [(mesh_index, world, primitive) for mesh_index, world, primitive, triangles, textured
+            in (found if found is not None else _triangle_primitives(gltf)) if textured and triangles != 0]
+
+
+def _without_texcoords(found: list) -> int:
+    """How many triangles of _triangle_primitives' `found` are left out for want of the texture coordinates their
+    base colour texture reads (an eye or a button exported without UVs)."""
+    return sum(triangles or 0 for *_, triangles, textured in found if not textured)
 
 
 def _cells(gltf, materials) -> tuple[list[int], list[int]]:

@@ -119,5 +119,4 @@ def editable_weight(uvs: torch.Tensor, editable: torch.Tensor, size: int, feathe
     for _ in range(feather):  # grow once per ring: texels the k-th growth reaches are k texels from a frozen one
         near = F.max_pool2d(near[None, None], 3, stride=1, padding=1)[0, 0]
         depth = depth + near
-    within = grown(restyled, reach) if reach > 0 else restyled
-    return (1 - depth / (feather + 1)) * within
+    return (1 - depth / (feather + 1)) * grown(restyled, reach)

@@ -49,7 +49,8 @@ def run(args: argparse.Namespace) -> int:
     if args.from_original and original is None:
         raise StyleTexError("--from-original morphs from the original texture: give it with --texture")
     style_to = [load_image(path) for path in args.style_to] if args.style_to else None
-    bar = ProgressBar(args.quiet, None, job_notes(settings, mesh, original, inputs.cells, left_out=inputs.left_out))
+    bar = ProgressBar(args.quiet, None, job_notes(settings, mesh, original, inputs.model.cells,
+                                                   left_out=inputs.model.left_out))
     result = interruptible(lambda cancel: stylize_sequence(
         mesh, style, style_to, settings, args.frames, original, args.from_original, args.objective_to or "",
         args.independent, bar, cancel))
@@ -59,7 +60,7 @@ def run(args: argparse.Namespace) -> int:
         raise StyleTexError(f"--out {out}: cannot make the folder ({exc.strerror or exc})") from None
     for number, texture in enumerate(result.frames):
         save_image(out / f"frame_{number:04d}.png", texture)
-    if inputs.cells > 1:  # the frames are the model's atlas: the mesh in its UVs beside them, showing the first
+    if inputs.model.cells > 1:  # the frames are the model's atlas: the mesh in its UVs beside them, showing the first
         write_obj(out / "mesh.obj", mesh, texture=out / "frame_0000.png")
     write_report(str(out / "report.json"), result.report)
     if not args.quiet:

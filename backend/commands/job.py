@@ -16,7 +16,7 @@ import numpy as np
 
 from ..errors import StyleTexError
 from ..features.network import KINDS
-from ..formats.model import read_model
+from ..formats.model import Model, read_model
 from ..formats.images import load_image, save_image
 from ..mesh import Mesh
 from ..mesh.uv_room import uv_room
@@ -175,14 +175,15 @@ def job_settings(args: argparse.Namespace, preview_every: int = 0) -> StyleSetti
 
 @dataclass(frozen=True)
 class JobInputs:
-    mesh: Mesh
+    model: Model  # the mesh file read: its mesh, atlas cells, triangles left out
     style: list[np.ndarray] | None  # the paintings
     original: np.ndarray | None  # the original texture
     settings: StyleSettings  # the job's: the atlas's texture size where the model's images make one
-    cells: int  # the atlas's cells (1: the model shows one image, or none)
     editable: np.ndarray | None  # (F,) the faces restyled where the others keep a plain colour (None: all of them)
-    writes_mesh: bool  # the mesh is in its atlas's UVs, not the file's: --out-mesh writes it (Model.writes_mesh)
-    left_out: int  # the file's triangles left out for want of texture coordinates
+
+    @property
+    def mesh(self) -> Mesh:
+        return self.model.mesh
 
 
 def read_job_inputs(args: argparse.Namespace, settings: StyleSettings) -> JobInputs:
@@ -198,8 +199,7 @@ def read_job_inputs(args: argparse.Namespace, settings: StyleSettings) -> JobInp
         raise StyleTexError("--preserve-colors keeps the original texture's colours: give it with --texture")
     if style is not None:
         parse_blend(settings.style_blend, len(style))
-    return JobInputs(model.mesh, style, original, settings.validate(), model.cells,
-                     model.restyled_faces(settings.unwrap), model.writes_mesh, model.left_out)
+    return JobInputs(model, style, original, settings.validate(), model.restyled_faces(settings.unwrap))
 
 
 def interruptible(work):

@@ -61,16 +61,16 @@ def run(args: argparse.Namespace) -> int:
     if args.previews:
         check_output(args.previews, "--previews", folder=True)
     inputs = read_job_inputs(args, settings)
-    if inputs.writes_mesh and not args.out_mesh:
+    if inputs.model.writes_mesh and not args.out_mesh:
         raise StyleTexError(f"{args.mesh}: its materials show several images (or an image and plain colours), "
                             "restyled as one atlas: give --out-mesh OUT.obj to write the mesh in the atlas's UVs")
-    if args.out_mesh and args.unwrap != "even" and not inputs.writes_mesh:
+    if args.out_mesh and args.unwrap != "even" and not inputs.model.writes_mesh:
         raise StyleTexError("--out-mesh writes the new UVs of --unwrap even (or an OBJ's atlas); without it the mesh "
                             "is unchanged")
     mesh, style, original, settings = inputs.mesh, inputs.style, inputs.original, inputs.settings
     previews = Path(args.previews) if args.previews else None
-    bar = ProgressBar(args.quiet, previews, job_notes(settings, mesh, original, inputs.cells, inputs.editable,
-                                                       inputs.left_out))
+    bar = ProgressBar(args.quiet, previews, job_notes(settings, mesh, original, inputs.model.cells, inputs.editable,
+                                                       inputs.model.left_out))
     result = interruptible(lambda cancel: stylize(mesh, style, settings, original, bar, cancel, inputs.editable))
     save_image(args.out, result.texture)
     if args.out_mesh:  # the UVs the texture was made for: new ones, or the atlas's

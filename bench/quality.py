@@ -112,7 +112,7 @@ def thumbnail(image: np.ndarray, size: int) -> np.ndarray:
 
 
 def run_pair(name: str, obj: Path | None, texture: Path | None, painting_path: Path, settings: StyleSettings,
-             scorer: Scorer, out: Path, cycles: bool = False) -> dict:
+             scorer: Scorer, out: Path, cycles: bool = False, judge_roll: float = 0.0) -> dict:
     mesh, original = load_model(name, obj, texture)
     painting = load_image(painting_path)
     started = time.perf_counter()
@@ -124,7 +124,7 @@ def run_pair(name: str, obj: Path | None, texture: Path | None, painting_path: P
         mesh = make_mesh(mesh.positions, mesh.faces, result.uvs, name)
 
     mesh_t = MeshTensors.from_mesh(mesh, scorer.device)
-    cameras = score_cameras(mesh.center, mesh.radius)
+    cameras = score_cameras(mesh.center, mesh.radius, judge_roll)
     painting_grams = scorer.painting_grams(painting)
     pasted = resize_square(painting, settings.texture_size)
     row = {"mesh": name, "painting": painting_path.stem, "seconds": seconds,
@@ -222,6 +222,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", default=str(ROOT / "out" / "bench" / "quality"))
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     parser.add_argument("--no-cycles", action="store_true", help="skip the scores on Blender Cycles' renders")
+    parser.add_argument("--judge-roll", type=float, default=0.0, metavar="DEGREES",
+                        help="turn the judge's eight views about their lines of sight by this angle, one way and the "
+                             "other in turn (default 0: upright, as a model is mostly seen)")
     args = parser.parse_args(argv)
     try:
         # The demo's sizes and steps: what a CPU user runs. Others through --set.
@@ -245,7 +248,8 @@ def main(argv: list[str] | None = None) -> int:
         cycles = not args.no_cycles and blender_available()
         out = Path(args.out)
         print(f"quality: {settings.steps} steps, texture {settings.texture_size}^2, renders {settings.render_size}^2, "
-              f"features {settings.features}; scored by EfficientNet-Lite1 over 8 fixed views")
+              f"features {settings.features}; scored by EfficientNet-Lite1 over 8 fixed views"
+              + (f" turned by ±{args.judge_roll:g}°" if args.judge_roll else ""))
         print(f"{'mesh':<8s} {'painting':<14s} {'seed':>4s} {'original':>8s} {'pasted':>8s} {'result':>8s} {'vs_pasted':>9s} "
               f"{'struct':>9s} {'struct_p':>9s} {'speckle':>7s} {'seams':>6s} {'balance':>7s} {'bal_o':>6s} {'split':>6s} "
               f"{'split_p':>7s} {'contrast':>8s} {'vsp_cy':>6s} {'con_cy':>6s} {'sea_cy':>6s} {'dense':>5s} {'spectrum':>8s} {'seconds':>7s}")
@@ -253,7 +257,8 @@ def main(argv: list[str] | None = None) -> int:
         for name, (obj, tex) in meshes.items():
             for painting in paintings:
                 for seed in range(settings.seed, settings.seed + args.seeds):
-                    rows.append(run_pair(name, obj, tex, painting, replace(settings, seed=seed), scorer, out, cycles))
+                    rows.append(run_pair(name, obj, tex, painting, replace(settings, seed=seed), scorer, out, cycles,
+                                         args.judge_roll))
                     print_row(rows[-1])
     except StyleTexError as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -26,7 +26,7 @@ from backend.raster import Fragments
 from backend.render import MeshTensors, rasterize_view, shade
 from backend.style.engine import resize_longer_side
 from backend.style.losses import content_loss, gram
-from backend.views import Camera, ring_cameras
+from backend.views import Camera, ring_cameras, rolled
 
 SCORE_NETWORK = "efficientnet_lite1"
 # Strides 2, 2, 4, 8, 16: one layer per scale, from the stem to the middle of the network.
@@ -40,11 +40,13 @@ SCORE_STRUCTURE_LAYER = "block10"
 JUDGE_FILTER = "anisotropic"
 
 
-def score_cameras(center, radius: float) -> list[Camera]:
-    """Eight fixed views: four around the object from above, four from below between them."""
+def score_cameras(center, radius: float, roll_deg: float = 0.0) -> list[Camera]:
+    """Eight fixed views: four around the object from above, four from below between them; upright, or turned about
+    their lines of sight by roll_deg, one way and the other in turn (the painting's upright shapes then count
+    as much lying askew on the surface as upright)."""
     above = ring_cameras(center, radius, 4, elevation_deg=20.0)
     below = ring_cameras(center, radius, 8, elevation_deg=-25.0)[1::2]
-    return above + below
+    return [rolled(camera, roll_deg * (-1) ** k) if roll_deg else camera for k, camera in enumerate(above + below)]
 
 
 class Scorer:

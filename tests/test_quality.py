@@ -56,6 +56,17 @@ def test_the_judge_ranks_the_pasted_painting_closer_than_the_original(scorer, sp
     assert scorer.structure_distance(scorer.features(pasted_images, masks), original_features, masks) > 0.5
 
 
+def test_the_judges_views_turn_one_way_and_the_other(spot):
+    mesh, _, upright = spot
+    turned = score_cameras(mesh.center, mesh.radius, 45.0)
+    assert [c.eye for c in turned] == [c.eye for c in upright]
+    for k, (a, b) in enumerate(zip(upright, turned)):
+        assert abs(a.view_matrix()[0, 2]) < 1e-9  # upright: the screen's right axis is level
+        right, up = a.view_matrix()[0, :3], a.view_matrix()[1, :3]
+        expected = np.cos(np.radians(45)) * up + (-1) ** k * np.sin(np.radians(45)) * right
+        np.testing.assert_allclose(b.view_matrix()[1, :3], expected, atol=1e-9)
+
+
 def test_speckle_measures_pixel_noise_inside_the_silhouette():
     flat = torch.full((1, 3, 32, 32), 0.5)
     mask = torch.zeros(1, 1, 32, 32)

@@ -117,6 +117,16 @@ def random_cameras(
     return [orbit_camera(center, radius, d, fov_deg, z) for d, z in zip(directions, zooms)]
 
 
+def rolled(camera: Camera, degrees: float) -> Camera:
+    """`camera` turned about its line of sight, so that what it sees turns `degrees` counter-clockwise on the screen
+    (eye, target and lens kept)."""
+    view = camera.view_matrix()
+    right, up = view[0, :3], view[1, :3]
+    angle = math.radians(degrees)
+    turned = math.cos(angle) * up + math.sin(angle) * right
+    return Camera(camera.eye, camera.target, tuple(float(v) for v in turned), camera.fov_deg, camera.near, camera.far)
+
+
 def closeup_camera(point, direction, object_radius: float, zoom: float, fov_deg: float = 30.0) -> Camera:
     """A camera on `direction` from a surface `point`, aimed at it, framing a sphere of object_radius / zoom
     around it: the object's bounding sphere at `zoom` times the size a full view shows it. The near plane is

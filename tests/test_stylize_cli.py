@@ -104,7 +104,7 @@ def runs(tmp_path_factory):
     commands = {
         "ok": [
             str(mesh), "--style", str(STYLE), "--texture", str(texture), "--out", str(root / "out" / "styled.png"),
-            "--steps", "4", *tiny, "--views-per-step", "2", "--seed", "3", "--report", str(root / "reports" / "r.json"),
+            "--steps", "4", *tiny, "--views-per-step", "2", "--seed", "3", "--roll-deg", "90", "--report", str(root / "reports" / "r.json"),
             "--previews", str(root / "previews"), "--preview-every", "2",
         ],
         "squeezed_uvs": [str(squeezed), *good[1:], "--report", str(root / "squeezed.json")],
@@ -113,6 +113,7 @@ def runs(tmp_path_factory):
         "mesh_without_uvs": [str(no_uvs), *good[1:]],
         "zero_area_mesh": [str(zero_area), *good[1:]],
         "steps_0": [*good, "--steps", "0"],
+        "roll_past_half_a_turn": [*good, "--roll-deg", "200"],
         "style_weight_nan": [*good, "--style-weight", "nan"],
         "objective_bogus": [*good, "--objective", "bogus"],
         "objective_channel_out_of_range": [*good, "--objective", "channel:rand3:64"],
@@ -212,7 +213,7 @@ def test_report_json(runs):
     settings = report["settings"]
     assert settings["steps"] == 4 and settings["texture_size"] == SIZE and settings["render_size"] == SIZE
     assert settings["features"] == "random" and settings["seed"] == 3 and settings["views_per_step"] == 2
-    assert settings["preview_every"] == 2
+    assert settings["preview_every"] == 2 and settings["roll_deg"] == 90
     assert [entry["step"] for entry in report["loss"]] == [1, 2, 3, 4]
     for entry in report["loss"]:
         assert set(entry) == {"step", "total", "style", "content", "seam", "detail", "balance", "layout"}
@@ -257,6 +258,7 @@ ERRORS = {
     "mesh_without_uvs": "no_uvs.obj:4:",
     "zero_area_mesh": "zero surface area",
     "steps_0": "--steps",
+    "roll_past_half_a_turn": "roll_deg",
     "style_weight_nan": "--style-weight",
     "objective_bogus": "objective",
     "objective_channel_out_of_range": "64",

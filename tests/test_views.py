@@ -16,6 +16,7 @@ from backend.views import (
     perspective,
     random_cameras,
     ring_cameras,
+    rolled,
 )
 
 
@@ -312,3 +313,18 @@ def test_ring_cameras_count_and_elevation(count, elevation):
         assert camera.fov_deg == 35.0
         distance = np.linalg.norm(np.subtract(camera.eye, center))
         assert distance == pytest.approx(framing_distance(radius, 35.0))
+
+
+@pytest.mark.parametrize("degrees", [0.0, 30.0, 90.0, -135.0, 180.0])
+def test_rolled_camera_turns_the_image_about_its_centre(degrees):
+    camera = random_cameras((0.2, -0.4, 0.1), 1.5, 1, np.random.default_rng(4), fov_deg=35.0)[0]
+    turned = rolled(camera, degrees)
+    assert (turned.eye, turned.target, turned.fov_deg, turned.near, turned.far) == (
+        camera.eye, camera.target, camera.fov_deg, camera.near, camera.far)
+    assert_rigid(turned.view_matrix())
+    points = sphere_points(np.array(camera.target), 1.5)
+    before, after = transform(camera.world_to_clip(), points), transform(turned.world_to_clip(), points)
+    np.testing.assert_allclose(after[:, 2:], before[:, 2:], atol=1e-9)  # depth and w: the same
+    angle = math.radians(degrees)
+    turn = np.array([[math.cos(angle), -math.sin(angle)], [math.sin(angle), math.cos(angle)]])
+    np.testing.assert_allclose(after[:, :2], before[:, :2] @ turn.T, atol=1e-9)

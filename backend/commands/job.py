@@ -79,6 +79,9 @@ def add_job_arguments(parser: argparse.ArgumentParser) -> None:
                         help="share of the views that are close-ups of the parts seen least so far (0 to 1)")
     parser.add_argument("--closeup-zoom", type=finite_float, default=DEFAULTS["closeup_zoom"],
                         help="how much closer a close-up is than a full view (the painting is enlarged as much)")
+    parser.add_argument("--roll-deg", type=finite_float, default=DEFAULTS["roll_deg"], metavar="DEGREES",
+                        help="turn each view about its line of sight by up to this angle (default 45), so that the painting's "
+                             "upright shapes do not line up with the world's up axis on the surface; 0: every view upright")
     parser.add_argument("--angle-weighting", action="store_true",
                         help="weight each pixel in the losses by how head-on it sees its surface")
     parser.add_argument("--param", choices=tuple(PARAMETERIZATIONS), default=DEFAULTS["param"])
@@ -168,7 +171,7 @@ def job_settings(args: argparse.Namespace, preview_every: int = 0) -> StyleSetti
         angle_weighting=args.angle_weighting, layout_weight=args.layout_weight, tile_weight=args.tile_weight,
         style_tiles=args.style_tiles, balance_weight=args.balance_weight, balance_regions=args.balance_regions,
         detail_weight=args.detail_weight,
-        closeup_share=args.closeup_share, closeup_zoom=args.closeup_zoom,
+        closeup_share=args.closeup_share, closeup_zoom=args.closeup_zoom, roll_deg=args.roll_deg,
         preview_every=preview_every,
     ).validate()
 

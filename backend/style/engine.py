@@ -31,7 +31,7 @@ from ..texture.mipmap import packed_rows
 from ..texture.transfer import resize_square, transfer_texture
 from ..texture.sample import gather_all, with_transpose
 from ..raster import Fragments
-from ..views import Camera, random_cameras
+from ..views import Camera, random_cameras, rolled
 from .balance import ViewRegions, balance_loss
 from .closeups import TRIES, CloseupPlanner, from_inside, sees_point
 from .colors import LUMA, colour_transfer, grey, keep_colors, matched_grey_painting
@@ -333,7 +333,7 @@ class StyleJob:
         fragments = None
         if self.closeups is not None and self.rng.uniform() < s.closeup_share:
             for _ in range(TRIES):  # a point behind other surface, or an eye inside the object: draw again
-                camera = self.closeups.draw(self.rng)[2]
+                camera = self._turned(self.closeups.draw(self.rng)[2])
                 fragments = rasterize_view(self.mesh_t, camera, size, shift)
                 if sees_point(fragments.depth, camera) and not from_inside(
                         self.closeups.outward_facing(self.mesh_t, fragments, camera.eye), fragments.mask):
@@ -341,12 +341,20 @@ class StyleJob:
                 fragments = None
         scale = s.closeup_zoom
         if fragments is None:
-            camera = random_cameras(self.mesh.center, self.mesh.radius, 1, self.rng, s.fov_deg, (s.zoom_min, s.zoom_max))[0]
+            camera = self._turned(random_cameras(self.mesh.center, self.mesh.radius, 1, self.rng, s.fov_deg,
+                                                 (s.zoom_min, s.zoom_max))[0])
             fragments = rasterize_view(self.mesh_t, camera, size, shift)
             scale = 1.0
         if self.closeups is not None:
             self.closeups.record(fragments.face_ids)
         return camera, fragments, scale
+
+    def _turned(self, camera: Camera) -> Camera:
+        """`camera` rolled by an angle drawn uniformly within roll_deg: the painting's upright shapes (a cypress, a
+        horizon) then lie every way on the surface, not along the meridians and parallels that the world's up draws
+        on it (docs/BENCHMARKS.md)."""
+        roll = self.settings.roll_deg
+        return rolled(camera, self.rng.uniform(-roll, roll)) if roll > 0 else camera
 
     def _make_view(self) -> PooledView:
         """A fresh random view at this step's render size, planned for the learned texture's pyramid,
@@ -391,7 +399,7 @@ class StyleJob:
         if opacity is not None:
             weight = weight * opacity[..., 0]
         return PooledView(plan, Coverage(weight[None, None]), background, content, fixed, layout, scale, regions,
-                          opacity)
+                          opacity, camera)
 
     def opacity(self, fragments: Fragments) -> torch.Tensor | None:
         """How opaque the original's alpha makes each pixel of a view (H, W, 1), 0 off the mesh; None without one."""

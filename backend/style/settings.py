@@ -91,6 +91,11 @@ class StyleSettings:
     fov_deg: float = 30.0
     zoom_min: float = 1.0  # per-view zoom (1 = bounding sphere fills the frame), drawn uniformly
     zoom_max: float = 1.2
+    # Each fresh view turned about its line of sight by an angle drawn within this many degrees (views.rolled). With
+    # every view upright (0, as in the article) the painting's upright shapes follow the meridians and parallels that
+    # the world's up axis draws on the surface, and spheres came out in squarish blocks; 45 ends them at about the same
+    # closeness to the painting, 180 (no up at all) costs closeness in upright views (docs/BENCHMARKS.md).
+    roll_deg: float = 45.0
     # anisotropic (a footprint's average, as Blender renders the texture) | auto (anisotropic where the UVs are
     # stretched, else trilinear: a little faster) | linear-mipmap-linear | linear
     filter: str = "anisotropic"
@@ -123,6 +128,8 @@ class StyleSettings:
             raise StyleTexError(f"setting style_decay must lie in [0, 1), got {self.style_decay}")
         if self.fov_deg >= 180:
             raise StyleTexError(f"setting fov_deg must be below 180, got {self.fov_deg}")
+        if not 0 <= self.roll_deg <= 180:
+            raise StyleTexError(f"setting roll_deg must lie in [0, 180], got {self.roll_deg}")
         if self.zoom_max < self.zoom_min:
             raise StyleTexError(f"setting zoom_max ({self.zoom_max}) is below zoom_min ({self.zoom_min})")
         choices = {"features": FEATURE_KINDS, "param": tuple(PARAMETERIZATIONS), "init": ("original", "random"),

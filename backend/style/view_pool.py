@@ -21,6 +21,7 @@ import numpy as np
 import torch
 
 from ..render import ShadingPlan
+from ..views import Camera
 from .balance import ViewRegions
 from .losses import Coverage
 
@@ -60,6 +61,7 @@ class PooledView:
     # How opaque the original's alpha makes each pixel (R, R, 1), where it has one: both renders show the background
     # through the rest, and the coverage weighs each pixel by it.
     opacity: torch.Tensor | None = None
+    camera: Camera | None = None  # where it was seen from
 
 
 class ViewPool:

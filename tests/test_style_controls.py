@@ -114,14 +114,19 @@ def test_a_larger_style_scale_gives_larger_structures(spot, paintings):
     # real network. The detail term's windows grow with the scale: with fixed ones it lifted the fine band alike at
     # both scales and the spectrum's centroid with it (0.092 at both).
     mesh, texture = spot
-    settings = dict(steps=150, texture_size=256, render_size=128, features="efficientnet_lite0", device="cpu",
-                    content_weight=0.0, balance_weight=0.0, seed=1)
-    fine, coarse = (_spectral_centroids(mesh, stylize(mesh, paintings[0], StyleSettings(**settings, style_scale=s),
-                                                      texture).texture, 128) for s in (0.5, 2.0))
-    # Measured: 0.092 -> 0.081 (seed 1) and 0.100 -> 0.082 (seed 0) cycles per pixel, lower in 7 and 8 of 8 views
-    # (the style term alone: 0.062 -> 0.052 and 0.075 -> 0.068).
+    # Two seeds: with the views turned about their line of sight (roll_deg) the gap varies more from seed to seed.
+    fine, coarse = ([], [])
+    for seed in (0, 1):
+        settings = dict(steps=150, texture_size=256, render_size=128, features="efficientnet_lite0", device="cpu",
+                        content_weight=0.0, balance_weight=0.0, seed=seed)
+        for scale, centroids in ((0.5, fine), (2.0, coarse)):
+            result = stylize(mesh, paintings[0], StyleSettings(**settings, style_scale=scale), texture).texture
+            centroids.extend(_spectral_centroids(mesh, result, 128))
+    fine, coarse = np.array(fine), np.array(coarse)
+    # Measured: 0.090 -> 0.080 (seed 0, lower in 7 of 8 views) and 0.089 -> 0.085 (seed 1) cycles per pixel; upright
+    # views gave 0.100 -> 0.082 and 0.092 -> 0.081 (the style term alone: 0.075 -> 0.068 and 0.062 -> 0.052).
     assert coarse.mean() < 0.95 * fine.mean()
-    assert (coarse < fine).sum() >= 5
+    assert (coarse < fine).sum() >= 10
 
 
 # --- preserved colours -------------------------------------------------------------------------------

@@ -80,8 +80,9 @@ def add_job_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--closeup-zoom", type=finite_float, default=DEFAULTS["closeup_zoom"],
                         help="how much closer a close-up is than a full view (the painting is enlarged as much)")
     parser.add_argument("--roll-deg", type=finite_float, default=DEFAULTS["roll_deg"], metavar="DEGREES",
-                        help="turn each view about its line of sight by up to this angle (default 45), so that the painting's "
-                             "upright shapes do not line up with the world's up axis on the surface; 0: every view upright")
+                        help=f"turn each view about its line of sight by up to this angle (default "
+                             f"{DEFAULTS['roll_deg']:g}), so that the painting's upright shapes do not line up with the "
+                             "world's up axis on the surface; 0: every view upright")
     parser.add_argument("--angle-weighting", action="store_true",
                         help="weight each pixel in the losses by how head-on it sees its surface")
     parser.add_argument("--param", choices=tuple(PARAMETERIZATIONS), default=DEFAULTS["param"])
